@@ -1,0 +1,48 @@
+"""Pick the compute device once, so every backend agrees on it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .errors import OptionError
+
+
+@dataclass(frozen=True)
+class Device:
+    """Where a model runs. ``half`` is fp16 inference, used on CUDA only (CPU fp16 is slower and less exact)."""
+
+    type: str  # "cpu" or "cuda"
+    index: int = 0
+    half: bool = False
+
+    @property
+    def torch(self) -> str:
+        return "cpu" if self.type == "cpu" else f"cuda:{self.index}"
+
+    def __str__(self) -> str:
+        return self.torch + (" (fp16)" if self.half else "")
+
+
+def select_device(spec: str | None = "auto", half: bool | None = None) -> Device:
+    """Resolve ``auto`` / ``cpu`` / ``cuda`` / ``cuda:N`` to a Device; ``auto`` prefers CUDA with fp16."""
+    import torch
+
+    spec = (spec or "auto").strip().lower()
+    if spec == "auto":
+        spec = "cuda" if torch.cuda.is_available() else "cpu"
+    if spec == "cpu":
+        if half:
+            raise OptionError("half precision (fp16) is only supported on CUDA devices; use --device cuda or drop --half")
+        return Device("cpu")
+    if spec.startswith("cuda"):
+        _, _, idx = spec.partition(":")
+        if not torch.cuda.is_available():
+            raise OptionError(f"device {spec!r} requested but CUDA is not available on this machine; use --device cpu")
+        try:
+            index = int(idx or 0)
+        except ValueError:
+            raise OptionError(f"bad device {spec!r}: expected cuda or cuda:N") from None
+        if index >= torch.cuda.device_count():
+            raise OptionError(f"device {spec!r} requested but only {torch.cuda.device_count()} CUDA device(s) exist")
+        return Device("cuda", index, True if half is None else half)
+    raise OptionError(f"unknown device {spec!r}: expected auto, cpu, cuda or cuda:N")

@@ -1,0 +1,127 @@
+"""One annotator per result element. Style lives in ``__init__``; ``annotate(scene, result)`` draws in place
+and returns the scene. Text is drawn with OpenCV's Hershey fonts so drawing never fetches a font file.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import cv2
+import numpy as np
+
+from .results import Detections, Result
+
+# Ultralytics' palette, as BGR: distinct, readable on photos, stable across runs.
+_HEX = ("FF3838 FF9D97 FF701F FFB21D CFD231 48F90A 92CC17 3DDB86 1A9334 00D4BB "
+        "2C99A8 00C2FF 344593 6473FF 0018EC 8438FF 520085 CB38FF FF95C8 FF37C7").split()
+PALETTE: tuple[tuple[int, int, int], ...] = tuple((int(h[4:6], 16), int(h[2:4], 16), int(h[0:2], 16)) for h in _HEX)
+
+# COCO person keypoint skeleton (0-based keypoint indices), as drawn by COCO's own tools.
+COCO_SKELETON = ((15, 13), (13, 11), (16, 14), (14, 12), (11, 12), (5, 11), (6, 12), (5, 6), (5, 7), (6, 8),
+                 (7, 9), (8, 10), (1, 2), (0, 1), (0, 2), (1, 3), (2, 4), (3, 5), (4, 6))
+
+
+def color(index: int) -> tuple[int, int, int]:
+    return PALETTE[int(index) % len(PALETTE)]
+
+
+def _line_width(scene: np.ndarray) -> int:
+    return max(1, round(sum(scene.shape[:2]) / 2 * 0.003))
+
+
+def _color_keys(detections: Detections) -> np.ndarray:
+    """Colour by track id when tracking (stable per object), else by class."""
+    return detections.track_ids if detections.track_ids is not None else detections.class_ids
+
+
+class BoxAnnotator:
+    def __init__(self, thickness: int | None = None):
+        self.thickness = thickness
+
+    def annotate(self, scene: np.ndarray, detections: Detections) -> np.ndarray:
+        t = self.thickness or _line_width(scene)
+        for box, key in zip(detections.xyxy.round().astype(int), _color_keys(detections)):
+            cv2.rectangle(scene, (box[0], box[1]), (box[2], box[3]), color(key), t, cv2.LINE_AA)
+        return scene
+
+
+class LabelAnnotator:
+    """``#track class score`` on a filled tab above each box (inside it when the box touches the top)."""
+
+    def __init__(self, text_scale: float | None = None, show_score: bool = True):
+        self.text_scale = text_scale
+        self.show_score = show_score
+
+    def annotate(self, scene: np.ndarray, detections: Detections) -> np.ndarray:
+        lw = _line_width(scene)
+        scale = self.text_scale or lw / 3
+        thick = max(lw - 1, 1)
+        for i, box in enumerate(detections.xyxy.round().astype(int)):
+            text = str(detections.class_names[i])
+            if detections.track_ids is not None:
+                text = f"#{detections.track_ids[i]} {text}"
+            if self.show_score:
+                text += f" {detections.scores[i]:.2f}"
+            (w, h), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, thick)
+            x, y = int(box[0]), int(box[1])
+            outside = y - h - base >= 0
+            y1, y2 = (y - h - base, y) if outside else (y, y + h + base)
+            bg = color(_color_keys(detections)[i])
+            cv2.rectangle(scene, (x, y1), (x + w, y2), bg, -1, cv2.LINE_AA)
+            fg = (0, 0, 0) if sum(bg) > 382 else (255, 255, 255)
+            cv2.putText(scene, text, (x, y2 - base), cv2.FONT_HERSHEY_SIMPLEX, scale, fg, thick, cv2.LINE_AA)
+        return scene
+
+
+class MaskAnnotator:
+    def __init__(self, opacity: float = 0.45):
+        self.opacity = opacity
+
+    def annotate(self, scene: np.ndarray, detections: Detections) -> np.ndarray:
+        if detections.masks is None or not len(detections):
+            return scene
+        overlay = scene.copy()
+        for mask, key in zip(detections.masks, _color_keys(detections)):
+            overlay[mask] = color(key)
+        cv2.addWeighted(overlay, self.opacity, scene, 1 - self.opacity, 0, dst=scene)
+        return scene
+
+
+class KeypointAnnotator:
+    """Keypoints above ``min_conf`` and the limbs joining them (COCO skeleton for 17-point poses)."""
+
+    def __init__(self, skeleton: tuple[tuple[int, int], ...] | None = COCO_SKELETON, min_conf: float = 0.3,
+                 radius: int | None = None):
+        self.skeleton = skeleton
+        self.min_conf = min_conf
+        self.radius = radius
+
+    def annotate(self, scene: np.ndarray, detections: Detections) -> np.ndarray:
+        if detections.keypoints is None:
+            return scene
+        lw = _line_width(scene)
+        r = self.radius or max(lw + 1, 2)
+        for person, key in zip(detections.keypoints, _color_keys(detections)):
+            visible = person[:, 2] >= self.min_conf
+            pts = person[:, :2].round().astype(int)
+            if self.skeleton and len(person) == 17:
+                for a, b in self.skeleton:
+                    if visible[a] and visible[b]:
+                        cv2.line(scene, tuple(pts[a]), tuple(pts[b]), color(key), lw, cv2.LINE_AA)
+            for k in np.flatnonzero(visible):
+                cv2.circle(scene, tuple(pts[k]), r, color(k), -1, cv2.LINE_AA)
+        return scene
+
+
+def annotate(scene: np.ndarray, result: Result, **style: Any) -> np.ndarray:
+    """Draw any result with its default annotators; ``style`` goes to them (e.g. ``show_score=False``)."""
+    if isinstance(result, Detections):
+        MaskAnnotator(**_pick(style, "opacity")).annotate(scene, result)
+        BoxAnnotator(**_pick(style, "thickness")).annotate(scene, result)
+        KeypointAnnotator(**_pick(style, "min_conf")).annotate(scene, result)
+        return LabelAnnotator(**_pick(style, "text_scale", "show_score")).annotate(scene, result)
+    raise TypeError(f"no annotator for {type(result).__name__}")
+
+
+def _pick(style: dict[str, Any], *keys: str) -> dict[str, Any]:
+    return {k: style[k] for k in keys if k in style}

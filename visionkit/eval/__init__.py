@@ -1,0 +1,1 @@
+"""Accuracy through the field's reference implementations (pycocotools for COCO)."""

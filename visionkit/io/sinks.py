@@ -1,0 +1,153 @@
+"""Where results go. Sinks are context managers: whatever they wrote stays valid if the run stops early
+(videos are finalised, JSONL is flushed per line, JSON documents are written atomically on close).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from ..errors import SinkError
+from ..results import Detections, Result
+from .sources import Frame
+
+VIDEO_FOURCC = "mp4v"  # encodable by every opencv-python wheel; plays in browsers via ffmpeg/VLC
+
+
+def _ensure_dir(path: Path) -> Path:
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise SinkError(f"cannot create output directory {path}: {e.strerror}") from None
+    if not os.access(path, os.W_OK):
+        raise SinkError(f"output directory {path} is not writable")
+    return path
+
+
+def _open_for_writing(path: Path) -> Any:
+    _ensure_dir(path.parent)
+    try:
+        return open(path, "w", encoding="utf-8")
+    except OSError as e:
+        raise SinkError(f"cannot write {path}: {e.strerror}") from None
+
+
+class Sink:
+    def write(self, frame: Frame, result: Result, annotated: np.ndarray | None = None) -> None:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Finish outputs; safe to call twice."""
+
+    def __enter__(self) -> Sink:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class AnnotatedSink(Sink):
+    """Annotated stills as ``DIR/<name>`` and annotated videos as ``DIR/<stem>.mp4`` (one writer per video)."""
+
+    needs_annotation = True
+
+    def __init__(self, directory: str | Path):
+        self.directory = _ensure_dir(Path(directory))
+        self._writers: dict[str, cv2.VideoWriter] = {}
+        self.written: list[Path] = []
+
+    def write(self, frame: Frame, result: Result, annotated: np.ndarray | None = None) -> None:
+        image = annotated if annotated is not None else result.plot(frame.image)
+        if frame.is_video:
+            self._video_writer(frame, image).write(image)
+            return
+        target = self.directory / Path(frame.name).name
+        if target.suffix.lower() not in (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"):
+            target = target.with_suffix(".jpg")
+        ok, buf = cv2.imencode(target.suffix, image)
+        try:
+            if not ok:
+                raise OSError(0, "encoding failed")
+            buf.tofile(target)
+        except OSError as e:
+            raise SinkError(f"cannot write {target}: {e.strerror}") from None
+        self.written.append(target)
+
+    def _video_writer(self, frame: Frame, image: np.ndarray) -> cv2.VideoWriter:
+        writer = self._writers.get(frame.source)
+        if writer is None:
+            stem = Path(frame.source).stem if not frame.source.startswith("camera") else frame.source.replace(" ", "")
+            target = self.directory / f"{stem or 'stream'}.mp4"
+            h, w = image.shape[:2]
+            writer = cv2.VideoWriter(str(target), cv2.VideoWriter_fourcc(*VIDEO_FOURCC), frame.fps or 30.0, (w, h))
+            if not writer.isOpened():
+                raise SinkError(f"cannot open video writer for {target}")
+            self._writers[frame.source] = writer
+            self.written.append(target)
+        return writer
+
+    def close(self) -> None:
+        for writer in self._writers.values():
+            writer.release()
+        self._writers.clear()
+
+
+class JsonlSink(Sink):
+    """One JSON object per frame, flushed as it goes, so a killed run leaves every finished line readable."""
+
+    def __init__(self, path: str | Path, **context: Any):
+        self.path = Path(path)
+        self.context = context
+        self._file = _open_for_writing(self.path)
+
+    def write(self, frame: Frame, result: Result, annotated: np.ndarray | None = None) -> None:
+        record = {"source": frame.source, "frame": frame.index, **self.context, **result.to_dict()}
+        if frame.timestamp is not None:
+            record["timestamp"] = round(frame.timestamp, 4)
+        self._file.write(json.dumps(record) + "\n")
+        self._file.flush()
+
+    def close(self) -> None:
+        if not self._file.closed:
+            self._file.close()
+
+
+class CocoResultsSink(Sink):
+    """COCO detection results (``[{image_id, category_id, bbox: [x, y, w, h], score}]``), what pycocotools'
+    ``loadRes`` and the COCO evaluation server take. ``image_id`` is the file stem when numeric (COCO file
+    names are the ids), otherwise the running image number."""
+
+    def __init__(self, path: str | Path):
+        from ..eval.coco import coco_category_id
+
+        self.path = Path(path)
+        _ensure_dir(self.path.parent)
+        self._category_id = coco_category_id
+        self._rows: list[dict[str, Any]] = []
+        self._images: dict[tuple[str, int], int] = {}
+
+    def write(self, frame: Frame, result: Result, annotated: np.ndarray | None = None) -> None:
+        if not isinstance(result, Detections):
+            raise SinkError(f"COCO results hold detections, not {result.kind}")
+        stem = Path(frame.source).stem
+        image_id = self._images.setdefault(
+            (frame.source, frame.index), int(stem) if stem.isdigit() and not frame.is_video else len(self._images) + 1
+        )
+        for box, score, name in zip(result.xyxy, result.scores, result.class_names):
+            x1, y1, x2, y2 = (float(v) for v in box)
+            self._rows.append({"image_id": image_id, "category_id": self._category_id(str(name)),
+                               "bbox": [round(x1, 2), round(y1, 2), round(x2 - x1, 2), round(y2 - y1, 2)],
+                               "score": round(float(score), 5)})
+
+    def close(self) -> None:
+        tmp = self.path.with_name(self.path.name + ".tmp")
+        try:
+            tmp.write_text(json.dumps(self._rows), encoding="utf-8")
+            tmp.replace(self.path)
+        except OSError as e:
+            raise SinkError(f"cannot write {self.path}: {e.strerror}") from None

@@ -1,0 +1,216 @@
+"""The one contract every task shares.
+
+    predictor = visionkit.load("detect", "yolo11n")
+    result = predictor("photo.jpg")                      # one input -> one result
+    results = predictor(["a.jpg", frame_bgr, pil_image])  # a list -> a list, in order
+    for frame, result in predictor.stream("clip.mp4"):    # any source -> a generator, nothing accumulates
+        ...
+
+Stages are preprocess -> forward (under ``torch.inference_mode``) -> postprocess, each timed into
+``result.speed``. Configuration is fixed in ``__init__``; the model is built on first use, so a Predictor
+pickles cheaply (e.g. as a Ray ``map_batches`` callable class) and each worker loads it once.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterable, Iterator
+from itertools import islice
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from . import catalog, weights
+from .device import Device, select_device
+from .errors import ModelNotFoundError, WeightsError
+from .io.images import IMAGE_SUFFIXES, VIDEO_SUFFIXES, read_image, to_bgr
+from .io.sources import ErrorHandler, Frame, Source, open_source
+from .results import Result, Speed
+from .tasks.base import Backend, backend_class, backend_for_file, merge_options
+
+log = logging.getLogger("visionkit")
+
+
+class Predictor:
+    def __init__(self, task: str, model: str | Path | None = None, *, weights: str | Path | None = None,
+                 device: str = "auto", batch_size: int = 1, evaluate: bool = False, **options: Any):
+        """
+        Args:
+            task: detect, classify, pose, segment or action.
+            model: a catalog name (``visionkit models``) or a model file path; None = the task's default.
+            weights: a weights file for a catalog architecture (overrides the catalog's file, not hash-checked).
+            device: auto (CUDA with fp16 when present, else CPU), cpu, cuda or cuda:N.
+            batch_size: frames per forward pass in ``stream`` (more = throughput, less = latency).
+            evaluate: use the catalog's scoring settings (e.g. conf 0.001) instead of the interactive ones.
+            options: backend options such as conf, iou, imgsz, max_det; unknown names raise.
+        """
+        self.task = task
+        self.entry, self._backend_cls, model_path = _resolve_model(task, model)
+        self.weights_arg = weights if weights is not None else model_path
+        self.device_spec = device
+        self.batch_size = max(int(batch_size), 1)
+        self.options = merge_options(self._backend_cls, self.entry, options, evaluate)
+        self._backend: Backend | None = None
+
+    # -- model life cycle --------------------------------------------------------------------------------
+    @property
+    def backend(self) -> Backend:
+        if self._backend is None:
+            self._backend = self._build()
+        return self._backend
+
+    def _build(self) -> Backend:
+        device: Device = select_device(self.device_spec)
+        path = weights.resolve(self.entry, self.weights_arg)
+        try:
+            backend = self._backend_cls(self.entry, path, device, self.options)
+        except (WeightsError, ModelNotFoundError):
+            raise
+        except Exception as e:  # a library's own failure to parse the file: report it as bad weights
+            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            raise WeightsError(f"cannot load {self.entry.name} from {path}: {first}") from e
+        log.info("loaded %s (%s) on %s", self.entry.name, self._backend_cls.name, device)
+        return backend
+
+    def warmup(self) -> Predictor:
+        """Run one dummy batch so the first real frame does not pay for lazy init / CUDA kernel selection."""
+        self._run(self.backend.warmup_input())
+        return self
+
+    @property
+    def class_names(self) -> list[str]:
+        return self.backend.class_names
+
+    @property
+    def device(self) -> Device:
+        return self.backend.device
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state["_backend"] = None  # workers rebuild the model from the config
+        return state
+
+    def __repr__(self) -> str:
+        opts = ", ".join(f"{k}={v}" for k, v in self.options.items())
+        return f"Predictor(task={self.task!r}, model={self.entry.name!r}, backend={self._backend_cls.name!r}, {opts})"
+
+    # -- inference -----------------------------------------------------------------------------------------
+    def _run(self, images: list[np.ndarray]) -> list[Result]:
+        backend = self.backend
+        sync = _cuda_sync if backend.device.type == "cuda" else _no_sync
+        t0 = time.perf_counter()
+        batch = backend.preprocess(images)
+        t1 = time.perf_counter()
+        import torch
+
+        with torch.inference_mode():
+            raw = backend.forward(batch)
+            sync()
+        t2 = time.perf_counter()
+        results = backend.postprocess(raw, batch, images)
+        t3 = time.perf_counter()
+        n = len(images)
+        speed = ((t1 - t0) * 1e3 / n, (t2 - t1) * 1e3 / n, (t3 - t2) * 1e3 / n)
+        for result, image in zip(results, images):
+            result.speed = Speed(*speed)
+            result.image_shape = image.shape[:2]
+        return results
+
+    def predict(self, images: list[Any]) -> list[Result]:
+        """Results for a list of in-memory images or image paths, in order, batched by ``batch_size``."""
+        out: list[Result] = []
+        for start in range(0, len(images), self.batch_size):
+            chunk = [_load_image(x) for x in images[start:start + self.batch_size]]
+            out.extend(self._run(chunk))
+        for i, r in enumerate(out):
+            r.frame_index = i
+        return out
+
+    def __call__(self, inputs: Any) -> Result | list[Result]:
+        """One image (path, numpy BGR array, PIL image) -> one result; a list -> a list of results.
+
+        A directory, glob or video path also returns a list; use ``stream`` for long inputs, so results
+        are not all held in memory.
+        """
+        if isinstance(inputs, (list, tuple)):
+            return self.predict(list(inputs))
+        if isinstance(inputs, (str, Path)) and not _is_single_image(inputs):
+            return [result for _, result in self.stream(inputs)]
+        return self.predict([inputs])[0]
+
+    def stream(self, source: Any, on_error: ErrorHandler | None = None) -> Iterator[tuple[Frame, Result]]:
+        """Yield ``(frame, result)`` for every frame of any source (see ``visionkit.open_source``).
+
+        ``on_error`` receives a ``SourceError`` for each bad item of a multi-item source and the run goes on;
+        without it the first bad item raises.
+        """
+        src: Source = open_source(source, on_error)
+        frames: Iterator[Frame] = iter(src)
+        while batch := list(islice(frames, self.batch_size)):
+            results = self._run([f.image for f in batch])
+            for frame, result in zip(batch, results):
+                result.frame_index = frame.index
+                yield frame, result
+
+    def stream_frames(self, frames: Iterable[Frame]) -> Iterator[tuple[Frame, Result]]:
+        """Like ``stream`` over frames the caller already has (e.g. from a custom capture loop)."""
+        return self.stream(_FramesSource(frames))
+
+
+class _FramesSource(Source):
+    def __init__(self, frames: Iterable[Frame]):
+        self.frames = frames
+        self.name = "frames"
+
+    def __iter__(self) -> Iterator[Frame]:
+        return iter(self.frames)
+
+
+def _cuda_sync() -> None:
+    import torch
+
+    torch.cuda.synchronize()
+
+
+def _no_sync() -> None:
+    pass
+
+
+def _is_single_image(path: str | Path) -> bool:
+    p = Path(path)
+    return p.suffix.lower() in IMAGE_SUFFIXES or (p.is_file() and p.suffix.lower() not in VIDEO_SUFFIXES)
+
+
+def _load_image(x: Any) -> np.ndarray:
+    return read_image(x) if isinstance(x, (str, Path)) else to_bgr(x)
+
+
+def _resolve_model(task: str, model: str | Path | None) -> tuple[catalog.ModelEntry, type[Backend], Path | None]:
+    """Catalog entry, backend class and (for a model given as a file) its path."""
+    if model is None:
+        entry = catalog.default_model(task)
+        return entry, backend_class(task, entry.backend), None
+    text = str(model)
+    path = Path(text).expanduser()
+    if not _in_catalog(text) and path.is_file():
+        cls = backend_for_file(task, path)
+        return catalog.ModelEntry(name=path.stem, task=task, backend=cls.name, file=path.name), cls, path
+    if not _in_catalog(text) and _in_catalog(path.stem) and catalog.get_entry(path.stem).file == path.name:
+        text = path.stem  # ultralytics-style "yolo11n.pt" means the catalog's yolo11n
+    elif not _in_catalog(text) and path.suffix:
+        raise WeightsError(f"model file not found: {path}")
+    entry = catalog.get_entry(text)
+    if entry.task != task:
+        raise ModelNotFoundError(f"model {entry.name!r} is a {entry.task} model, not {task}")
+    return entry, backend_class(task, entry.backend), None
+
+
+def _in_catalog(name: str) -> bool:
+    return name in {e.name for e in catalog.list_models()}
+
+
+def load(task: str, model: str | Path | None = None, device: str = "auto", **options: Any) -> Predictor:
+    """Get a Predictor for ``task`` with a catalog model name or a model file (see ``Predictor``)."""
+    return Predictor(task, model, device=device, **options)

@@ -1,0 +1,221 @@
+"""Typed, backend-independent results. They hold numbers only: no frames, paths or writers.
+
+``Detections`` follows supervision's shape: one dataclass of parallel numpy arrays, validated on creation,
+filtered with boolean masks (``d[d.scores > 0.5]``), convertible to and from ``supervision.Detections``.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field, replace
+from typing import Any, ClassVar
+
+import numpy as np
+
+
+@dataclass
+class Speed:
+    """Milliseconds per image for each predictor stage (a batch's stage time divided by its size)."""
+
+    preprocess: float = 0.0
+    inference: float = 0.0
+    postprocess: float = 0.0
+
+    @property
+    def total(self) -> float:
+        return self.preprocess + self.inference + self.postprocess
+
+    def to_dict(self) -> dict[str, float]:
+        return {"preprocess": round(self.preprocess, 3), "inference": round(self.inference, 3),
+                "postprocess": round(self.postprocess, 3)}
+
+
+@dataclass(kw_only=True)
+class Result:
+    """What every task's result shares: where it came from in the stream, image size and stage timings."""
+
+    kind: ClassVar[str] = "result"
+    frame_index: int = 0
+    image_shape: tuple[int, int] = (0, 0)  # (height, width) of the source image
+    speed: Speed = field(default_factory=Speed)
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    def _payload(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dict: plain lists and numbers, boxes in source-image pixels."""
+        out = {"type": self.kind, "frame_index": self.frame_index, "image_shape": list(self.image_shape),
+               "speed": self.speed.to_dict()}
+        out.update(self._payload())
+        if self.metadata:
+            out["metadata"] = self.metadata
+        return out
+
+    def to_json(self, **kwargs: Any) -> str:
+        return json.dumps(self.to_dict(), **kwargs)
+
+    def plot(self, image: np.ndarray, **style: Any) -> np.ndarray:
+        """An annotated copy of ``image`` (BGR); the input is left untouched."""
+        from .draw import annotate
+
+        return annotate(image.copy(), self, **style)
+
+
+def _check(name: str, arr: np.ndarray | None, n: int, ndim: int = 1, last: int | None = None) -> None:
+    """Validate a per-detection array: n rows first, ``ndim`` dimensions, optional fixed last axis."""
+    if arr is None:
+        return
+    if not isinstance(arr, np.ndarray):
+        raise TypeError(f"{name} must be a numpy array, but got {type(arr).__name__}")
+    if arr.ndim != ndim or arr.shape[0] != n or (last is not None and arr.shape[-1] != last):
+        want = ", ".join(["n", *["_"] * (ndim - 1 - (last is not None)), *([str(last)] if last is not None else [])])
+        raise ValueError(f"{name} must have shape ({want}) with n={n}, but got shape {arr.shape}")
+
+
+@dataclass(kw_only=True)
+class Detections(Result):
+    """Boxes with scores and classes, plus optional per-box track ids, instance masks and keypoints.
+
+    ``xyxy`` is (n, 4) float32 in source-image pixels; ``masks`` is (n, H, W) bool at source size;
+    ``keypoints`` is (n, K, 3) float32 holding x, y, confidence.
+    """
+
+    kind: ClassVar[str] = "detections"
+    xyxy: np.ndarray
+    scores: np.ndarray
+    class_ids: np.ndarray
+    class_names: np.ndarray
+    track_ids: np.ndarray | None = None
+    masks: np.ndarray | None = None
+    keypoints: np.ndarray | None = None
+
+    _ARRAYS: ClassVar[tuple[str, ...]] = ("xyxy", "scores", "class_ids", "class_names", "track_ids", "masks",
+                                          "keypoints")
+
+    def __post_init__(self) -> None:
+        self.xyxy = np.asarray(self.xyxy, dtype=np.float32).reshape(-1, 4)
+        n = len(self.xyxy)
+        self.scores = np.asarray(self.scores, dtype=np.float32).reshape(-1)
+        self.class_ids = np.asarray(self.class_ids, dtype=np.int64).reshape(-1)
+        self.class_names = np.asarray(self.class_names, dtype=object).reshape(-1)
+        if self.track_ids is not None:
+            self.track_ids = np.asarray(self.track_ids, dtype=np.int64).reshape(-1)
+        _check("scores", self.scores, n)
+        _check("class_ids", self.class_ids, n)
+        _check("class_names", self.class_names, n)
+        _check("track_ids", self.track_ids, n)
+        _check("masks", self.masks, n, ndim=3)
+        _check("keypoints", self.keypoints, n, ndim=3, last=3)
+
+    @classmethod
+    def from_arrays(cls, xyxy: np.ndarray, scores: np.ndarray, class_ids: np.ndarray, names: list[str],
+                    **kwargs: Any) -> Detections:
+        """Build from raw arrays, looking class names up in the model's class list."""
+        class_ids = np.asarray(class_ids, dtype=np.int64).reshape(-1)
+        class_names = np.array([names[i] if 0 <= i < len(names) else str(i) for i in class_ids], dtype=object)
+        return cls(xyxy=xyxy, scores=scores, class_ids=class_ids, class_names=class_names, **kwargs)
+
+    @classmethod
+    def empty(cls, **kwargs: Any) -> Detections:
+        return cls(xyxy=np.zeros((0, 4), np.float32), scores=np.zeros(0, np.float32),
+                   class_ids=np.zeros(0, np.int64), class_names=np.zeros(0, object), **kwargs)
+
+    def __len__(self) -> int:
+        return len(self.xyxy)
+
+    def __getitem__(self, index: int | slice | np.ndarray | list[int]) -> Detections:
+        """Select detections by int, slice, index list or boolean mask; frame facts ride along."""
+        if isinstance(index, (int, np.integer)):
+            index = [int(index)]
+        arrays = {name: (None if (a := getattr(self, name)) is None else a[index]) for name in self._ARRAYS}
+        return replace(self, **arrays, metadata=dict(self.metadata))
+
+    def with_(self, **changes: Any) -> Detections:
+        """A copy with some fields replaced (e.g. ``track_ids``); the caller's object is never changed."""
+        return replace(self, **changes)
+
+    @property
+    def areas(self) -> np.ndarray:
+        return (self.xyxy[:, 2] - self.xyxy[:, 0]) * (self.xyxy[:, 3] - self.xyxy[:, 1])
+
+    def _payload(self) -> dict[str, Any]:
+        items = []
+        for i in range(len(self)):
+            item: dict[str, Any] = {
+                "box": [round(float(v), 2) for v in self.xyxy[i]],
+                "score": round(float(self.scores[i]), 5),
+                "class_id": int(self.class_ids[i]),
+                "class_name": str(self.class_names[i]),
+            }
+            if self.track_ids is not None:
+                item["track_id"] = int(self.track_ids[i])
+            if self.keypoints is not None:
+                item["keypoints"] = np.round(self.keypoints[i].astype(float), 3).tolist()
+            if self.masks is not None:
+                item["mask"] = _encode_rle(self.masks[i])
+            items.append(item)
+        return {"detections": items}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Detections:
+        """Inverse of ``to_dict`` (masks are decoded from RLE)."""
+        items = data.get("detections", [])
+        h, w = data.get("image_shape", (0, 0))
+        meta = {"frame_index": data.get("frame_index", 0), "image_shape": (h, w),
+                "speed": Speed(**data.get("speed", {})), "metadata": data.get("metadata", {})}
+        if not items:
+            return cls.empty(**meta)
+        return cls(
+            xyxy=np.array([d["box"] for d in items], np.float32),
+            scores=np.array([d["score"] for d in items], np.float32),
+            class_ids=np.array([d["class_id"] for d in items], np.int64),
+            class_names=np.array([d["class_name"] for d in items], object),
+            track_ids=np.array([d["track_id"] for d in items]) if "track_id" in items[0] else None,
+            keypoints=np.array([d["keypoints"] for d in items], np.float32) if "keypoints" in items[0] else None,
+            masks=np.stack([_decode_rle(d["mask"]) for d in items]) if "mask" in items[0] else None,
+            **meta,
+        )
+
+    def to_supervision(self) -> Any:
+        """A ``supervision.Detections`` with the same boxes (requires ``pip install supervision``)."""
+        sv = _import_supervision()
+        return sv.Detections(xyxy=self.xyxy.copy(), confidence=self.scores.copy(), class_id=self.class_ids.copy(),
+                             tracker_id=None if self.track_ids is None else self.track_ids.copy(),
+                             mask=None if self.masks is None else self.masks.copy(),
+                             data={"class_name": self.class_names.astype(str)})
+
+    @classmethod
+    def from_supervision(cls, detections: Any, names: list[str] | None = None, **kwargs: Any) -> Detections:
+        """From a ``supervision.Detections``; names come from its ``class_name`` data or from ``names``."""
+        n = len(detections)
+        class_ids = detections.class_id if detections.class_id is not None else np.zeros(n, np.int64)
+        if "class_name" in detections.data:
+            class_names = np.asarray(detections.data["class_name"], dtype=object)
+        else:
+            class_names = np.array([names[i] if names else str(i) for i in class_ids], dtype=object)
+        scores = detections.confidence if detections.confidence is not None else np.ones(n, np.float32)
+        return cls(xyxy=detections.xyxy, scores=scores, class_ids=class_ids, class_names=class_names,
+                   track_ids=detections.tracker_id, masks=detections.mask, **kwargs)
+
+
+def _import_supervision() -> Any:
+    try:
+        import supervision
+    except ImportError:
+        raise ImportError("conversion to supervision needs it installed: pip install supervision") from None
+    return supervision
+
+
+def _encode_rle(mask: np.ndarray) -> dict[str, Any]:
+    from pycocotools import mask as mask_utils
+
+    rle = mask_utils.encode(np.asfortranarray(mask.astype(np.uint8)))
+    return {"size": [int(s) for s in rle["size"]], "counts": rle["counts"].decode("ascii")}
+
+
+def _decode_rle(rle: dict[str, Any]) -> np.ndarray:
+    from pycocotools import mask as mask_utils
+
+    return mask_utils.decode({"size": rle["size"], "counts": rle["counts"].encode("ascii")}).astype(bool)
+

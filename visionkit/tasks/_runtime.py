@@ -1,0 +1,36 @@
+"""Shared plumbing for backends: ONNX Runtime sessions and ultralytics' offline switches."""
+
+from __future__ import annotations
+
+import os
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from ..device import Device
+
+
+def ultralytics_offline() -> None:
+    """ultralytics checks the network, fetches fonts and pip-installs extras unless told not to."""
+    os.environ.setdefault("YOLO_OFFLINE", "1")
+    os.environ.setdefault("YOLO_AUTOINSTALL", "False")
+    os.environ.setdefault("YOLO_VERBOSE", "False")
+
+
+def onnx_session(path: Path, device: Device) -> Any:
+    import onnxruntime as ort
+
+    providers = ["CPUExecutionProvider"]
+    if device.type == "cuda" and "CUDAExecutionProvider" in ort.get_available_providers():
+        providers.insert(0, ("CUDAExecutionProvider", {"device_id": device.index}))
+    options = ort.SessionOptions()
+    options.log_severity_level = 3  # errors only: QDQ models log one warning per node otherwise
+    return ort.InferenceSession(str(path), sess_options=options, providers=providers)
+
+
+@cache
+def onnx_output_names(path: Path) -> tuple[str, ...]:
+    """Output names of an ONNX file, to tell model families apart when only a path is given."""
+    from ..device import Device
+
+    return tuple(o.name for o in onnx_session(path, Device("cpu")).get_outputs())

@@ -63,7 +63,7 @@ class LabelAnnotator:
             if self.show_score:
                 text += f" {detections.scores[i]:.2f}"
             (w, h), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, thick)
-            x, y = int(box[0]), int(box[1])
+            x, y = min(max(int(box[0]), 0), max(scene.shape[1] - w, 0)), int(box[1])  # keep the tab in frame
             outside = y - h - base >= 0
             y1, y2 = (y - h - base, y) if outside else (y, y + h + base)
             bg = color(_color_keys(detections)[i])

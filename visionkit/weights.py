@@ -105,3 +105,10 @@ def download(entry: ModelEntry) -> Path:
     finally:
         tmp.unlink(missing_ok=True)
     return target
+
+
+def availability(entry: ModelEntry) -> str:
+    """'local', 'download' or 'missing': what ``resolve`` would do, without hashing or downloading."""
+    if any((folder / entry.file).is_file() for folder in [*weights_dirs(), cache_dir()]):
+        return "local"
+    return "download" if entry.url else "missing"

@@ -1,0 +1,330 @@
+"""The ``visionkit`` command. It only calls the public API: load a predictor, stream a source, feed sinks.
+
+Exit codes: 0 all inputs processed; 1 a runtime failure (an input, the weights or an output could not be
+used; in a multi-input run the other inputs were still processed); 2 a bad command line (unknown option,
+model or value); 130 interrupted (outputs written so far are kept and finalised).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from .errors import ModelNotFoundError, OptionError, VisionkitError
+from .io.sources import __doc__ as SOURCES_DOC
+
+log = logging.getLogger("visionkit")
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+SOURCE_HELP = "what to run on (default: the built-in sample bus.jpg). " + " ".join(
+    line.strip() for line in SOURCES_DOC.split("Accepted specs (also the CLI's SOURCE help):")[1].splitlines()
+    if line.strip() and "Python API" not in line)
+
+
+def _default_sample() -> str:
+    from ultralytics.utils import ASSETS  # ultralytics ships bus.jpg and zidane.jpg inside its package
+
+    return str(ASSETS / "bus.jpg")
+
+
+def _fraction(text: str) -> float:
+    value = float(text)
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 1, got {text}")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
+    return value
+
+
+def _add_model_options(p: argparse.ArgumentParser, task: str) -> None:
+    g = p.add_argument_group("model")
+    g.add_argument("--model", "-m", help=f"catalog name (see `visionkit models --task {task}`) or a model file "
+                                         "(.pt, .onnx); default: the task's default model")
+    g.add_argument("--weights", help="weights file for a catalog architecture (e.g. a torchvision .pth)")
+    g.add_argument("--device", default="auto", help="auto (CUDA with fp16 when available, else CPU), cpu, cuda, "
+                                                    "cuda:N (default: auto)")
+    g.add_argument("--batch", type=_positive_int, default=1, help="frames per forward pass (default: 1)")
+
+
+def _add_detect_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("detection")
+    g.add_argument("--conf", type=_fraction, help="minimum score to keep a box (default: the model's, e.g. 0.25)")
+    g.add_argument("--iou", type=_fraction, help="NMS IoU threshold (default: the model's, e.g. 0.7 for YOLO)")
+    g.add_argument("--imgsz", type=_positive_int, help="inference size in pixels (default: the model's)")
+    g.add_argument("--max-det", type=_positive_int, dest="max_det", help="maximum boxes per image")
+    g.add_argument("--classes", type=lambda s: [int(c) for c in s.split(",")],
+                   help="keep only these class ids, comma-separated (e.g. 0,2 = person, car for COCO YOLO)")
+
+
+def _add_output_options(p: argparse.ArgumentParser, coco: bool = False) -> None:
+    g = p.add_argument_group("output")
+    g.add_argument("--save", metavar="DIR", help="write annotated images (same names) and videos (.mp4) into DIR")
+    g.add_argument("--json", metavar="FILE", help="write one JSON line per image/frame to FILE (JSONL)")
+    if coco:
+        g.add_argument("--coco", metavar="FILE", help="write COCO detection results JSON to FILE")
+    g.add_argument("--show", action="store_true", help="show annotated frames in a window (q or Esc quits)")
+    g.add_argument("--quiet", "-q", action="store_true", help="no per-image lines and no progress bar")
+
+
+TASK_OPTIONS = {"detect": _add_detect_options}
+TASK_HELP = {"detect": "detect objects (YOLO, SSD) in images, folders, videos, cameras and streams"}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="visionkit", description="Computer-vision applications behind one predictor interface.",
+        epilog="exit codes: 0 ok, 1 runtime failure (other inputs still processed), 2 bad command line, "
+               "130 interrupted. Weights are looked up in $VISIONKIT_WEIGHTS, then ~/.cache/visionkit, "
+               "then downloaded from the official URL.")
+    parser.add_argument("--version", action="version", version=f"visionkit {_version()}")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks for errors")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+    for task, add_options in TASK_OPTIONS.items():
+        p = sub.add_parser(task, help=TASK_HELP[task], description=TASK_HELP[task] + ".")
+        p.add_argument("source", nargs="?", metavar="SOURCE", help=SOURCE_HELP)
+        _add_model_options(p, task)
+        add_options(p)
+        _add_output_options(p, coco=task == "detect")
+        p.set_defaults(handler=_run_task, task=task)
+
+    p = sub.add_parser("models", help="list the model catalog", description="List the model catalog and "
+                       "whether each model's weights are available here.")
+    p.add_argument("--task", help="only this task")
+    p.add_argument("--json", action="store_true", help="print the catalog entries as JSON")
+    p.set_defaults(handler=_run_models)
+
+    p = sub.add_parser("eval", help="score a model on a labelled dataset",
+                       description="Score a model with the field's reference metrics.")
+    esub = p.add_subparsers(dest="eval_task", metavar="TASK")
+    esub.required = True
+    e = esub.add_parser("detect", help="COCO box mAP (pycocotools) on COCO-format annotations",
+                        description="COCO box mAP@[.5:.95] and mAP@.5 with pycocotools, using the model's "
+                                    "evaluation settings (e.g. conf 0.001) unless overridden.")
+    e.add_argument("--images", required=True, help="folder with the annotated images")
+    e.add_argument("--annotations", required=True, help="COCO instances JSON (e.g. instances_val2017.json)")
+    _add_model_options(e, "detect")
+    _add_detect_options(e)
+    e.add_argument("--json", metavar="FILE", help="also write the scores as JSON to FILE")
+    e.set_defaults(handler=_run_eval_detect, task="detect")
+    return parser
+
+
+def _version() -> str:
+    from . import __version__
+
+    return __version__
+
+
+def _predictor_options(args: argparse.Namespace) -> dict[str, Any]:
+    names = ("conf", "iou", "imgsz", "max_det", "classes")
+    return {k: getattr(args, k) for k in names if getattr(args, k, None) is not None}
+
+
+def _load(args: argparse.Namespace, evaluate: bool = False) -> Any:
+    from . import Predictor
+
+    return Predictor(args.task, args.model, weights=args.weights, device=args.device, batch_size=args.batch,
+                     evaluate=evaluate, **_predictor_options(args))
+
+
+def _describe(result: Any) -> str:
+    names = getattr(result, "class_names", None)
+    if names is None:
+        return ""
+    counts = Counter(str(n) for n in names)
+    return ", ".join(f"{c} {n}" for n, c in counts.most_common()) or "nothing found"
+
+
+def _run_task(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from .io.sinks import AnnotatedSink, CocoResultsSink, JsonlSink
+    from .io.sources import open_source
+
+    predictor = _load(args)
+    if args.source is None:
+        args.source = _default_sample()
+        if not args.quiet:
+            print(f"no SOURCE given: running on the built-in sample {args.source}", file=sys.stderr)
+    errors: list[str] = []
+
+    def on_error(e: VisionkitError) -> None:
+        errors.append(str(e))
+        tqdm.write(f"visionkit: error: {e}", file=sys.stderr)
+
+    source = open_source(args.source, on_error=on_error)
+    predictor.backend  # load weights before opening outputs: a bad model must not leave empty files behind
+    sinks = []
+    if args.save:
+        sinks.append(AnnotatedSink(args.save))
+    if args.json:
+        sinks.append(JsonlSink(args.json, task=args.task, model=predictor.entry.name))
+    if getattr(args, "coco", None):
+        sinks.append(CocoResultsSink(args.coco))
+    window = _Window() if args.show else None
+
+    total = len(source)
+    bar = tqdm(total=total or None, unit="frame", disable=args.quiet or total <= 1, dynamic_ncols=True,
+               file=sys.stderr, desc=args.task)
+    frames = 0
+    objects = 0
+    speed_sum = [0.0, 0.0, 0.0]
+    start = time.perf_counter()
+    interrupted = False
+    try:
+        for frame, result in predictor.stream(source, on_error=on_error):
+            frames += 1
+            objects += len(result) if hasattr(result, "__len__") else 0
+            speed_sum = [a + b for a, b in zip(speed_sum, (result.speed.preprocess, result.speed.inference,
+                                                           result.speed.postprocess))]
+            annotated = result.plot(frame.image) if (window or args.save) else None
+            for sink in sinks:
+                sink.write(frame, result, annotated)
+            if not frame.is_video and not args.quiet:
+                tqdm.write(f"{frame.name}: {frame.image.shape[1]}x{frame.image.shape[0]} {_describe(result)} "
+                           f"({result.speed.total:.1f} ms)")
+            bar.update(1)
+            if window and not window.show(annotated):
+                break
+    except KeyboardInterrupt:
+        interrupted = True
+    finally:
+        bar.close()
+        for sink in sinks:
+            sink.close()
+        if window:
+            window.close()
+    elapsed = time.perf_counter() - start
+    _summary(args, frames, objects, speed_sum, elapsed, errors, sinks)
+    if interrupted:
+        return EXIT_INTERRUPTED
+    return EXIT_FAILED if errors or frames == 0 else EXIT_OK
+
+
+def _summary(args: argparse.Namespace, frames: int, objects: int, speed_sum: list[float], elapsed: float,
+             errors: list[str], sinks: list[Any]) -> None:
+    per = [s / frames for s in speed_sum] if frames else [0.0, 0.0, 0.0]
+    outputs = [str(Path(args.save))] if args.save else []
+    outputs += [p for p in (args.json, getattr(args, "coco", None)) if p]
+    line = (f"{args.task}: {frames} frame(s), {objects} object(s), {len(errors)} error(s); "
+            f"{per[0]:.1f} ms pre, {per[1]:.1f} ms inference, {per[2]:.1f} ms post per frame; "
+            f"{frames / elapsed if elapsed > 0 else 0:.1f} FPS overall")
+    if outputs:
+        line += "; saved to " + ", ".join(outputs)
+    print(line, file=sys.stderr)
+
+
+class _Window:
+    """An OpenCV window; errors out clearly where there is no display."""
+
+    NAME = "visionkit"
+
+    def __init__(self) -> None:
+        if sys.platform.startswith("linux") and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
+            raise OptionError("--show needs a display (DISPLAY is not set); use --save instead")
+        import cv2
+
+        self.cv2 = cv2
+
+    def show(self, image: Any) -> bool:
+        try:
+            self.cv2.imshow(self.NAME, image)
+            key = self.cv2.waitKey(1) & 0xFF
+        except self.cv2.error as e:
+            raise OptionError(f"cannot open a window: {str(e).strip().splitlines()[-1]}") from None
+        return key not in (ord("q"), 27)
+
+    def close(self) -> None:
+        self.cv2.destroyAllWindows()
+
+
+def _run_models(args: argparse.Namespace) -> int:
+    from . import weights
+    from .catalog import list_models
+
+    entries = list_models(args.task)
+    if args.task and not entries:
+        raise ModelNotFoundError(f"no models for task {args.task!r}")
+    if args.json:
+        print(json.dumps([e.to_dict() for e in entries], indent=2))
+        return EXIT_OK
+    rows = [("NAME", "TASK", "BACKEND", "INPUT", "WEIGHTS", "PUBLISHED METRIC")]
+    for e in entries:
+        rows.append((e.name + (" *" if e.default else ""), e.task, e.backend, str(e.input_size or "-"),
+                     weights.availability(e), _metric(e)))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    for r in rows:
+        print("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip())
+    print("\n* = the task's default model. WEIGHTS: local = found in $VISIONKIT_WEIGHTS or the cache; "
+          "download = fetched from the official URL on first use.")
+    return EXIT_OK
+
+
+def _metric(entry: Any) -> str:
+    for dataset, values in entry.metrics.items():
+        if dataset == "reference":
+            continue
+        key, value = next(iter(values.items()))
+        return f"{dataset} {key} {value}"
+    return "-"
+
+
+def _run_eval_detect(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from .eval.coco import evaluate_detector
+
+    predictor = _load(args, evaluate=True)
+    predictor.backend
+    with tqdm(desc="eval", unit="image", file=sys.stderr, dynamic_ncols=True) as bar:
+        score = evaluate_detector(predictor, args.images, args.annotations, progress=bar.update)
+    print(f"{predictor.entry.name}: mAP50-95 {score.map:.3f}  mAP50 {score.map50:.3f}  mAP75 {score.map75:.3f}  "
+          f"({score.images} images, {score.detections} detections)")
+    if args.json:
+        Path(args.json).write_text(json.dumps({"model": predictor.entry.name, **score.to_dict()}, indent=2) + "\n")
+    return EXIT_OK
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(format="visionkit: %(levelname)s: %(message)s", level=logging.WARNING)
+    try:
+        return args.handler(args)
+    except (ModelNotFoundError, OptionError) as e:
+        if args.debug:
+            raise
+        print(f"visionkit: error: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    except VisionkitError as e:
+        if args.debug:
+            raise
+        print(f"visionkit: error: {e}", file=sys.stderr)
+        return EXIT_FAILED
+    except KeyboardInterrupt:
+        print("visionkit: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except Exception as e:  # a bug: still one line, with the way to see more
+        if args.debug:
+            raise
+        print(f"visionkit: internal error: {type(e).__name__}: {e} (run with --debug for the traceback)",
+              file=sys.stderr)
+        return EXIT_FAILED
+
+
+if __name__ == "__main__":
+    sys.exit(main())

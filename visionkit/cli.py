@@ -69,18 +69,30 @@ def _add_detect_options(p: argparse.ArgumentParser) -> None:
                    help="keep only these class ids, comma-separated (e.g. 0,2 = person, car for COCO YOLO)")
 
 
-def _add_output_options(p: argparse.ArgumentParser, coco: bool = False) -> None:
+def _add_output_options(p: argparse.ArgumentParser, coco: bool = False, mot: bool = False) -> None:
     g = p.add_argument_group("output")
     g.add_argument("--save", metavar="DIR", help="write annotated images (same names) and videos (.mp4) into DIR")
     g.add_argument("--json", metavar="FILE", help="write one JSON line per image/frame to FILE (JSONL)")
     if coco:
         g.add_argument("--coco", metavar="FILE", help="write COCO detection results JSON to FILE")
+    if mot:
+        g.add_argument("--mot", metavar="FILE", help="write MOTChallenge results (frame,id,x,y,w,h,conf,...) to FILE")
     g.add_argument("--show", action="store_true", help="show annotated frames in a window (q or Esc quits)")
     g.add_argument("--quiet", "-q", action="store_true", help="no per-image lines and no progress bar")
 
 
-TASK_OPTIONS = {"detect": _add_detect_options}
-TASK_HELP = {"detect": "detect objects (YOLO, SSD) in images, folders, videos, cameras and streams"}
+def _add_track_options(p: argparse.ArgumentParser) -> None:
+    _add_detect_options(p)
+    g = p.add_argument_group("tracking")
+    g.add_argument("--tracker", choices=("bytetrack", "botsort"), default="bytetrack",
+                   help="ultralytics tracker with its shipped settings (default: bytetrack)")
+    g.add_argument("--track-buffer", type=_positive_int, dest="track_buffer",
+                   help="frames a lost track is kept before its id is dropped (default: 30)")
+
+
+TASK_OPTIONS = {"detect": _add_detect_options, "track": _add_track_options}
+TASK_HELP = {"detect": "detect objects (YOLO, SSD) in images, folders, videos, cameras and streams",
+             "track": "track objects across video frames with persistent ids (BYTETrack, BoT-SORT)"}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -98,7 +110,7 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("source", nargs="?", metavar="SOURCE", help=SOURCE_HELP)
         _add_model_options(p, task)
         add_options(p)
-        _add_output_options(p, coco=task == "detect")
+        _add_output_options(p, coco=task == "detect", mot=task == "track")
         p.set_defaults(handler=_run_task, task=task)
 
     p = sub.add_parser("models", help="list the model catalog", description="List the model catalog and "
@@ -120,6 +132,15 @@ def build_parser() -> argparse.ArgumentParser:
     _add_detect_options(e)
     e.add_argument("--json", metavar="FILE", help="also write the scores as JSON to FILE")
     e.set_defaults(handler=_run_eval_detect, task="detect")
+    t = esub.add_parser("track", help="HOTA, MOTA, IDF1 (TrackEval) on MOTChallenge-format sequences",
+                        description="Track each MOTChallenge sequence folder (img1/, gt/gt.txt, seqinfo.ini) and "
+                                    "score it with TrackEval: HOTA, MOTA, IDF1. Only frames present in img1/ "
+                                    "are scored.")
+    t.add_argument("--gt", nargs="+", required=True, metavar="SEQ_DIR", help="sequence folder(s)")
+    _add_model_options(t, "detect")
+    _add_track_options(t)
+    t.add_argument("--json", metavar="FILE", help="also write the scores as JSON to FILE")
+    t.set_defaults(handler=_run_eval_track, task="track")
     return parser
 
 
@@ -137,8 +158,13 @@ def _predictor_options(args: argparse.Namespace) -> dict[str, Any]:
 def _load(args: argparse.Namespace, evaluate: bool = False) -> Any:
     from . import Predictor
 
-    return Predictor(args.task, args.model, weights=args.weights, device=args.device, batch_size=args.batch,
-                     evaluate=evaluate, **_predictor_options(args))
+    common = dict(weights=args.weights, device=args.device, batch_size=args.batch, **_predictor_options(args))
+    if args.task == "track":
+        from .tasks.track import TrackingPredictor
+
+        params = {"track_buffer": args.track_buffer} if args.track_buffer else {}
+        return TrackingPredictor(args.model, tracker=args.tracker, tracker_params=params, **common)
+    return Predictor(args.task, args.model, evaluate=evaluate, **common)
 
 
 def _describe(result: Any) -> str:
@@ -152,7 +178,7 @@ def _describe(result: Any) -> str:
 def _run_task(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from .io.sinks import AnnotatedSink, CocoResultsSink, JsonlSink
+    from .io.sinks import AnnotatedSink, CocoResultsSink, JsonlSink, MotSink
     from .io.sources import open_source
 
     predictor = _load(args)
@@ -167,7 +193,7 @@ def _run_task(args: argparse.Namespace) -> int:
         tqdm.write(f"visionkit: error: {e}", file=sys.stderr)
 
     source = open_source(args.source, on_error=on_error)
-    predictor.backend  # load weights before opening outputs: a bad model must not leave empty files behind
+    predictor.warmup()  # load weights before opening outputs: a bad model must not leave empty files behind
     sinks = []
     if args.save:
         sinks.append(AnnotatedSink(args.save))
@@ -175,6 +201,8 @@ def _run_task(args: argparse.Namespace) -> int:
         sinks.append(JsonlSink(args.json, task=args.task, model=predictor.entry.name))
     if getattr(args, "coco", None):
         sinks.append(CocoResultsSink(args.coco))
+    if getattr(args, "mot", None):
+        sinks.append(MotSink(args.mot))
     window = _Window() if args.show else None
 
     total = len(source)
@@ -219,7 +247,7 @@ def _summary(args: argparse.Namespace, frames: int, objects: int, speed_sum: lis
              errors: list[str], sinks: list[Any]) -> None:
     per = [s / frames for s in speed_sum] if frames else [0.0, 0.0, 0.0]
     outputs = [str(Path(args.save))] if args.save else []
-    outputs += [p for p in (args.json, getattr(args, "coco", None)) if p]
+    outputs += [p for p in (args.json, getattr(args, "coco", None), getattr(args, "mot", None)) if p]
     line = (f"{args.task}: {frames} frame(s), {objects} object(s), {len(errors)} error(s); "
             f"{per[0]:.1f} ms pre, {per[1]:.1f} ms inference, {per[2]:.1f} ms post per frame; "
             f"{frames / elapsed if elapsed > 0 else 0:.1f} FPS overall")
@@ -296,6 +324,23 @@ def _run_eval_detect(args: argparse.Namespace) -> int:
           f"({score.images} images, {score.detections} detections)")
     if args.json:
         Path(args.json).write_text(json.dumps({"model": predictor.entry.name, **score.to_dict()}, indent=2) + "\n")
+    return EXIT_OK
+
+
+def _run_eval_track(args: argparse.Namespace) -> int:
+    from .eval.mot import evaluate_tracker
+
+    tracking = _load(args)
+    tracking.warmup()
+    rows = []
+    for seq in args.gt:
+        score = evaluate_tracker(tracking, seq)
+        rows.append({"sequence": Path(seq).name, **score.to_dict()})
+        print(f"{Path(seq).name}: HOTA {score.hota:.3f}  MOTA {score.mota:.3f}  IDF1 {score.idf1:.3f}  "
+              f"({score.frames} frames, {score.id_switches} id switches)")
+    if args.json:
+        Path(args.json).write_text(json.dumps({"model": tracking.entry.name, "tracker": args.tracker,
+                                               "sequences": rows}, indent=2) + "\n")
     return EXIT_OK
 
 

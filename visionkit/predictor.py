@@ -211,6 +211,14 @@ def _in_catalog(name: str) -> bool:
     return name in {e.name for e in catalog.list_models()}
 
 
-def load(task: str, model: str | Path | None = None, device: str = "auto", **options: Any) -> Predictor:
-    """Get a Predictor for ``task`` with a catalog model name or a model file (see ``Predictor``)."""
+def load(task: str, model: str | Path | None = None, device: str = "auto", **options: Any) -> Any:
+    """Get a Predictor for ``task`` with a catalog model name or a model file (see ``Predictor``).
+
+    ``task="track"`` gives a ``TrackingPredictor``: a detector (``model``) plus ``tracker="bytetrack"`` or
+    ``"botsort"`` (``tracker_params`` overrides ultralytics' tracker settings).
+    """
+    if task == "track":
+        from .tasks.track import TrackingPredictor
+
+        return TrackingPredictor(model, device=device, **options)
     return Predictor(task, model, device=device, **options)

@@ -97,24 +97,46 @@ class AnnotatedSink(Sink):
         self._writers.clear()
 
 
-class JsonlSink(Sink):
-    """One JSON object per frame, flushed as it goes, so a killed run leaves every finished line readable."""
+class _LineSink(Sink):
+    """A text file written line by line and flushed per frame: complete up to the last processed frame."""
 
-    def __init__(self, path: str | Path, **context: Any):
+    def __init__(self, path: str | Path):
         self.path = Path(path)
-        self.context = context
         self._file = _open_for_writing(self.path)
 
-    def write(self, frame: Frame, result: Result, annotated: np.ndarray | None = None) -> None:
-        record = {"source": frame.source, "frame": frame.index, **self.context, **result.to_dict()}
-        if frame.timestamp is not None:
-            record["timestamp"] = round(frame.timestamp, 4)
-        self._file.write(json.dumps(record) + "\n")
+    def _write(self, text: str) -> None:
+        self._file.write(text)
         self._file.flush()
 
     def close(self) -> None:
         if not self._file.closed:
             self._file.close()
+
+
+class JsonlSink(_LineSink):
+    """One JSON object per frame."""
+
+    def __init__(self, path: str | Path, **context: Any):
+        super().__init__(path)
+        self.context = context
+
+    def write(self, frame: Frame, result: Result, annotated: np.ndarray | None = None) -> None:
+        record = {"source": frame.source, "frame": frame.index, **self.context, **result.to_dict()}
+        if frame.timestamp is not None:
+            record["timestamp"] = round(frame.timestamp, 4)
+        self._write(json.dumps(record) + "\n")
+
+
+class MotSink(_LineSink):
+    """MOTChallenge results, one line per tracked box: ``frame,id,x,y,w,h,conf,-1,-1,-1`` (frame 1-based)."""
+
+    def write(self, frame: Frame, result: Result, annotated: np.ndarray | None = None) -> None:
+        if not isinstance(result, Detections) or result.track_ids is None:
+            raise SinkError("MOT output needs tracked detections (use the track task)")
+        self._write("".join(
+            f"{frame.index + 1},{tid},{x1:.2f},{y1:.2f},{x2 - x1:.2f},{y2 - y1:.2f},{score:.4f},-1,-1,-1\n"
+            for (x1, y1, x2, y2), tid, score in zip(result.xyxy.tolist(), result.track_ids.tolist(),
+                                                    result.scores.tolist())))
 
 
 class CocoResultsSink(Sink):

@@ -179,6 +179,8 @@ class MultiSource(Source):
                 frame = self._try(lambda: next(frames, None))
                 if frame is None:
                     break
+                if not frame.is_video:
+                    frame.index = i  # stills of a folder or glob form one sequence, numbered in sorted order
                 yield frame
 
 

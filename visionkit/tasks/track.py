@@ -1,0 +1,139 @@
+"""Multi-object tracking: detections linked across frames by ultralytics' BYTETrack or BoT-SORT.
+
+The trackers are used as ultralytics ships them (its ``trackers`` package, default YAML settings); this
+module only adapts ``Detections`` in and out, keeps one tracker state per stream and maps each track back to
+the detection it came from, so masks and keypoints ride along with the id.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import OptionError
+from ..io.sources import ErrorHandler, Frame
+from ..predictor import Predictor
+from ..results import Detections
+from ._runtime import ultralytics_offline
+
+TRACKERS = ("bytetrack", "botsort")
+
+
+def tracker_settings(kind: str) -> dict[str, Any]:
+    """ultralytics' shipped defaults for ``kind`` (its ``cfg/trackers/<kind>.yaml``)."""
+    if kind not in TRACKERS:
+        raise OptionError(f"unknown tracker {kind!r}: expected one of {', '.join(TRACKERS)}")
+    ultralytics_offline()
+    import ultralytics
+    from ultralytics.utils import YAML
+
+    return dict(YAML.load(Path(ultralytics.__file__).parent / "cfg" / "trackers" / f"{kind}.yaml"))
+
+
+class Tracker:
+    """Stateful tracker for ONE stream: feed it every frame's detections in order; ``reset()`` between streams.
+
+    Parameters (ultralytics names; defaults from its YAML files):
+      track_high_thresh  first-stage match score: higher = cleaner tracks, fewer recovered weak boxes
+      track_low_thresh   second-stage score: lower = low-score boxes keep tracks alive through occlusion
+      new_track_thresh   score to start a track: higher = fewer false tracks, late starts
+      track_buffer       frames a lost track is kept: higher = ids survive longer occlusions, more id switches
+      match_thresh       association cost threshold: higher = looser matching
+      gmc_method         (botsort) camera-motion compensation: sparseOptFlow | orb | sift | ecc | none
+    """
+
+    def __init__(self, tracker: str = "bytetrack", **params: Any):
+        settings = tracker_settings(tracker)
+        unknown = sorted(set(params) - set(settings))
+        if unknown:
+            raise OptionError(f"unknown {tracker} parameter(s) {', '.join(unknown)}; valid: "
+                              f"{', '.join(sorted(k for k in settings if k != 'tracker_type'))}")
+        settings.update(params)
+        if settings.get("with_reid"):
+            raise OptionError("ReID needs an extra appearance model that is not supported yet; set with_reid=False")
+        from ultralytics.trackers.track import TRACKER_MAP
+        from ultralytics.utils import IterableSimpleNamespace
+
+        self.kind = tracker
+        self.settings = settings
+        self._impl = TRACKER_MAP[tracker](args=IterableSimpleNamespace(**settings))
+
+    def update(self, detections: Detections, image: np.ndarray | None = None) -> Detections:
+        """Tracked detections of this frame, with ``track_ids``; a new object, the input is not changed.
+
+        Boxes and scores are the tracker's (Kalman-filtered), as in ultralytics' own ``track``; detections not
+        (yet) part of a confirmed track are left out. BoT-SORT's motion compensation needs ``image``.
+        """
+        from ultralytics.engine.results import Boxes
+
+        h, w = detections.image_shape if detections.image_shape != (0, 0) else (image.shape[:2] if image is not
+                                                                                  None else (0, 0))
+        data = np.column_stack([detections.xyxy, detections.scores, detections.class_ids]).astype(np.float32)
+        tracks = self._impl.update(Boxes(data, (h, w)), image)
+        if len(tracks) == 0:
+            return detections[np.zeros(0, np.int64)].with_(track_ids=np.zeros(0, np.int64))
+        index = tracks[:, -1].astype(np.int64)
+        return detections[index].with_(xyxy=tracks[:, :4], track_ids=tracks[:, 4].astype(np.int64),
+                                       scores=tracks[:, 5])
+
+    def reset(self) -> None:
+        """Forget all tracks and restart ids at 1."""
+        self._impl.reset()
+
+
+class TrackingPredictor:
+    """Detector + tracker behind the Predictor surface: ``stream(source)`` tracks each source from a fresh
+    state; calling it frame by frame (``tracking(image)``) keeps one state until ``reset()``."""
+
+    task = "track"
+
+    def __init__(self, model: str | Path | None = None, *, tracker: str = "bytetrack",
+                 tracker_params: dict[str, Any] | None = None, **detector_options: Any):
+        self.detector = Predictor("detect", model, **detector_options)
+        self.tracker_kind = tracker
+        self.tracker_params = dict(tracker_params or {})
+        self._live = self.new_tracker()  # validates the tracker settings now, not on the first frame
+
+    def new_tracker(self) -> Tracker:
+        return Tracker(self.tracker_kind, **self.tracker_params)
+
+    @property
+    def entry(self) -> Any:
+        return self.detector.entry
+
+    @property
+    def class_names(self) -> list[str]:
+        return self.detector.class_names
+
+    def warmup(self) -> TrackingPredictor:
+        self.detector.warmup()
+        return self
+
+    def reset(self) -> None:
+        self._live.reset()
+
+    def __call__(self, image: Any) -> Detections:
+        """Track one more frame of the caller's live stream."""
+        detections = self.detector(image)
+        from ..io.images import read_image, to_bgr
+
+        frame = read_image(image) if isinstance(image, (str, Path)) else to_bgr(image)
+        return self._live.update(detections, frame)
+
+    def stream(self, source: Any, on_error: ErrorHandler | None = None) -> Iterator[tuple[Frame, Detections]]:
+        """``(frame, tracked detections)`` per frame. Each video of a multi-input source starts a fresh
+        tracker; a folder or glob of images is tracked as one sequence (e.g. MOTChallenge ``img1/``)."""
+        tracker = self.new_tracker()
+        current: str | None = None
+        for frame, detections in self.detector.stream(source, on_error):
+            sequence = frame.source if frame.is_video else "<images>"
+            if current is not None and sequence != current:
+                tracker.reset()
+            current = sequence
+            yield frame, tracker.update(detections, frame.image)
+
+    def __repr__(self) -> str:
+        return f"TrackingPredictor(tracker={self.tracker_kind!r}, detector={self.detector!r})"

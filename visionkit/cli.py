@@ -88,6 +88,8 @@ def _add_track_options(p: argparse.ArgumentParser) -> None:
                    help="ultralytics tracker with its shipped settings (default: bytetrack)")
     g.add_argument("--track-buffer", type=_positive_int, dest="track_buffer",
                    help="frames a lost track is kept before its id is dropped (default: 30)")
+    g.add_argument("--trails", type=int, default=30, metavar="N",
+                   help="draw each track's last N centre points on saved/shown frames; 0 = off (default: 30)")
 
 
 TASK_OPTIONS = {"detect": _add_detect_options, "track": _add_track_options}
@@ -178,6 +180,7 @@ def _describe(result: Any) -> str:
 def _run_task(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
+    from .draw import TraceAnnotator
     from .io.sinks import AnnotatedSink, CocoResultsSink, JsonlSink, MotSink
     from .io.sources import open_source
 
@@ -204,6 +207,8 @@ def _run_task(args: argparse.Namespace) -> int:
     if getattr(args, "mot", None):
         sinks.append(MotSink(args.mot))
     window = _Window() if args.show else None
+    trails = TraceAnnotator(args.trails) if getattr(args, "trails", 0) > 0 else None
+    trails_source = None
 
     total = len(source)
     bar = tqdm(total=total or None, unit="frame", disable=args.quiet or total <= 1, dynamic_ncols=True,
@@ -220,6 +225,11 @@ def _run_task(args: argparse.Namespace) -> int:
             speed_sum = [a + b for a, b in zip(speed_sum, (result.speed.preprocess, result.speed.inference,
                                                            result.speed.postprocess))]
             annotated = result.plot(frame.image) if (window or args.save) else None
+            if trails is not None and annotated is not None:
+                if frame.is_video and frame.source != trails_source:
+                    trails.reset()
+                trails_source = frame.source
+                trails.annotate(annotated, result)
             for sink in sinks:
                 sink.write(frame, result, annotated)
             if not frame.is_video and not args.quiet:

@@ -4,6 +4,7 @@ and returns the scene. Text is drawn with OpenCV's Hershey fonts so drawing neve
 
 from __future__ import annotations
 
+from collections import deque
 from typing import Any
 
 import cv2
@@ -111,6 +112,39 @@ class KeypointAnnotator:
             for k in np.flatnonzero(visible):
                 cv2.circle(scene, tuple(pts[k]), r, color(k), -1, cv2.LINE_AA)
         return scene
+
+
+class TraceAnnotator:
+    """Trails of the last ``length`` box centres per track id. Holds history across frames: use one per
+    stream and ``reset()`` between streams."""
+
+    def __init__(self, length: int = 30, thickness: int | None = None):
+        self.length = length
+        self.thickness = thickness
+        self._trails: dict[int, deque[tuple[int, int]]] = {}
+        self._last_seen: dict[int, int] = {}
+        self._frame = 0
+
+    def annotate(self, scene: np.ndarray, detections: Detections) -> np.ndarray:
+        if detections.track_ids is None:
+            raise ValueError("trails need track ids: run the track task (visionkit.load('track', ...)) first")
+        centres = ((detections.xyxy[:, :2] + detections.xyxy[:, 2:]) / 2).round().astype(int)
+        t = self.thickness or _line_width(scene)
+        for tid, centre in zip(detections.track_ids.tolist(), centres):
+            trail = self._trails.setdefault(tid, deque(maxlen=self.length))
+            trail.append((int(centre[0]), int(centre[1])))
+            if len(trail) > 1:
+                cv2.polylines(scene, [np.array(trail, np.int32)], False, color(tid), t, cv2.LINE_AA)
+        self._frame += 1
+        self._last_seen.update(dict.fromkeys(detections.track_ids.tolist(), self._frame))
+        for tid in [k for k, seen in self._last_seen.items() if self._frame - seen > self.length]:
+            del self._trails[tid], self._last_seen[tid]  # gone long enough: bounded memory on long videos
+        return scene
+
+    def reset(self) -> None:
+        self._trails.clear()
+        self._last_seen.clear()
+        self._frame = 0
 
 
 def annotate(scene: np.ndarray, result: Result, **style: Any) -> np.ndarray:

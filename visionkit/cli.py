@@ -181,6 +181,7 @@ def _run_task(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from .draw import TraceAnnotator
+    from .io.threads import BackgroundWorker
     from .io.sinks import AnnotatedSink, CocoResultsSink, JsonlSink, MotSink
     from .io.sources import open_source
 
@@ -211,10 +212,27 @@ def _run_task(args: argparse.Namespace) -> int:
     trails_source = None
 
     total = len(source)
-    bar = tqdm(total=total or None, unit="frame", disable=args.quiet or total <= 1, dynamic_ncols=True,
+    bar = tqdm(total=total or None, unit="frame", disable=True if args.quiet or total <= 1 else None,  # None: TTY only
+               dynamic_ncols=True,
                file=sys.stderr, desc=args.task)
-    frames = 0
-    objects = 0
+    draw = bool(window or args.save)
+
+    def emit(frame: Any, result: Any) -> Any:
+        annotated = result.plot(frame.image) if draw else None
+        if trails is not None and annotated is not None:
+            nonlocal trails_source
+            if frame.is_video and frame.source != trails_source:
+                trails.reset()
+            trails_source = frame.source
+            trails.annotate(annotated, result)
+        for sink in sinks:
+            sink.write(frame, result, annotated)
+        return annotated
+
+    # Drawing and encoding run in a writer thread, overlapping the next frame's inference; a window must be
+    # driven from the main thread, so --show draws here.
+    writer = None if window else BackgroundWorker(emit, name="writer")
+    frames = objects = 0
     speed_sum = [0.0, 0.0, 0.0]
     start = time.perf_counter()
     interrupted = False
@@ -224,28 +242,26 @@ def _run_task(args: argparse.Namespace) -> int:
             objects += len(result) if hasattr(result, "__len__") else 0
             speed_sum = [a + b for a, b in zip(speed_sum, (result.speed.preprocess, result.speed.inference,
                                                            result.speed.postprocess))]
-            annotated = result.plot(frame.image) if (window or args.save) else None
-            if trails is not None and annotated is not None:
-                if frame.is_video and frame.source != trails_source:
-                    trails.reset()
-                trails_source = frame.source
-                trails.annotate(annotated, result)
-            for sink in sinks:
-                sink.write(frame, result, annotated)
+            if writer is not None:
+                writer.submit(frame, result)
+            elif not window.show(emit(frame, result)):
+                break
             if not frame.is_video and not args.quiet:
                 tqdm.write(f"{frame.name}: {frame.image.shape[1]}x{frame.image.shape[0]} {_describe(result)} "
                            f"({result.speed.total:.1f} ms)")
             bar.update(1)
-            if window and not window.show(annotated):
-                break
     except KeyboardInterrupt:
         interrupted = True
     finally:
         bar.close()
-        for sink in sinks:
-            sink.close()
-        if window:
-            window.close()
+        try:
+            if writer is not None:
+                writer.close()
+        finally:
+            for sink in sinks:
+                sink.close()
+            if window:
+                window.close()
     elapsed = time.perf_counter() - start
     _summary(args, frames, objects, speed_sum, elapsed, errors, sinks)
     if interrupted:

@@ -27,6 +27,7 @@ from .device import Device, select_device
 from .errors import ModelNotFoundError, WeightsError
 from .io.images import IMAGE_SUFFIXES, VIDEO_SUFFIXES, read_image, to_bgr
 from .io.sources import ErrorHandler, Frame, Source, open_source
+from .io.threads import BackgroundIterator
 from .results import Result, Speed
 from .tasks.base import Backend, backend_class, backend_for_file, merge_options
 
@@ -140,14 +141,19 @@ class Predictor:
             return [result for _, result in self.stream(inputs)]
         return self.predict([inputs])[0]
 
-    def stream(self, source: Any, on_error: ErrorHandler | None = None) -> Iterator[tuple[Frame, Result]]:
+    def stream(self, source: Any, on_error: ErrorHandler | None = None,
+               prefetch: int = 4) -> Iterator[tuple[Frame, Result]]:
         """Yield ``(frame, result)`` for every frame of any source (see ``visionkit.open_source``).
 
         ``on_error`` receives a ``SourceError`` for each bad item of a multi-item source and the run goes on;
-        without it the first bad item raises.
+        without it the first bad item raises. Frames are decoded ``prefetch`` ahead in a background thread
+        (0 = in this thread); for live sources (camera, stream URL) only the newest frame is kept, so results
+        never fall behind the scene.
         """
         src: Source = open_source(source, on_error)
         frames: Iterator[Frame] = iter(src)
+        if prefetch > 0 and (src.live or len(src) > 1):
+            frames = iter(BackgroundIterator(frames, maxsize=prefetch, latest_only=src.live, name="decode"))
         while batch := list(islice(frames, self.batch_size)):
             results = self._run([f.image for f in batch])
             for frame, result in zip(batch, results):

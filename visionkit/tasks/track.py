@@ -123,12 +123,13 @@ class TrackingPredictor:
         frame = read_image(image) if isinstance(image, (str, Path)) else to_bgr(image)
         return self._live.update(detections, frame)
 
-    def stream(self, source: Any, on_error: ErrorHandler | None = None) -> Iterator[tuple[Frame, Detections]]:
+    def stream(self, source: Any, on_error: ErrorHandler | None = None,
+               prefetch: int = 4) -> Iterator[tuple[Frame, Detections]]:
         """``(frame, tracked detections)`` per frame. Each video of a multi-input source starts a fresh
         tracker; a folder or glob of images is tracked as one sequence (e.g. MOTChallenge ``img1/``)."""
         tracker = self.new_tracker()
         current: str | None = None
-        for frame, detections in self.detector.stream(source, on_error):
+        for frame, detections in self.detector.stream(source, on_error, prefetch):
             sequence = frame.source if frame.is_video else "<images>"
             if current is not None and sequence != current:
                 tracker.reset()

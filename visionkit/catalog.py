@@ -1,4 +1,4 @@
-"""The model catalog (``models/zoo.toml``): what each model name means, read through functions only.
+"""The model catalog (``models/<task>.toml``): what each model name means, read through functions only.
 
 Each entry carries what is needed to run and trust a model without reading its code: weights file, official
 URL and hash, input size, class names, backend defaults and published metrics (torchvision's weights-enum idea,
@@ -61,10 +61,14 @@ class ModelEntry:
 
 @cache
 def _entries() -> dict[str, ModelEntry]:
-    raw = tomllib.loads(resources.files("visionkit.zoo").joinpath("zoo.toml").read_text(encoding="utf-8"))
+    """All entries of ``models/<task>.toml``; a name defined twice is an error, not a silent override."""
     known = set(ModelEntry.__dataclass_fields__) - {"name", "extra"}
-    entries = {}
-    for name, row in raw.items():
+    entries: dict[str, ModelEntry] = {}
+    files = sorted(f for f in resources.files("visionkit.zoo").iterdir() if f.name.endswith(".toml"))
+    rows = [(f.name, name, row) for f in files for name, row in tomllib.loads(f.read_text("utf-8")).items()]
+    for file, name, row in rows:
+        if name in entries:
+            raise ValueError(f"model {name!r} is defined twice in the catalog (again in models/{file})")
         fields = {k: v for k, v in row.items() if k in known}
         extra = {k: v for k, v in row.items() if k not in known}
         if isinstance(fields.get("input_size"), list):

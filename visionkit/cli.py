@@ -92,9 +92,34 @@ def _add_track_options(p: argparse.ArgumentParser) -> None:
                    help="draw each track's last N centre points on saved/shown frames; 0 = off (default: 30)")
 
 
-TASK_OPTIONS = {"detect": _add_detect_options, "track": _add_track_options}
+def _add_classify_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("classification")
+    g.add_argument("--topk", type=_positive_int, dest="top_k", help="how many classes to report (default: 5)")
+    g.add_argument("--imgsz", type=_positive_int, help="inference size in pixels (default: the model's)")
+
+
+def _add_segment_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("segmentation")
+    g.add_argument("--imgsz", type=_positive_int, help="inference size in pixels (default: the model's)")
+    g.add_argument("--conf", type=_fraction, help="instance models: minimum score to keep a mask")
+    g.add_argument("--iou", type=_fraction, help="instance models: NMS IoU threshold")
+
+
+def _add_action_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("action recognition")
+    g.add_argument("--window", type=_positive_int, help="frames per clip (default: the model's clip length)")
+    g.add_argument("--stride", type=_positive_int, help="frames between the starts of two clips (default: window/2)")
+    g.add_argument("--topk", type=_positive_int, dest="top_k", help="how many actions to report (default: 5)")
+
+
+TASK_OPTIONS = {"detect": _add_detect_options, "track": _add_track_options, "classify": _add_classify_options,
+                "pose": _add_detect_options, "segment": _add_segment_options, "action": _add_action_options}
 TASK_HELP = {"detect": "detect objects (YOLO, SSD) in images, folders, videos, cameras and streams",
-             "track": "track objects across video frames with persistent ids (BYTETrack, BoT-SORT)"}
+             "track": "track objects across video frames with persistent ids (BYTETrack, BoT-SORT)",
+             "classify": "classify whole images (ImageNet classifiers, YOLO-cls): top-k classes",
+             "pose": "estimate human pose keypoints (YOLO-pose, MoveNet, Keypoint R-CNN)",
+             "segment": "label every pixel (DeepLabV3, LR-ASPP, FCN) or segment instances (YOLO-seg)",
+             "action": "recognise actions in videos over a sliding clip window (S3D, R3D-18, MViT)"}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -153,7 +178,7 @@ def _version() -> str:
 
 
 def _predictor_options(args: argparse.Namespace) -> dict[str, Any]:
-    names = ("conf", "iou", "imgsz", "max_det", "classes")
+    names = ("conf", "iou", "imgsz", "max_det", "classes", "top_k", "window", "stride")
     return {k: getattr(args, k) for k in names if getattr(args, k, None) is not None}
 
 
@@ -170,11 +195,17 @@ def _load(args: argparse.Namespace, evaluate: bool = False) -> Any:
 
 
 def _describe(result: Any) -> str:
-    names = getattr(result, "class_names", None)
-    if names is None:
-        return ""
-    counts = Counter(str(n) for n in names)
-    return ", ".join(f"{c} {n}" for n, c in counts.most_common()) or "nothing found"
+    """A short human summary of any result for the per-image line."""
+    from .results import Classification, Detections, SemanticMask
+
+    if isinstance(result, Detections):
+        counts = Counter(str(n) for n in result.class_names)
+        return ", ".join(f"{c} {n}" for n, c in counts.most_common()) or "nothing found"
+    if isinstance(result, Classification):
+        return ", ".join(f"{n} {s:.2f}" for n, s in zip(result.class_names[:3], result.scores[:3]))
+    if isinstance(result, SemanticMask):
+        return ", ".join(f"{n} {share:.0%}" for n, share in list(result.pixel_share().items())[:4])
+    return result.kind
 
 
 def _run_task(args: argparse.Namespace) -> int:

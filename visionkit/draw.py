@@ -10,7 +10,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from .results import Detections, Result
+from .results import ActionPrediction, Classification, Detections, Result, SemanticMask
 
 # Ultralytics' palette, as BGR: distinct, readable on photos, stable across runs.
 _HEX = ("FF3838 FF9D97 FF701F FFB21D CFD231 48F90A 92CC17 3DDB86 1A9334 00D4BB "
@@ -147,6 +147,78 @@ class TraceAnnotator:
         self._frame = 0
 
 
+def _text_panel(scene: np.ndarray, lines: list[tuple[str, tuple[int, int, int]]], origin: tuple[int, int],
+                scale: float, swatch: bool = False) -> None:
+    """Lines of text on a dark translucent panel; with ``swatch``, each line starts with a colour square."""
+    thick = max(round(scale * 2), 1)
+    sizes = [cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, thick)[0] for text, _ in lines]
+    line_h = max(h for _, h in sizes) + 8
+    box = line_h if swatch else 0
+    x0, y0 = origin
+    x1 = min(x0 + box + max(w for w, _ in sizes) + 12, scene.shape[1])
+    y1 = min(y0 + line_h * len(lines) + 6, scene.shape[0])
+    region = scene[y0:y1, x0:x1]
+    region[:] = (region * 0.4).astype(scene.dtype)
+    for i, (text, rgb) in enumerate(lines):
+        y = y0 + line_h * (i + 1)
+        if swatch:
+            cv2.rectangle(scene, (x0 + 4, y - line_h + 6), (x0 + box - 2, y - 2), rgb, -1)
+            rgb = (255, 255, 255)
+        cv2.putText(scene, text, (x0 + box + 6, y - 4), cv2.FONT_HERSHEY_SIMPLEX, scale, rgb, thick, cv2.LINE_AA)
+
+
+class ClassificationAnnotator:
+    """Top-k ``name score`` lines in the top-left corner (action results add their frame range)."""
+
+    def __init__(self, text_scale: float | None = None):
+        self.text_scale = text_scale
+
+    def annotate(self, scene: np.ndarray, result: Classification) -> np.ndarray:
+        lines = [(f"{name} {score:.2f}", (255, 255, 255)) for name, score in zip(result.class_names, result.scores)]
+        if isinstance(result, ActionPrediction):
+            lines.insert(0, (f"frames {result.start_frame}-{result.end_frame}", (180, 220, 255)))
+        if lines:
+            _text_panel(scene, lines, (0, 0), self.text_scale or _line_width(scene) / 3)
+        return scene
+
+
+def voc_palette(n: int = 256) -> np.ndarray:
+    """The PASCAL VOC colour map (BGR), the convention for drawing semantic class maps."""
+    palette = np.zeros((n, 3), np.uint8)
+    for i in range(n):
+        c, r, g, b = i, 0, 0, 0
+        for j in range(8):
+            r |= ((c >> 0) & 1) << (7 - j)
+            g |= ((c >> 1) & 1) << (7 - j)
+            b |= ((c >> 2) & 1) << (7 - j)
+            c >>= 3
+        palette[i] = (b, g, r)
+    return palette
+
+
+class SemanticMaskAnnotator:
+    """Class colours blended over the image, plus a legend of the classes present with their pixel share."""
+
+    def __init__(self, opacity: float = 0.5, legend: bool = True, skip: tuple[str, ...] = ("__background__",
+                                                                                            "background")):
+        self.opacity = opacity
+        self.legend = legend
+        self.skip = skip
+        self.palette = voc_palette()
+
+    def annotate(self, scene: np.ndarray, result: SemanticMask) -> np.ndarray:
+        ids = np.clip(result.class_map, 0, len(self.palette) - 1)
+        shown = np.isin(ids, [i for i, n in enumerate(result.class_names) if n not in self.skip])
+        blended = cv2.addWeighted(self.palette[ids], self.opacity, scene, 1 - self.opacity, 0)
+        scene[shown] = blended[shown]
+        if self.legend:
+            lines = [(f"{name} {share:.0%}", tuple(int(v) for v in self.palette[result.class_names.index(name)]))
+                     for name, share in result.pixel_share().items() if name not in self.skip]
+            if lines:
+                _text_panel(scene, lines[:12], (0, 0), _line_width(scene) / 3, swatch=True)
+        return scene
+
+
 def annotate(scene: np.ndarray, result: Result, **style: Any) -> np.ndarray:
     """Draw any result with its default annotators; ``style`` goes to them (e.g. ``show_score=False``)."""
     if isinstance(result, Detections):
@@ -154,6 +226,10 @@ def annotate(scene: np.ndarray, result: Result, **style: Any) -> np.ndarray:
         BoxAnnotator(**_pick(style, "thickness")).annotate(scene, result)
         KeypointAnnotator(**_pick(style, "min_conf")).annotate(scene, result)
         return LabelAnnotator(**_pick(style, "text_scale", "show_score")).annotate(scene, result)
+    if isinstance(result, Classification):
+        return ClassificationAnnotator(**_pick(style, "text_scale")).annotate(scene, result)
+    if isinstance(result, SemanticMask):
+        return SemanticMaskAnnotator(**_pick(style, "opacity", "legend")).annotate(scene, result)
     raise TypeError(f"no annotator for {type(result).__name__}")
 
 

@@ -219,3 +219,95 @@ def _decode_rle(rle: dict[str, Any]) -> np.ndarray:
 
     return mask_utils.decode({"size": rle["size"], "counts": rle["counts"].encode("ascii")}).astype(bool)
 
+
+
+@dataclass(kw_only=True)
+class Classification(Result):
+    """Top-k classes of a whole image, best first; ``probs`` optionally holds the full distribution."""
+
+    kind: ClassVar[str] = "classification"
+    class_ids: np.ndarray
+    class_names: np.ndarray
+    scores: np.ndarray
+    probs: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        self.class_ids = np.asarray(self.class_ids, dtype=np.int64).reshape(-1)
+        self.class_names = np.asarray(self.class_names, dtype=object).reshape(-1)
+        self.scores = np.asarray(self.scores, dtype=np.float32).reshape(-1)
+        _check("class_names", self.class_names, len(self.class_ids))
+        _check("scores", self.scores, len(self.class_ids))
+
+    @classmethod
+    def from_probs(cls, probs: np.ndarray, names: list[str], top_k: int = 5, keep_probs: bool = False,
+                   **kwargs: Any) -> Classification:
+        """Top ``top_k`` of a probability vector over ``names``."""
+        probs = np.asarray(probs, dtype=np.float32).reshape(-1)
+        order = np.argsort(-probs, kind="stable")[:top_k]
+        return cls(class_ids=order, class_names=np.array([names[i] for i in order], dtype=object),
+                   scores=probs[order], probs=probs if keep_probs else None, **kwargs)
+
+    def __len__(self) -> int:
+        return len(self.class_ids)
+
+    @property
+    def top1(self) -> tuple[int, str, float]:
+        return int(self.class_ids[0]), str(self.class_names[0]), float(self.scores[0])
+
+    def _payload(self) -> dict[str, Any]:
+        return {"top": [{"class_id": int(i), "class_name": str(n), "score": round(float(s), 5)}
+                        for i, n, s in zip(self.class_ids, self.class_names, self.scores)]}
+
+
+@dataclass(kw_only=True)
+class ActionPrediction(Classification):
+    """Top-k actions for the clip of frames ``start_frame``..``end_frame`` (inclusive) of a video."""
+
+    kind: ClassVar[str] = "action"
+    start_frame: int = 0
+    end_frame: int = 0
+
+    def _payload(self) -> dict[str, Any]:
+        return {"start_frame": self.start_frame, "end_frame": self.end_frame, **super()._payload()}
+
+
+@dataclass(kw_only=True)
+class SemanticMask(Result):
+    """A class id per pixel at source resolution (``class_map`` (H, W)) over ``class_names``;
+    ``confidence`` (H, W) optionally holds the winning class's probability."""
+
+    kind: ClassVar[str] = "semantic_mask"
+    class_map: np.ndarray
+    class_names: list[str]
+    confidence: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.class_map, np.ndarray) or self.class_map.ndim != 2:
+            raise ValueError(f"class_map must be a 2D numpy array (H, W), but got "
+                             f"{getattr(self.class_map, 'shape', type(self.class_map).__name__)}")
+        if self.confidence is not None and self.confidence.shape != self.class_map.shape:
+            raise ValueError(f"confidence must have the class_map's shape {self.class_map.shape}, "
+                             f"but got {self.confidence.shape}")
+
+    def pixel_share(self) -> dict[str, float]:
+        """Fraction of pixels per class present, largest first."""
+        counts = np.bincount(self.class_map.ravel(), minlength=len(self.class_names))
+        total = max(int(counts.sum()), 1)
+        order = np.argsort(-counts, kind="stable")
+        return {self.class_names[i]: float(counts[i]) / total for i in order if counts[i]}
+
+    def mask(self, class_name: str) -> np.ndarray:
+        """Boolean (H, W) mask of one class."""
+        return self.class_map == self.class_names.index(class_name)
+
+    def _payload(self) -> dict[str, Any]:
+        classes = []
+        for name, share in self.pixel_share().items():
+            cid = self.class_names.index(name)
+            item: dict[str, Any] = {"class_id": cid, "class_name": name, "pixel_share": round(share, 5)}
+            region = self.class_map == cid
+            if self.confidence is not None:
+                item["mean_confidence"] = round(float(self.confidence[region].mean()), 5)
+            item["mask"] = _encode_rle(region)
+            classes.append(item)
+        return {"classes": classes}

@@ -140,6 +140,14 @@ def build_parser() -> argparse.ArgumentParser:
         _add_output_options(p, coco=task == "detect", mot=task == "track")
         p.set_defaults(handler=_run_task, task=task)
 
+    p = sub.add_parser("demo", help="live demo: camera -> any task -> window, browser page or files",
+                       description="Live demo on a camera (or a looping video/image standing in for one): "
+                                   "switch task and model while it runs; the stats overlay shows FPS, inference "
+                                   "time and end-to-end latency. Capture keeps only the newest frame, so the "
+                                   "view never falls behind.")
+    _demo_module().add_arguments(p)
+    p.set_defaults(handler=lambda a: _demo_module().run(a))
+
     p = sub.add_parser("models", help="list the model catalog", description="List the model catalog and "
                        "whether each model's weights are available here.")
     p.add_argument("--task", help="only this task")
@@ -169,6 +177,12 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--json", metavar="FILE", help="also write the scores as JSON to FILE")
     t.set_defaults(handler=_run_eval_track, task="track")
     return parser
+
+
+def _demo_module() -> Any:
+    from visionkit_apps import webcam_demo  # the apps/ folder, installed as visionkit_apps
+
+    return webcam_demo
 
 
 def _version() -> str:

@@ -102,7 +102,12 @@ class VideoSource(Source):
 
     def _open(self) -> cv2.VideoCapture:
         if isinstance(self.target, int):
-            cap = cv2.VideoCapture(self.target)
+            level = cv2.utils.logging.getLogLevel()
+            cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)  # we report absence in one line
+            try:
+                cap = cv2.VideoCapture(self.target)
+            finally:
+                cv2.utils.logging.setLogLevel(level)
             what = "not available (no camera at that index, or it is in use)"
         elif str(self.target).startswith(URL_SCHEMES):
             cap = cv2.VideoCapture(self.target, cv2.CAP_FFMPEG, [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, OPEN_TIMEOUT_MS,

@@ -31,14 +31,17 @@ def _is_file(spec: Any) -> bool:
 class LiveCapture:
     """Frames of a camera index, stream URL, video or image file as a live feed.
 
-    A file stands in for a camera: it is replayed at its own frame rate (``fps`` for still images) and, with
+    A file stands in for a camera: it is replayed at its own frame rate (or ``fps``) and, with
     ``loop``, restarted at its end. Opening happens in ``__init__`` so an absent camera fails at once.
     """
 
-    def __init__(self, source: Any = 0, loop: bool = False, fps: float = 30.0):
+    def __init__(self, source: Any = 0, loop: bool = False, fps: float | None = None, keep_latest: bool = True):
+        """``fps`` replays a file at that rate instead of its own (still images: 30);
+        ``keep_latest=False`` queues every frame instead (for recording, or to show the lag it causes)."""
         self.spec = int(source) if str(source).isdigit() else source
         self.loop = loop
         self.fps = fps
+        self.keep_latest = keep_latest
         self.is_file = _is_file(self.spec)
         self._first = visionkit.open_source(self.spec)  # raises SourceError: absent camera, missing file
         self._reader: BackgroundIterator[Captured] | None = None
@@ -51,7 +54,7 @@ class LiveCapture:
     def _paced(self) -> Iterator[Captured]:
         source = self._first
         while True:
-            rate = getattr(source, "fps", None) or self.fps
+            rate = self.fps or getattr(source, "fps", None) or 30.0
             next_due = time.monotonic()
             for frame in source:
                 if self.is_file:  # replay at the file's rate, as a camera would deliver it
@@ -63,7 +66,8 @@ class LiveCapture:
             source = visionkit.open_source(self.spec)
 
     def __iter__(self) -> Iterator[Captured]:
-        self._reader = BackgroundIterator(self._paced(), latest_only=True, name="capture")
+        self._reader = BackgroundIterator(self._paced(), maxsize=1 if self.keep_latest else 1_000_000,
+                                          latest_only=self.keep_latest, name="capture")
         return iter(self._reader)
 
     def close(self) -> None:

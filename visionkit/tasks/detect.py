@@ -29,11 +29,17 @@ SSD_OUTPUTS = ("detection_boxes", "detection_classes", "detection_scores", "num_
 
 
 def _yolo_nms(pred: Any, options: dict[str, Any], end2end: bool = False) -> list[Any]:
-    """ultralytics' NMS on [B, 4+nc, N] predictions (or end-to-end [B, N, 6])."""
+    """ultralytics' NMS on [B, 4+nc, N] predictions (or end-to-end [B, N, 6]).
+
+    ultralytics stops a batch's NMS after 2 s + 0.05 s per image (a training-time guard) and leaves the remaining
+    images with no boxes; at eval settings (conf 0.001) on a CPU that silently emptied most images of a batch,
+    so the limit is lifted.
+    """
     from ultralytics.utils.nms import non_max_suppression
 
     return non_max_suppression(pred, options["conf"], options["iou"], options["classes"], options["agnostic"],
-                               multi_label=options["multi_label"], max_det=options["max_det"], end2end=end2end)
+                               multi_label=options["multi_label"], max_det=options["max_det"], end2end=end2end,
+                               max_time_img=float("inf"))
 
 
 def _letterbox(images: list[np.ndarray], imgsz: int | tuple[int, int], stride: int, auto: bool) -> np.ndarray:

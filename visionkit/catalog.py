@@ -7,6 +7,7 @@ kept as data so the CLI can list it and a user can audit it).
 
 from __future__ import annotations
 
+import difflib
 import fnmatch
 import re
 from dataclasses import dataclass, field
@@ -98,7 +99,8 @@ def get_entry(name: str) -> ModelEntry:
     entries = _entries()
     if name in entries:
         return entries[name]
-    close = sorted(n for n in entries if name.lower() in n.lower() or n.lower() in name.lower())
+    lower = {n.lower(): n for n in entries}
+    close = sorted(lower[m] for m in difflib.get_close_matches(name.lower(), list(lower), n=4, cutoff=0.6))
     hint = f"; did you mean {', '.join(close)}?" if close else "; run `visionkit models` to list them"
     raise ModelNotFoundError(f"unknown model {name!r}: not in the catalog and not an existing file{hint}")
 

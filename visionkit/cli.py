@@ -122,8 +122,15 @@ TASK_HELP = {"detect": "detect objects (YOLO, SSD) in images, folders, videos, c
              "action": "recognise actions in videos over a sliding clip window (S3D, R3D-18, MViT)"}
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with the CLI's one-line error format (usage stays one ``--help`` away)."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(EXIT_USAGE, f"visionkit: error: {message} (see `{self.prog} --help`)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="visionkit", description="Computer-vision applications behind one predictor interface.",
         epilog="exit codes: 0 ok, 1 runtime failure (other inputs still processed), 2 bad command line, "
                "130 interrupted. Weights are looked up in $VISIONKIT_WEIGHTS, then ~/.cache/visionkit, "
@@ -167,6 +174,15 @@ def build_parser() -> argparse.ArgumentParser:
     _add_detect_options(e)
     e.add_argument("--json", metavar="FILE", help="also write the scores as JSON to FILE")
     e.set_defaults(handler=_run_eval_detect, task="detect")
+    c = esub.add_parser("classify", help="top-1 / top-5 accuracy on a folder of images and a labels CSV",
+                        description="Top-1 and top-5 accuracy. The labels CSV has a header with `file` and "
+                                    "`class_index` columns (ImageNet-1k indices for ImageNet models).")
+    c.add_argument("--images", required=True, help="folder with the labelled images")
+    c.add_argument("--labels", required=True, help="CSV with file,class_index columns")
+    _add_model_options(c, "classify")
+    c.add_argument("--imgsz", type=_positive_int, help="inference size in pixels (default: the model's)")
+    c.add_argument("--json", metavar="FILE", help="also write the scores as JSON to FILE")
+    c.set_defaults(handler=_run_eval_classify, task="classify")
     t = esub.add_parser("track", help="HOTA, MOTA, IDF1 (TrackEval) on MOTChallenge-format sequences",
                         description="Track each MOTChallenge sequence folder (img1/, gt/gt.txt, seqinfo.ini) and "
                                     "score it with TrackEval: HOTA, MOTA, IDF1. Only frames present in img1/ "
@@ -205,6 +221,10 @@ def _load(args: argparse.Namespace, evaluate: bool = False) -> Any:
 
         params = {"track_buffer": args.track_buffer} if args.track_buffer else {}
         return TrackingPredictor(args.model, tracker=args.tracker, tracker_params=params, **common)
+    if args.task == "action":
+        from .tasks.action import ActionPredictor
+
+        return ActionPredictor(args.model, **common)
     return Predictor(args.task, args.model, evaluate=evaluate, **common)
 
 
@@ -229,6 +249,7 @@ def _run_task(args: argparse.Namespace) -> int:
     from .io.threads import BackgroundWorker
     from .io.sinks import AnnotatedSink, CocoResultsSink, JsonlSink, MotSink
     from .io.sources import open_source
+    from .results import Detections
 
     predictor = _load(args)
     if args.source is None:
@@ -284,7 +305,7 @@ def _run_task(args: argparse.Namespace) -> int:
     try:
         for frame, result in predictor.stream(source, on_error=on_error):
             frames += 1
-            objects += len(result) if hasattr(result, "__len__") else 0
+            objects += len(result) if isinstance(result, Detections) else 0
             speed_sum = [a + b for a, b in zip(speed_sum, (result.speed.preprocess, result.speed.inference,
                                                            result.speed.postprocess))]
             if writer is not None:
@@ -319,7 +340,8 @@ def _summary(args: argparse.Namespace, frames: int, objects: int, speed_sum: lis
     per = [s / frames for s in speed_sum] if frames else [0.0, 0.0, 0.0]
     outputs = [str(Path(args.save))] if args.save else []
     outputs += [p for p in (args.json, getattr(args, "coco", None), getattr(args, "mot", None)) if p]
-    line = (f"{args.task}: {frames} frame(s), {objects} object(s), {len(errors)} error(s); "
+    found = f"{objects} object(s), " if args.task in ("detect", "track", "pose") or objects else ""
+    line = (f"{args.task}: {frames} frame(s), {found}{len(errors)} error(s); "
             f"{per[0]:.1f} ms pre, {per[1]:.1f} ms inference, {per[2]:.1f} ms post per frame; "
             f"{frames / elapsed if elapsed > 0 else 0:.1f} FPS overall")
     if outputs:
@@ -393,9 +415,30 @@ def _run_eval_detect(args: argparse.Namespace) -> int:
         score = evaluate_detector(predictor, args.images, args.annotations, progress=bar.update)
     print(f"{predictor.entry.name}: mAP50-95 {score.map:.3f}  mAP50 {score.map50:.3f}  mAP75 {score.map75:.3f}  "
           f"({score.images} images, {score.detections} detections)")
-    if args.json:
-        Path(args.json).write_text(json.dumps({"model": predictor.entry.name, **score.to_dict()}, indent=2) + "\n")
+    _write_json(args.json, {"model": predictor.entry.name, **score.to_dict()})
     return EXIT_OK
+
+
+def _run_eval_classify(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from .eval.classify import evaluate_classifier
+
+    predictor = _load(args, evaluate=True)
+    predictor.warmup()
+    with tqdm(desc="eval", unit="image", file=sys.stderr, dynamic_ncols=True, disable=None) as bar:
+        score = evaluate_classifier(predictor, args.images, args.labels, progress=bar.update)
+    print(f"{predictor.entry.name}: top-1 {score.top1_rate:.3f} ({score.top1}/{score.images})  "
+          f"top-5 {score.top5_rate:.3f} ({score.top5}/{score.images})")
+    _write_json(args.json, {"model": predictor.entry.name, **score.to_dict()})
+    return EXIT_OK
+
+
+def _write_json(path: str | None, data: dict[str, Any]) -> None:
+    if path:
+        from .io.sinks import write_json
+
+        write_json(path, data)
 
 
 def _run_eval_track(args: argparse.Namespace) -> int:
@@ -409,9 +452,7 @@ def _run_eval_track(args: argparse.Namespace) -> int:
         rows.append({"sequence": Path(seq).name, **score.to_dict()})
         print(f"{Path(seq).name}: HOTA {score.hota:.3f}  MOTA {score.mota:.3f}  IDF1 {score.idf1:.3f}  "
               f"({score.frames} frames, {score.id_switches} id switches)")
-    if args.json:
-        Path(args.json).write_text(json.dumps({"model": tracking.entry.name, "tracker": args.tracker,
-                                               "sequences": rows}, indent=2) + "\n")
+    _write_json(args.json, {"model": tracking.entry.name, "tracker": args.tracker, "sequences": rows})
     return EXIT_OK
 
 

@@ -24,7 +24,7 @@ import numpy as np
 
 from . import catalog, weights
 from .device import Device, select_device
-from .errors import ModelNotFoundError, WeightsError
+from .errors import ModelNotFoundError, OptionError, WeightsError
 from .io.images import IMAGE_SUFFIXES, VIDEO_SUFFIXES, read_image, to_bgr
 from .io.sources import ErrorHandler, Frame, Source, open_source
 from .io.threads import BackgroundIterator
@@ -67,7 +67,7 @@ class Predictor:
         path = weights.resolve(self.entry, self.weights_arg)
         try:
             backend = self._backend_cls(self.entry, path, device, self.options)
-        except (WeightsError, ModelNotFoundError):
+        except (WeightsError, ModelNotFoundError, OptionError):  # already user-facing: keep the type
             raise
         except Exception as e:  # a library's own failure to parse the file: report it as bad weights
             first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
@@ -221,10 +221,15 @@ def load(task: str, model: str | Path | None = None, device: str = "auto", **opt
     """Get a Predictor for ``task`` with a catalog model name or a model file (see ``Predictor``).
 
     ``task="track"`` gives a ``TrackingPredictor``: a detector (``model``) plus ``tracker="bytetrack"`` or
-    ``"botsort"`` (``tracker_params`` overrides ultralytics' tracker settings).
+    ``"botsort"`` (``tracker_params`` overrides ultralytics' tracker settings). ``task="action"`` gives an
+    ``ActionPredictor``: clips of ``window`` frames every ``stride`` frames, ``top_k`` actions each.
     """
     if task == "track":
         from .tasks.track import TrackingPredictor
 
         return TrackingPredictor(model, device=device, **options)
+    if task == "action":
+        from .tasks.action import ActionPredictor
+
+        return ActionPredictor(model, device=device, **options)
     return Predictor(task, model, device=device, **options)

@@ -94,7 +94,12 @@ class Detections(Result):
                                           "keypoints")
 
     def __post_init__(self) -> None:
-        self.xyxy = np.asarray(self.xyxy, dtype=np.float32).reshape(-1, 4)
+        xyxy = np.asarray(self.xyxy, dtype=np.float32)
+        if xyxy.size == 0:
+            xyxy = xyxy.reshape(0, 4)
+        if xyxy.ndim != 2 or xyxy.shape[1] != 4:  # reshape(-1, 4) would silently regroup e.g. (4, 5) into 5 boxes
+            raise ValueError(f"xyxy must have shape (n, 4), but got shape {xyxy.shape}")
+        self.xyxy = xyxy
         n = len(self.xyxy)
         self.scores = np.asarray(self.scores, dtype=np.float32).reshape(-1)
         self.class_ids = np.asarray(self.class_ids, dtype=np.int64).reshape(-1)
@@ -133,7 +138,7 @@ class Detections(Result):
 
     def with_(self, **changes: Any) -> Detections:
         """A copy with some fields replaced (e.g. ``track_ids``); the caller's object is never changed."""
-        return replace(self, **changes)
+        return replace(self, **{"metadata": dict(self.metadata), **changes})
 
     @property
     def areas(self) -> np.ndarray:

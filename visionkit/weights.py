@@ -78,7 +78,7 @@ def download(entry: ModelEntry) -> Path:
     if not entry.url:
         raise WeightsError(f"{entry.file} for model {entry.name!r} was not found and has no download URL: "
                            f"{_where_to_put_it(entry)}. Provenance: {' '.join(entry.source.split())}")
-    if os.environ.get("VISIONKIT_OFFLINE", "").lower() in ("1", "true", "yes"):
+    if _offline():
         raise WeightsError(f"{entry.file} not found locally and VISIONKIT_OFFLINE is set: {_where_to_put_it(entry)}")
     target = cache_dir() / entry.file
     try:
@@ -111,4 +111,10 @@ def availability(entry: ModelEntry) -> str:
     """'local', 'download' or 'missing': what ``resolve`` would do, without hashing or downloading."""
     if any((folder / entry.file).is_file() for folder in [*weights_dirs(), cache_dir()]):
         return "local"
-    return "download" if entry.url else "missing"
+    if not entry.url:
+        return "missing"
+    return "missing (offline)" if _offline() else "download"
+
+
+def _offline() -> bool:
+    return os.environ.get("VISIONKIT_OFFLINE", "").lower() in ("1", "true", "yes")

@@ -46,6 +46,9 @@ def to_bgr(image: Any, name: str = "image") -> np.ndarray:
         except ImportError:  # pragma: no cover - pillow is a dependency
             Image = None
         if Image is not None and isinstance(image, Image.Image):
+            if image.mode.startswith("I;16") or image.mode == "I":  # 16-bit gray: PIL's convert("RGB") saturates
+                gray = np.clip(np.asarray(image), 0, 65535).astype(np.uint16)
+                return to_bgr(gray, name)
             rgb = np.asarray(image.convert("RGB"))
             return np.ascontiguousarray(rgb[..., ::-1])
         raise SourceError(f"{name}: unsupported input type {type(image).__name__} "

@@ -59,6 +59,7 @@ class AnnotatedSink(Sink):
     def __init__(self, directory: str | Path):
         self.directory = _ensure_dir(Path(directory))
         self._writers: dict[str, cv2.VideoWriter] = {}
+        self._taken: set[Path] = set()
         self.written: list[Path] = []
 
     def write(self, frame: Frame, result: Result, annotated: np.ndarray | None = None) -> None:
@@ -69,6 +70,7 @@ class AnnotatedSink(Sink):
         target = self.directory / Path(frame.name).name
         if target.suffix.lower() not in (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"):
             target = target.with_suffix(".jpg")
+        target = self._unique(target)
         ok, buf = cv2.imencode(target.suffix, image)
         try:
             if not ok:
@@ -78,11 +80,22 @@ class AnnotatedSink(Sink):
             raise SinkError(f"cannot write {target}: {e.strerror}") from None
         self.written.append(target)
 
+    def _unique(self, target: Path) -> Path:
+        """Same-named inputs (e.g. from two folders of a glob) get ``_1``, ``_2``... instead of overwriting."""
+        stem, n = target.stem, 0
+        while target in self._taken:
+            n += 1
+            target = target.with_name(f"{stem}_{n}{target.suffix}")
+        self._taken.add(target)
+        return target
+
     def _video_writer(self, frame: Frame, image: np.ndarray) -> cv2.VideoWriter:
         writer = self._writers.get(frame.source)
         if writer is None:
-            stem = Path(frame.source).stem if not frame.source.startswith("camera") else frame.source.replace(" ", "")
-            target = self.directory / f"{stem or 'stream'}.mp4"
+            # "camera 0" (a live camera) -> camera0.mp4; any file or URL, even one named camera*.avi -> its stem
+            camera = frame.source.startswith("camera ") and frame.source[7:].isdigit()
+            stem = frame.source.replace(" ", "") if camera else Path(frame.source).stem
+            target = self._unique(self.directory / f"{stem or 'stream'}.mp4")
             h, w = image.shape[:2]
             writer = cv2.VideoWriter(str(target), cv2.VideoWriter_fourcc(*VIDEO_FOURCC), frame.fps or 30.0, (w, h))
             if not writer.isOpened():
@@ -167,9 +180,18 @@ class CocoResultsSink(Sink):
                                "score": round(float(score), 5)})
 
     def close(self) -> None:
-        tmp = self.path.with_name(self.path.name + ".tmp")
-        try:
-            tmp.write_text(json.dumps(self._rows), encoding="utf-8")
-            tmp.replace(self.path)
-        except OSError as e:
-            raise SinkError(f"cannot write {self.path}: {e.strerror}") from None
+        write_json(self.path, self._rows)
+
+
+def write_json(path: str | Path, data: Any) -> None:
+    """Write a JSON document atomically (a temp file renamed into place), as a SinkError on failure."""
+    path = Path(path)
+    _ensure_dir(path.parent)
+    tmp = path.with_name(path.name + ".tmp")
+    try:
+        tmp.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+        tmp.replace(path)
+    except OSError as e:
+        raise SinkError(f"cannot write {path}: {e.strerror}") from None
+    finally:
+        tmp.unlink(missing_ok=True)

@@ -33,4 +33,11 @@ def onnx_output_names(path: Path) -> tuple[str, ...]:
     """Output names of an ONNX file, to tell model families apart when only a path is given."""
     from ..device import Device
 
-    return tuple(o.name for o in onnx_session(path, Device("cpu")).get_outputs())
+    try:
+        session = onnx_session(path, Device("cpu"))
+    except Exception as e:  # garbage or truncated file: a user-facing WeightsError, not an internal error
+        from ..errors import WeightsError
+
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise WeightsError(f"{path}: not a loadable ONNX model ({first})") from None
+    return tuple(o.name for o in session.get_outputs())

@@ -28,8 +28,11 @@ YOLO_OPTIONS = {"conf": 0.25, "iou": 0.7, "max_det": 300, "imgsz": 640, "classes
 SSD_OUTPUTS = ("detection_boxes", "detection_classes", "detection_scores", "num_detections")
 
 
-def _yolo_nms(pred: Any, options: dict[str, Any], end2end: bool = False) -> list[Any]:
+def _yolo_nms(pred: Any, options: dict[str, Any], end2end: bool = False, nc: int = 0) -> list[Any]:
     """ultralytics' NMS on [B, 4+nc, N] predictions (or end-to-end [B, N, 6]).
+
+    ``nc`` is the class count for heads with extra channels after the class scores (mask coefficients,
+    keypoints), which ultralytics' predictors pass as ``len(model.names)``; 0 = all channels are classes.
 
     ultralytics stops a batch's NMS after 2 s + 0.05 s per image (a training-time guard) and leaves the remaining
     images with no boxes; at eval settings (conf 0.001) on a CPU that silently emptied most images of a batch,
@@ -38,7 +41,7 @@ def _yolo_nms(pred: Any, options: dict[str, Any], end2end: bool = False) -> list
     from ultralytics.utils.nms import non_max_suppression
 
     return non_max_suppression(pred, options["conf"], options["iou"], options["classes"], options["agnostic"],
-                               multi_label=options["multi_label"], max_det=options["max_det"], end2end=end2end,
+                               multi_label=options["multi_label"], max_det=options["max_det"], nc=nc, end2end=end2end,
                                max_time_img=float("inf"))
 
 
@@ -61,6 +64,59 @@ def _to_detections(pred: Any, input_hw: tuple[int, int], image: np.ndarray, name
     return Detections.from_arrays(boxes, pred[:, 4].cpu().numpy(), pred[:, 5].cpu().numpy().astype(np.int64), names)
 
 
+def load_ultralytics(weights: Path, device: Device, expected_task: str) -> Any:
+    """An ultralytics ``.pt`` checkpoint as a fused, frozen eval model on ``device`` (fp16 on CUDA).
+
+    Shared by every task's ultralytics backend; a checkpoint of another task (e.g. a -cls file given to detect)
+    is refused here with a clear message instead of failing later on an unexpected output shape.
+    """
+    ultralytics_offline()
+    from ultralytics.nn.tasks import load_checkpoint
+
+    model, _ = load_checkpoint(weights, device=device.torch)
+    model_task = getattr(model, "task", "detect")
+    if model_task != expected_task:
+        raise WeightsError(f"{weights} is an ultralytics {model_task} model, not a {expected_task} model")
+    model = model.fuse(verbose=False) if hasattr(model, "fuse") else model
+    model = (model.half() if device.half else model.float()).eval()
+    for p in model.parameters():
+        p.requires_grad = False
+    if _ultralytics_channels_last(device):
+        import torch
+
+        model = model.to(memory_format=torch.channels_last)
+    return model
+
+
+def _ultralytics_channels_last(device: Device) -> bool:
+    """Whether ultralytics' own predictor would run this model channels-last (its AutoBackend does so on x86 CPUs
+    with oneDNN since 8.4): the faster CPU path, and the same float rounding as the reference."""
+    import inspect
+    import platform
+    import sys
+
+    import torch
+    from ultralytics.nn.autobackend import AutoBackend
+
+    return (device.type == "cpu" and "channels_last" in inspect.signature(AutoBackend.__init__).parameters
+            and platform.machine() in ("AMD64", "x86_64") and sys.platform in ("linux", "win32")
+            and torch.backends.mkldnn.is_available() and torch.backends.mkldnn.enabled)
+
+
+def load_state_dict(model: Any, weights: Path, arch: str) -> None:
+    """Load a torchvision-style state dict file into ``model`` safely (``weights_only``), as WeightsError on failure."""
+    import torch
+
+    try:
+        state = torch.load(weights, map_location="cpu", weights_only=True)
+    except Exception as e:
+        raise WeightsError(f"{weights}: not a readable PyTorch state dict ({type(e).__name__})") from None
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as e:
+        raise WeightsError(f"{weights} does not fit {arch}: {str(e).splitlines()[0]}") from None
+
+
 class UltralyticsDetect(Backend):
     task = "detect"
     name = "ultralytics"
@@ -70,17 +126,7 @@ class UltralyticsDetect(Backend):
 
     def __init__(self, entry: ModelEntry, weights: Path, device: Device, options: dict[str, Any]):
         super().__init__(entry, weights, device, options)
-        ultralytics_offline()
-        from ultralytics.nn.tasks import load_checkpoint
-
-        model, _ = load_checkpoint(weights, device=device.torch)
-        model_task = getattr(model, "task", "detect")
-        if model_task != self.EXPECTED_TASK:
-            raise WeightsError(f"{weights} is an ultralytics {model_task} model, not a {self.EXPECTED_TASK} model")
-        model = model.fuse(verbose=False) if hasattr(model, "fuse") else model
-        self.model = (model.half() if device.half else model.float()).eval()
-        for p in self.model.parameters():
-            p.requires_grad = False
+        self.model = load_ultralytics(weights, device, self.EXPECTED_TASK)
         self.stride = max(int(self.model.stride.max()), 32)
         self.end2end = bool(getattr(self.model, "end2end", False))
         names = self.model.names
@@ -211,23 +257,20 @@ class TorchvisionDetect(Backend):
 
     def __init__(self, entry: ModelEntry, weights: Path, device: Device, options: dict[str, Any]):
         super().__init__(entry, weights, device, options)
-        import torch
         import torchvision
 
-        model = torchvision.models.get_model(
-            entry.arch or entry.name, weights=None, weights_backbone=None, num_classes=len(self.class_names),
-            score_thresh=options["conf"], nms_thresh=options["iou"], detections_per_img=options["max_det"])
-        try:
-            state = torch.load(weights, map_location="cpu", weights_only=True)
-        except Exception as e:
-            raise WeightsError(f"{weights}: not a readable PyTorch state dict ({type(e).__name__})") from None
-        try:
-            model.load_state_dict(state)
-        except RuntimeError as e:
-            raise WeightsError(f"{weights} does not fit {entry.arch or entry.name}: "
-                               f"{str(e).splitlines()[0]}") from None
+        model = torchvision.models.get_model(entry.arch or entry.name, weights=None, weights_backbone=None,
+                                             **self.builder_kwargs())
+        load_state_dict(model, weights, entry.arch or entry.name)
         model = model.eval().to(device.torch)
         self.model = model.half() if device.half else model
+
+    def builder_kwargs(self) -> dict[str, Any]:
+        """The builder's class count and thresholds, under SSD's argument names. Families that name them otherwise
+        (R-CNN: ``box_score_thresh``...) override this: torchvision drops unknown names silently, so a wrong name
+        would leave the threshold at its default without a word."""
+        return {"num_classes": len(self.class_names), "score_thresh": self.options["conf"],
+                "nms_thresh": self.options["iou"], "detections_per_img": self.options["max_det"]}
 
     def preprocess(self, images: list[np.ndarray]) -> list[Any]:
         import torch

@@ -11,8 +11,9 @@
 from .catalog import ModelEntry, list_models
 from .errors import ModelNotFoundError, OptionError, SinkError, SourceError, VisionkitError, WeightsError
 from .io.sources import Frame, open_source
+from .pipeline import PersonPose
 from .predictor import Predictor, load
-from .results import Detections, Result, Speed
+from .results import ActionPrediction, Classification, Detections, Result, SemanticMask, Speed
 
 __version__ = "0.1.0"
 
@@ -23,7 +24,7 @@ def available_models(task: str | None = None) -> list[str]:
 
 
 __all__ = [
-    "Detections", "Frame", "ModelEntry", "ModelNotFoundError", "OptionError", "Predictor", "Result", "SinkError",
+    "ActionPrediction", "Classification", "Detections", "Frame", "PersonPose", "SemanticMask", "ModelEntry", "ModelNotFoundError", "OptionError", "Predictor", "Result", "SinkError",
     "SourceError", "Speed", "VisionkitError", "WeightsError", "available_models", "list_models", "load",
     "open_source",
 ]

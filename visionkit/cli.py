@@ -183,6 +183,18 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--imgsz", type=_positive_int, help="inference size in pixels (default: the model's)")
     c.add_argument("--json", metavar="FILE", help="also write the scores as JSON to FILE")
     c.set_defaults(handler=_run_eval_classify, task="classify")
+    k = esub.add_parser("pose", help="keypoint OKS-AP (pycocotools) and PCK on COCO person keypoints",
+                        description="Keypoint OKS mAP with pycocotools. A single-person model (MoveNet) runs on the "
+                                    "person boxes of --detector (top-down) and also reports PCK@0.1/0.2 on "
+                                    "ground-truth boxes (normalised by the box's longer side).")
+    k.add_argument("--images", required=True, help="folder with the annotated images")
+    k.add_argument("--annotations", required=True, help="COCO person keypoints JSON")
+    k.add_argument("--detector", default="yolov5n", help="person detector for single-person models "
+                                                         "(default: yolov5n)")
+    _add_model_options(k, "pose")
+    _add_detect_options(k)
+    k.add_argument("--json", metavar="FILE", help="also write the scores as JSON to FILE")
+    k.set_defaults(handler=_run_eval_pose, task="pose")
     t = esub.add_parser("track", help="HOTA, MOTA, IDF1 (TrackEval) on MOTChallenge-format sequences",
                         description="Track each MOTChallenge sequence folder (img1/, gt/gt.txt, seqinfo.ini) and "
                                     "score it with TrackEval: HOTA, MOTA, IDF1. Only frames present in img1/ "
@@ -431,6 +443,34 @@ def _run_eval_classify(args: argparse.Namespace) -> int:
     print(f"{predictor.entry.name}: top-1 {score.top1_rate:.3f} ({score.top1}/{score.images})  "
           f"top-5 {score.top5_rate:.3f} ({score.top5}/{score.images})")
     _write_json(args.json, {"model": predictor.entry.name, **score.to_dict()})
+    return EXIT_OK
+
+
+def _run_eval_pose(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from . import Predictor
+    from .eval.keypoints import evaluate_keypoints, evaluate_pck
+    from .pipeline import PersonPose
+
+    pose = _load(args, evaluate=True)
+    report: dict[str, Any] = {"model": pose.entry.name}
+    scorer: Any = pose
+    if hasattr(pose.backend, "predict_in_boxes"):  # single-person model: top-down on detected people
+        # COCO scores at most 20 people per image, so more boxes change nothing but the run time.
+        persons = Predictor("detect", args.detector, classes=[0], evaluate=True, max_det=20, device=args.device)
+        scorer = PersonPose(persons, pose)
+        report["detector"] = persons.entry.name
+        pck = evaluate_pck(pose, args.images, args.annotations)
+        report["pck"] = pck.to_dict()
+        print(f"{pose.entry.name} on ground-truth boxes: " + "  ".join(
+            f"PCK@{a} {v:.3f}" for a, v in pck.pck.items()) + f"  ({pck.persons} persons)")
+    with tqdm(desc="eval", unit="image", file=sys.stderr, dynamic_ncols=True, disable=None) as bar:
+        score = evaluate_keypoints(scorer, args.images, args.annotations, progress=bar.update)
+    report.update(score.to_dict())
+    print(f"{pose.entry.name}: OKS mAP {score.map:.3f}  mAP50 {score.map50:.3f}  mAP75 {score.map75:.3f}  "
+          f"({score.images} images)")
+    _write_json(args.json, report)
     return EXIT_OK
 
 

@@ -1,0 +1,79 @@
+"""Tasks composed over one stream, built on the public predictors only.
+
+    import visionkit
+    from visionkit.pipeline import PersonPose
+
+    pipe = PersonPose(visionkit.load("track", "yolov5n"), visionkit.load("pose", "movenet_lightning"))
+    for frame, people in pipe.stream("clip.mp4"):   # boxes, track ids and 17 keypoints per person
+        annotated = people.plot(frame.image)
+    people = pipe("photo.jpg")                       # one image (a tracker keeps its state between calls)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .errors import OptionError
+from .io.images import read_image, to_bgr
+from .io.sources import ErrorHandler, Frame
+from .results import Detections, Speed
+from .tasks.base import backend_class
+
+
+class PersonPose:
+    """Multi-person pose with a single-person pose model: a detector or tracker finds the people, then the pose
+    model runs on a crop around each person box.
+
+    Two models instead of one multi-person model (YOLO-pose) buys: tracking ids on every pose, a detector chosen
+    independently (any catalog detector, e.g. yolov5n restricted with ``classes=[0]``), and MoveNet's accuracy on
+    people small in the frame, whose crop it sees at full model resolution.
+
+    Args:
+        persons: ``visionkit.load("detect", ...)`` or ``visionkit.load("track", ...)``; only boxes whose class is
+            ``person_class`` are kept (pass ``classes=[0]`` to a COCO detector to skip the others early).
+        pose: a pose predictor whose backend estimates inside given boxes (``predict_in_boxes``: MoveNet).
+
+    Each result is the detector's (or tracker's) person boxes, scores and track ids with ``keypoints`` (n, 17, 3)
+    added, row for row; ``speed`` adds up both models' stage times.
+    """
+
+    def __init__(self, persons: Any, pose: Any, person_class: str = "person"):
+        if getattr(pose, "task", None) != "pose":
+            raise OptionError(f"pose must be a pose predictor (visionkit.load('pose', ...)), got {pose!r}")
+        cls = backend_class("pose", pose.entry.backend)
+        if not hasattr(cls, "predict_in_boxes"):
+            raise OptionError(f"pose model {pose.entry.name!r} ({cls.name}) finds the people itself; PersonPose "
+                              "needs a single-person model that runs inside given boxes, e.g. movenet_lightning")
+        self.persons = persons
+        self.pose = pose
+        self.person_class = person_class
+
+    def __call__(self, image: Any) -> Detections:
+        """People and their poses in one image (path, BGR array or PIL image)."""
+        frame = read_image(image) if isinstance(image, (str, Path)) else to_bgr(image)
+        return self._add_poses(frame, self.persons(frame))
+
+    def stream(self, source: Any, on_error: ErrorHandler | None = None,
+               prefetch: int = 4) -> Iterator[tuple[Frame, Detections]]:
+        """``(frame, people with poses)`` for every frame of any source (see ``Predictor.stream``)."""
+        for frame, detections in self.persons.stream(source, on_error, prefetch):
+            yield frame, self._add_poses(frame.image, detections)
+
+    def warmup(self) -> PersonPose:
+        self.persons.warmup()
+        self.pose.warmup()
+        return self
+
+    def _add_poses(self, image: np.ndarray, detections: Detections) -> Detections:
+        people = detections[detections.class_names == self.person_class]
+        poses = self.pose.backend.predict_in_boxes(image, people.xyxy)
+        a, b = people.speed, poses.speed
+        speed = Speed(a.preprocess + b.preprocess, a.inference + b.inference, a.postprocess + b.postprocess)
+        return people.with_(keypoints=poses.keypoints, speed=speed)
+
+    def __repr__(self) -> str:
+        return f"PersonPose(persons={self.persons!r}, pose={self.pose!r})"

@@ -195,6 +195,19 @@ def build_parser() -> argparse.ArgumentParser:
     _add_detect_options(k)
     k.add_argument("--json", metavar="FILE", help="also write the scores as JSON to FILE")
     k.set_defaults(handler=_run_eval_pose, task="pose")
+    g = esub.add_parser("segment", help="mIoU of a VOC-class model on COCO (VOC classes) or CamVid",
+                        description="Semantic segmentation mIoU from a confusion matrix (ignore index 255). COCO "
+                                    "annotations are turned into the 21 VOC classes as torchvision's segmentation "
+                                    "references do; CamVid scores the classes that map (car+bus -> Car, person -> "
+                                    "Pedestrian and Bicyclist).")
+    data = g.add_mutually_exclusive_group(required=True)
+    data.add_argument("--annotations", help="COCO instances JSON (with --images)")
+    data.add_argument("--camvid", metavar="DIR", help="CamVid folder with images/ and labels/")
+    g.add_argument("--images", help="folder with the COCO images")
+    _add_model_options(g, "segment")
+    g.add_argument("--imgsz", type=_positive_int, help="inference size in pixels (default: the model's)")
+    g.add_argument("--json", metavar="FILE", help="also write the scores as JSON to FILE")
+    g.set_defaults(handler=_run_eval_segment, task="segment")
     t = esub.add_parser("track", help="HOTA, MOTA, IDF1 (TrackEval) on MOTChallenge-format sequences",
                         description="Track each MOTChallenge sequence folder (img1/, gt/gt.txt, seqinfo.ini) and "
                                     "score it with TrackEval: HOTA, MOTA, IDF1. Only frames present in img1/ "
@@ -471,6 +484,27 @@ def _run_eval_pose(args: argparse.Namespace) -> int:
     print(f"{pose.entry.name}: OKS mAP {score.map:.3f}  mAP50 {score.map50:.3f}  mAP75 {score.map75:.3f}  "
           f"({score.images} images)")
     _write_json(args.json, report)
+    return EXIT_OK
+
+
+def _run_eval_segment(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from .eval.segmentation import evaluate_camvid, evaluate_coco_voc
+
+    if args.annotations and not args.images:
+        raise OptionError("--annotations needs --images (the folder of the annotated COCO images)")
+    predictor = _load(args, evaluate=True)
+    predictor.warmup()
+    with tqdm(desc="eval", unit="image", file=sys.stderr, dynamic_ncols=True, disable=None) as bar:
+        if args.camvid:
+            score = evaluate_camvid(predictor, args.camvid, progress=bar.update)
+        else:
+            score = evaluate_coco_voc(predictor, args.images, args.annotations, progress=bar.update)
+    per_class = "  ".join(f"{name} {iou:.3f}" for name, iou in score.iou.items())
+    print(f"{predictor.entry.name}: mIoU {score.miou:.3f}  pixel acc {score.pixel_acc:.3f}  ({score.images} images)"
+          f"\n  per class IoU: {per_class}")
+    _write_json(args.json, {"model": predictor.entry.name, **score.to_dict()})
     return EXIT_OK
 
 

@@ -41,3 +41,20 @@ def onnx_output_names(path: Path) -> tuple[str, ...]:
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise WeightsError(f"{path}: not a loadable ONNX model ({first})") from None
     return tuple(o.name for o in session.get_outputs())
+
+
+def torchvision_weights(entry: Any) -> Any:
+    """The torchvision weights enum member named by a catalog entry's ``weights_enum``: its transforms,
+    categories and metrics travel with it, so preprocessing comes from torchvision itself, not a copy."""
+    import torchvision
+
+    from ..errors import WeightsError
+
+    name = entry.extra.get("weights_enum")
+    if not name:
+        raise WeightsError(f"catalog entry {entry.name!r} has no weights_enum (e.g. 'ResNet18_Weights.IMAGENET1K_V1'):"
+                           " torchvision preprocessing comes from it")
+    try:
+        return torchvision.models.get_weight(name)
+    except (ValueError, KeyError, AttributeError) as e:
+        raise WeightsError(f"catalog entry {entry.name!r}: unknown torchvision weights {name!r} ({e})") from None

@@ -22,7 +22,7 @@ from ..catalog import ModelEntry, load_class_names
 from ..device import Device
 from ..errors import OptionError, WeightsError
 from ..results import Classification
-from ._runtime import onnx_session
+from ._runtime import onnx_session, torchvision_weights
 from .base import Backend
 from .detect import load_state_dict, load_ultralytics
 
@@ -138,16 +138,7 @@ class TorchvisionClassify(_Classifier):
 def _torchvision_transforms(entry: ModelEntry, imgsz: int | None) -> Any:
     """The inference transforms of the catalog's ``weights_enum`` (e.g. ``ResNet50_Weights.IMAGENET1K_V2``);
     a different ``imgsz`` scales the resize size with the crop, as torchvision's recipes do."""
-    import torchvision
-
-    name = entry.extra.get("weights_enum")
-    if not name:
-        raise WeightsError(f"catalog entry {entry.name!r} has no weights_enum (e.g. 'ResNet18_Weights.IMAGENET1K_V1'):"
-                           " torchvision preprocessing comes from it")
-    try:
-        enum_member = torchvision.models.get_weight(name)
-    except (ValueError, KeyError, AttributeError) as e:
-        raise WeightsError(f"catalog entry {entry.name!r}: unknown torchvision weights {name!r} ({e})") from None
+    enum_member = torchvision_weights(entry)
     preset = enum_member.transforms()  # torchvision's ImageClassification preset
     crop, resize = preset.crop_size[0], preset.resize_size[0]
     if imgsz is None or imgsz == crop:

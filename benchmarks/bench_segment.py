@@ -1,0 +1,143 @@
+"""Segmentation latency: visionkit against the reference library's own pipeline, one image at a time.
+
+  torchvision   lraspp_mobilenet_v3_large (seeded random weights): ``model(weights.transforms()(image))["out"]``
+                and its argmax, as torchvision documents it, at the model's 520-pixel scale; a second reference
+                adds what visionkit returns on top (logits upsampled to the source, argmax, softmax maximum)
+  onnx-deeplab  onnxruntime on ../shared deeplabv3_mnv2_257.onnx with the same preprocessing written out by hand
+                (plain resize to 257, (x-127.5)/127.5), logits upsampled to the source, argmax and softmax maximum
+  ultralytics   YOLO(pt).predict(image) on a random yolov8n-seg checkpoint (masks at the letterboxed input size, its
+                default); a second reference adds the scaling of the masks to the source that visionkit returns
+
+Random weights come from bench_detect.py (BatchNorm calibrated, class bias raised, so NMS and mask decoding see
+a realistic number of boxes). Both sides get the same decoded BGR array; runs alternate A B B A ...
+
+    python benchmarks/bench_segment.py --runs 20
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import cv2  # noqa: E402
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
+from bench_detect import ROOT, build_random_yolo, report, time_pair  # noqa: E402  (also sets the offline env)
+
+import visionkit  # noqa: E402
+from visionkit import catalog  # noqa: E402
+
+Case = tuple[str, str, Callable[[], object], Callable[[], object]]
+
+
+def _to_source(logits: torch.Tensor, hw: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """(1, C, h, w) logits -> class map and confidence at the source size, in one whole-image pass."""
+    up = F.interpolate(logits.float(), hw, mode="bilinear")[0]
+    return up.argmax(0).numpy(), up.softmax(0).amax(0).numpy()
+
+
+def torchvision_cases(image: np.ndarray, folder: Path, device: str) -> list[Case]:
+    import torchvision
+
+    arch = "lraspp_mobilenet_v3_large"
+    entry = catalog.get_entry(arch)
+    torch.manual_seed(0)
+    model = torchvision.models.get_model(arch, weights=None, weights_backbone=None, num_classes=21).eval()
+    path = folder / f"{arch}-random.pth"
+    torch.save(model.state_dict(), path)
+    model = model.to(device)
+    transforms = torchvision.models.get_weight(entry.extra["weights_enum"]).transforms()
+    ours = visionkit.load("segment", arch, weights=path, device=device)
+    rgb = torch.from_numpy(np.ascontiguousarray(image[..., ::-1])).permute(2, 0, 1)
+
+    def logits() -> torch.Tensor:
+        with torch.inference_mode():
+            return model(transforms(rgb.to(device))[None])["out"].cpu()
+
+    def at_source() -> object:
+        with torch.inference_mode():
+            return _to_source(logits(), image.shape[:2])
+
+    return [(f"torchvision {arch} ({device})", "torchvision argmax@520", lambda: logits().argmax(1), ours),
+            (f"torchvision {arch} ({device}), reference at source", "torchvision +upsample", at_source, ours)]
+
+
+def onnx_case(image: np.ndarray) -> list[Case]:
+    import onnxruntime as ort
+
+    path = ROOT.parent / "shared" / "weights" / "deeplabv3_mnv2_257.onnx"
+    if not path.is_file():
+        print(f"skipping onnx-deeplab: {path} not found")
+        return []
+    options = ort.SessionOptions()
+    options.log_severity_level = 3
+    session = ort.InferenceSession(str(path), sess_options=options, providers=["CPUExecutionProvider"])
+    name = session.get_inputs()[0].name
+    ours = visionkit.load("segment", "deeplabv3_mnv2_257", device="cpu")
+
+    def direct() -> object:
+        rgb = cv2.cvtColor(cv2.resize(image, (257, 257), interpolation=cv2.INTER_LINEAR), cv2.COLOR_BGR2RGB)
+        out = session.run(None, {name: ((rgb.astype(np.float32) - 127.5) / 127.5)[None]})[0]
+        with torch.inference_mode():
+            return _to_source(torch.from_numpy(out).permute(0, 3, 1, 2), image.shape[:2])
+
+    agree = (direct()[0] == ours(image).class_map).mean()
+    print(f"deeplabv3_mnv2_257.onnx: class maps agree on {agree:.4%} of pixels")
+    return [("onnx-deeplab deeplabv3_mnv2_257 (cpu)", "onnxruntime by hand", direct, ours)]
+
+
+def ultralytics_cases(image: np.ndarray, folder: Path, device: str) -> list[Case]:
+    from ultralytics import YOLO
+    from ultralytics.utils.ops import scale_masks
+
+    pt = build_random_yolo("yolov8n-seg.yaml", folder / "yolov8n-seg-random.pt")
+    reference = YOLO(str(pt))
+    ours = visionkit.load("segment", str(pt), device=device)
+
+    def predict() -> object:
+        return reference.predict(image, device=device, verbose=False)
+
+    def with_masks_at_source() -> object:
+        r = predict()[0]
+        return None if r.masks is None else scale_masks(r.masks.data[None].float(), image.shape[:2])[0] > 0.5
+
+    r, d = predict()[0], ours(image)
+    print(f"yolov8n-seg (random): {len(r.boxes)} boxes from ultralytics, {len(d)} from visionkit")
+    return [(f"ultralytics yolov8n-seg ({device})", "ultralytics predict", predict, ours),
+            (f"ultralytics yolov8n-seg ({device}), masks at source", "ultralytics +scale_masks",
+             with_masks_at_source, ours)]
+
+
+def main() -> None:
+    from ultralytics.utils import ASSETS
+
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--image", default=str(ASSETS / "bus.jpg"), help="image (default: ultralytics' bus.jpg)")
+    parser.add_argument("--runs", type=int, default=20, help="timed runs per side (default 20)")
+    parser.add_argument("--warmup", type=int, default=3, help="untimed runs per side first (default 3)")
+    parser.add_argument("--device", default="cpu", help="torchvision/ultralytics: cpu, cuda or cuda:N (default cpu)")
+    args = parser.parse_args()
+
+    image = cv2.imread(args.image)
+    if image is None:
+        sys.exit(f"cannot read image {args.image}")
+    print(f"image {Path(args.image).name} {image.shape[1]}x{image.shape[0]}, {args.runs} runs after {args.warmup} "
+          f"warm-up, torch {torch.__version__} with {torch.get_num_threads()} threads")
+    rows = ["| case | reference median ms | reference p90 ms | visionkit median ms | visionkit p90 ms | ratio |",
+            "|---|---|---|---|---|---|"]
+    with tempfile.TemporaryDirectory() as tmp:
+        cases = [*torchvision_cases(image, Path(tmp), args.device), *onnx_case(image),
+                 *ultralytics_cases(image, Path(tmp), args.device)]
+        for name, ref_name, ref, ours in cases:
+            t_ref, t_ours = time_pair(ref, lambda p=ours: p(image), args.runs, args.warmup)
+            report(name, ref_name, t_ref, t_ours, rows)
+    print("\n" + "\n".join(rows))
+
+
+if __name__ == "__main__":
+    main()

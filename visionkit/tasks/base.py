@@ -81,7 +81,9 @@ def backend_for_file(task: str, path: Path) -> type[Backend]:
         if t == task and cls.accepts(path):
             return cls
     suffixes = sorted({s for (t, _), c in _BACKENDS.items() if t == task for s in c.SUFFIXES})
-    raise ModelNotFoundError(f"{path}: no {task} backend runs '{path.suffix}' files (known: {', '.join(suffixes)})")
+    hint = (f"runs {', '.join(suffixes)} files" if suffixes else "takes no bare model files") + \
+        f"; for a weights file of a catalog architecture use --model NAME --weights {path.name}"
+    raise ModelNotFoundError(f"{path}: no {task} backend runs '{path.suffix}' files ({task} {hint})")
 
 
 def _import_task(task: str) -> None:

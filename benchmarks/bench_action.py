@@ -1,0 +1,125 @@
+"""Action recognition latency per window: visionkit against torchvision called directly, on the same real clip.
+
+The reference is what a user would write with torchvision alone: BGR frames -> RGB (T, C, H, W) uint8 ->
+``weights_enum.transforms()`` -> ``model`` -> softmax -> top-5. Two measurements on the same frames:
+
+  one window    ``predictor(frames)`` on exactly one window against one reference call: every frame preprocessed,
+                one forward pass, on both sides
+  streaming     ``predictor.stream(clip)`` over ``--windows`` windows at the default stride (window / 2) against the
+                plain loop that transforms each window from its raw frames; visionkit preprocesses each frame once and
+                keeps it for the overlapping window, the loop twice
+
+Weights are seeded random (no official weights here); the timing does not depend on their values. The sides
+alternate in every round so that load from other processes hits both alike; medians over ``--runs`` rounds.
+
+    python benchmarks/bench_action.py --models r3d_18 r2plus1d_18 --runs 5 --threads 1
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+import torchvision
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+os.environ["VISIONKIT_OFFLINE"] = "1"
+
+import visionkit  # noqa: E402
+from visionkit import catalog  # noqa: E402
+
+CLIP = ROOT.parent / "shared" / "data" / "action" / "v_Basketball_g01_c01.avi"
+
+
+def read_frames(path: Path, n: int) -> list[np.ndarray]:
+    cap = cv2.VideoCapture(str(path))
+    frames = [image for ok, image in (cap.read() for _ in range(n)) if ok]
+    cap.release()
+    return frames
+
+
+def reference_window(model: torch.nn.Module, transforms: torch.nn.Module, frames: list[np.ndarray]) -> np.ndarray:
+    clip = torch.from_numpy(np.stack([f[..., ::-1] for f in frames]).copy()).permute(0, 3, 1, 2)  # (T, C, H, W) RGB
+    with torch.inference_mode():
+        probs = model(transforms(clip)[None]).softmax(1)[0]
+    return probs.topk(5).indices.numpy()
+
+
+def timed(fn: Callable[[], object]) -> float:
+    t0 = time.perf_counter()
+    fn()
+    return (time.perf_counter() - t0) * 1e3
+
+
+def bench(arch: str, runs: int, windows: int, weights_dir: Path) -> dict[str, float]:
+    entry = catalog.get_entry(arch)
+    enum_member = torchvision.models.get_weight(entry.extra["weights_enum"])
+    torch.manual_seed(0)
+    model = torchvision.models.get_model(arch, weights=None).eval()
+    weights = weights_dir / f"{arch}.pth"
+    torch.save(model.state_dict(), weights)
+    transforms = enum_member.transforms()
+
+    predictor = visionkit.load("action", arch, weights=weights, device="cpu")
+    window, stride = predictor.window, predictor.stride
+    clip = read_frames(CLIP, window + (windows - 1) * stride)
+    first = clip[:window]
+    assert len(clip) == window + (windows - 1) * stride, f"{CLIP} is too short for {windows} windows"
+    predictor.warmup()
+    (check,) = predictor(first)
+    assert check.class_ids.tolist() == reference_window(model, transforms, first).tolist(), "outputs differ"
+
+    def reference_stream() -> None:  # the plain loop: every window transformed from its raw frames
+        for start in range(0, len(clip) - window + 1, stride):
+            reference_window(model, transforms, clip[start:start + window])
+
+    def visionkit_stream() -> None:
+        assert sum(1 for _, p in predictor.stream(clip) if p.speed.inference > 0) == windows
+
+    times: dict[str, list[float]] = {"ref": [], "vk": [], "ref_stream": [], "vk_stream": []}
+    for _ in range(runs):  # alternate the sides so that load from other processes hits both alike
+        times["ref"].append(timed(lambda: reference_window(model, transforms, first)))
+        times["vk"].append(timed(lambda: predictor(first)))
+        times["ref_stream"].append(timed(reference_stream) / windows)
+        times["vk_stream"].append(timed(visionkit_stream) / windows)
+    return {"window": window, "stride": stride, **{k: statistics.median(v) for k, v in times.items()}}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--models", nargs="+", default=["r3d_18", "r2plus1d_18"])
+    parser.add_argument("--runs", type=int, default=5, help="timing rounds, each side alternately (default: 5)")
+    parser.add_argument("--windows", type=int, default=4, help="windows per streamed clip (default: 4)")
+    parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    print(f"CPU, torch {torch.__version__}, {torch.get_num_threads()} threads, clip {CLIP.name}", flush=True)
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for arch in args.models:
+            r = bench(arch, args.runs, args.windows, Path(tmp))
+            rows.append((arch, r))
+            print(f"{arch}: window {r['window']}: torchvision {r['ref']:.0f} ms, visionkit {r['vk']:.0f} ms "
+                  f"(x{r['vk'] / r['ref']:.2f}); streaming stride {r['stride']}: torchvision {r['ref_stream']:.0f}, "
+                  f"visionkit {r['vk_stream']:.0f} ms per window (x{r['vk_stream'] / r['ref_stream']:.2f})", flush=True)
+    print("\n| model | window / stride | one window: torchvision (ms) | visionkit (ms) | ratio | "
+          "streaming, per window: torchvision (ms) | visionkit (ms) | ratio |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|")
+    for arch, r in rows:
+        print(f"| {arch} | {r['window']} / {r['stride']} | {r['ref']:.0f} | {r['vk']:.0f} | {r['vk'] / r['ref']:.2f} | "
+              f"{r['ref_stream']:.0f} | {r['vk_stream']:.0f} | {r['vk_stream'] / r['ref_stream']:.2f} |")
+
+
+if __name__ == "__main__":
+    main()

@@ -24,7 +24,7 @@ def available_models(task: str | None = None) -> list[str]:
 
 
 __all__ = [
-    "ActionPrediction", "Classification", "Detections", "Frame", "PersonPose", "SemanticMask", "ModelEntry", "ModelNotFoundError", "OptionError", "Predictor", "Result", "SinkError",
-    "SourceError", "Speed", "VisionkitError", "WeightsError", "available_models", "list_models", "load",
-    "open_source",
+    "ActionPrediction", "Classification", "Detections", "Frame", "ModelEntry", "ModelNotFoundError", "OptionError",
+    "PersonPose", "Predictor", "Result", "SemanticMask", "SinkError", "SourceError", "Speed", "VisionkitError",
+    "WeightsError", "available_models", "list_models", "load", "open_source",
 ]

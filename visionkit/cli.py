@@ -271,9 +271,9 @@ def _run_task(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from .draw import TraceAnnotator
-    from .io.threads import BackgroundWorker
     from .io.sinks import AnnotatedSink, CocoResultsSink, JsonlSink, MotSink
     from .io.sources import open_source
+    from .io.threads import BackgroundWorker
     from .results import Detections
 
     predictor = _load(args)
@@ -429,15 +429,20 @@ def _metric(entry: Any) -> str:
     return "-"
 
 
-def _run_eval_detect(args: argparse.Namespace) -> int:
+def _scored(args: argparse.Namespace, evaluate: Any, *data: Any) -> tuple[Any, Any]:
+    """Load the model with its evaluation settings and score it with ``evaluate(predictor, *data, progress)``."""
     from tqdm import tqdm
 
+    predictor = _load(args, evaluate=True)
+    predictor.warmup()
+    with tqdm(desc="eval", unit="image", file=sys.stderr, dynamic_ncols=True, disable=None) as bar:
+        return predictor, evaluate(predictor, *data, progress=bar.update)
+
+
+def _run_eval_detect(args: argparse.Namespace) -> int:
     from .eval.coco import evaluate_detector
 
-    predictor = _load(args, evaluate=True)
-    predictor.backend
-    with tqdm(desc="eval", unit="image", file=sys.stderr, dynamic_ncols=True) as bar:
-        score = evaluate_detector(predictor, args.images, args.annotations, progress=bar.update)
+    predictor, score = _scored(args, evaluate_detector, args.images, args.annotations)
     print(f"{predictor.entry.name}: mAP50-95 {score.map:.3f}  mAP50 {score.map50:.3f}  mAP75 {score.map75:.3f}  "
           f"({score.images} images, {score.detections} detections)")
     _write_json(args.json, {"model": predictor.entry.name, **score.to_dict()})
@@ -445,14 +450,9 @@ def _run_eval_detect(args: argparse.Namespace) -> int:
 
 
 def _run_eval_classify(args: argparse.Namespace) -> int:
-    from tqdm import tqdm
-
     from .eval.classify import evaluate_classifier
 
-    predictor = _load(args, evaluate=True)
-    predictor.warmup()
-    with tqdm(desc="eval", unit="image", file=sys.stderr, dynamic_ncols=True, disable=None) as bar:
-        score = evaluate_classifier(predictor, args.images, args.labels, progress=bar.update)
+    predictor, score = _scored(args, evaluate_classifier, args.images, args.labels)
     print(f"{predictor.entry.name}: top-1 {score.top1_rate:.3f} ({score.top1}/{score.images})  "
           f"top-5 {score.top5_rate:.3f} ({score.top5}/{score.images})")
     _write_json(args.json, {"model": predictor.entry.name, **score.to_dict()})
@@ -488,19 +488,14 @@ def _run_eval_pose(args: argparse.Namespace) -> int:
 
 
 def _run_eval_segment(args: argparse.Namespace) -> int:
-    from tqdm import tqdm
-
     from .eval.segmentation import evaluate_camvid, evaluate_coco_voc
 
     if args.annotations and not args.images:
         raise OptionError("--annotations needs --images (the folder of the annotated COCO images)")
-    predictor = _load(args, evaluate=True)
-    predictor.warmup()
-    with tqdm(desc="eval", unit="image", file=sys.stderr, dynamic_ncols=True, disable=None) as bar:
-        if args.camvid:
-            score = evaluate_camvid(predictor, args.camvid, progress=bar.update)
-        else:
-            score = evaluate_coco_voc(predictor, args.images, args.annotations, progress=bar.update)
+    if args.camvid:
+        predictor, score = _scored(args, evaluate_camvid, args.camvid)
+    else:
+        predictor, score = _scored(args, evaluate_coco_voc, args.images, args.annotations)
     per_class = "  ".join(f"{name} {iou:.3f}" for name, iou in score.iou.items())
     print(f"{predictor.entry.name}: mIoU {score.miou:.3f}  pixel acc {score.pixel_acc:.3f}  ({score.images} images)"
           f"\n  per class IoU: {per_class}")

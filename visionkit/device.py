@@ -32,7 +32,7 @@ def select_device(spec: str | None = "auto", half: bool | None = None) -> Device
         spec = "cuda" if torch.cuda.is_available() else "cpu"
     if spec == "cpu":
         if half:
-            raise OptionError("half precision (fp16) is only supported on CUDA devices; use --device cuda or drop --half")
+            raise OptionError("half precision (fp16) is only supported on CUDA devices; use --device cuda")
         return Device("cpu")
     if spec.startswith("cuda"):
         _, _, idx = spec.partition(":")

@@ -28,7 +28,7 @@ def coco_category_id(class_name: str) -> int:
     try:
         return _coco_ids()[class_name]
     except KeyError:
-        raise SinkError(f"class {class_name!r} is not a COCO category; COCO results need a COCO-trained model") from None
+        raise SinkError(f"class {class_name!r} is not a COCO category: COCO results need a COCO model") from None
 
 
 @dataclass
@@ -44,17 +44,38 @@ class CocoScore:
                 "images": self.images, "detections": self.detections}
 
 
-def evaluate_detector(predictor: Any, images_dir: str | Path, annotations: str | Path,
-                      progress: Callable[[int], None] | None = None) -> CocoScore:
-    """Run ``predictor`` on every annotated image and score the boxes with pycocotools ``COCOeval``."""
+def load_coco(annotations: str | Path) -> Any:
+    """A pycocotools ``COCO`` index of an annotation file, without pycocotools' progress prints."""
     from pycocotools.coco import COCO
-    from pycocotools.cocoeval import COCOeval
 
-    images_dir, annotations = Path(images_dir), Path(annotations)
+    annotations = Path(annotations)
     if not annotations.is_file():
         raise SourceError(f"{annotations}: no such annotation file")
     with contextlib.redirect_stdout(io.StringIO()):
-        gt = COCO(str(annotations))
+        return COCO(str(annotations))
+
+
+def coco_stats(gt: Any, rows: list[dict[str, Any]], image_ids: list[int], iou_type: str) -> list[float]:
+    """pycocotools ``COCOeval`` summary stats (``stats[0]`` = mAP@[.5:.95], ``[1]`` = @.5, ``[2]`` = @.75) of
+    result rows over ``image_ids``; all zeros when there are no rows (``loadRes`` rejects an empty list)."""
+    from pycocotools.cocoeval import COCOeval
+
+    if not rows:
+        return [0.0] * 12
+    with contextlib.redirect_stdout(io.StringIO()):
+        ev = COCOeval(gt, gt.loadRes(json.loads(json.dumps(rows))), iou_type)
+        ev.params.imgIds = image_ids
+        ev.evaluate()
+        ev.accumulate()
+        ev.summarize()
+    return [float(v) for v in ev.stats]
+
+
+def evaluate_detector(predictor: Any, images_dir: str | Path, annotations: str | Path,
+                      progress: Callable[[int], None] | None = None) -> CocoScore:
+    """Run ``predictor`` on every annotated image and score the boxes with pycocotools ``COCOeval``."""
+    images_dir = Path(images_dir)
+    gt = load_coco(annotations)
     rows = []
     image_ids = sorted(gt.getImgIds())
     for image_id in image_ids:
@@ -66,13 +87,5 @@ def evaluate_detector(predictor: Any, images_dir: str | Path, annotations: str |
                          "bbox": [x1, y1, x2 - x1, y2 - y1], "score": float(score)})
         if progress:
             progress(1)
-    if not rows:
-        return CocoScore(0.0, 0.0, 0.0, len(image_ids), 0)
-    with contextlib.redirect_stdout(io.StringIO()):
-        dt = gt.loadRes(json.loads(json.dumps(rows)))
-        ev = COCOeval(gt, dt, "bbox")
-        ev.params.imgIds = image_ids
-        ev.evaluate()
-        ev.accumulate()
-        ev.summarize()
-    return CocoScore(float(ev.stats[0]), float(ev.stats[1]), float(ev.stats[2]), len(image_ids), len(rows))
+    stats = coco_stats(gt, rows, image_ids, "bbox")
+    return CocoScore(stats[0], stats[1], stats[2], len(image_ids), len(rows))

@@ -14,9 +14,6 @@ Two protocols, because they answer different questions:
 
 from __future__ import annotations
 
-import contextlib
-import io
-import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +23,7 @@ import numpy as np
 
 from ..errors import OptionError, SourceError
 from ..io.images import read_image
+from .coco import coco_stats, load_coco
 
 
 @dataclass
@@ -53,13 +51,7 @@ class PckScore:
 
 
 def _load_gt(annotations: str | Path) -> Any:
-    from pycocotools.coco import COCO
-
-    annotations = Path(annotations)
-    if not annotations.is_file():
-        raise SourceError(f"{annotations}: no such annotation file")
-    with contextlib.redirect_stdout(io.StringIO()):
-        gt = COCO(str(annotations))
+    gt = load_coco(annotations)
     if not any("keypoints" in a for a in gt.dataset.get("annotations", [])):
         raise SourceError(f"{annotations}: no keypoint annotations (expected a COCO person_keypoints file)")
     return gt
@@ -80,7 +72,6 @@ def evaluate_keypoints(predictor: Callable[[str], Any], images_dir: str | Path, 
     run predictors with their evaluation settings (``evaluate=True``: low conf) so the precision-recall curve is
     complete.
     """
-    from pycocotools.cocoeval import COCOeval
 
     gt = _load_gt(annotations)
     category = _person_category(gt)
@@ -97,16 +88,8 @@ def evaluate_keypoints(predictor: Callable[[str], Any], images_dir: str | Path, 
                              "keypoints": [float(v) for v in keypoints.reshape(-1)]})
         if progress:
             progress(1)
-    if not rows:
-        return KeypointScore(0.0, 0.0, 0.0, len(image_ids), 0)
-    with contextlib.redirect_stdout(io.StringIO()):
-        dt = gt.loadRes(json.loads(json.dumps(rows)))
-        ev = COCOeval(gt, dt, "keypoints")
-        ev.params.imgIds = image_ids
-        ev.evaluate()
-        ev.accumulate()
-        ev.summarize()
-    return KeypointScore(float(ev.stats[0]), float(ev.stats[1]), float(ev.stats[2]), len(image_ids), len(rows))
+    stats = coco_stats(gt, rows, image_ids, "keypoints")
+    return KeypointScore(stats[0], stats[1], stats[2], len(image_ids), len(rows))
 
 
 def evaluate_pck(pose: Any, images_dir: str | Path, annotations: str | Path, alphas: tuple[float, ...] = (0.1, 0.2),

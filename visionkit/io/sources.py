@@ -181,7 +181,7 @@ class MultiSource(Source):
                 continue
             frames = iter(source)
             while True:
-                frame = self._try(lambda: next(frames, None))
+                frame = self._try(lambda frames=frames: next(frames, None))
                 if frame is None:
                     break
                 if not frame.is_video:

@@ -20,25 +20,21 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import sys
 import tempfile
-import time
-from collections.abc import Callable
 from pathlib import Path
 
-import cv2
-import numpy as np
-import torch
-import torchvision
+from _common import SHARED, markdown_table, random_torchvision, setup_env, time_alternating
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+setup_env()
 os.environ["VISIONKIT_OFFLINE"] = "1"
 
-import visionkit  # noqa: E402
-from visionkit import catalog  # noqa: E402
+import cv2  # noqa: E402
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
 
-CLIP = ROOT.parent / "shared" / "data" / "action" / "v_Basketball_g01_c01.avi"
+import visionkit  # noqa: E402
+
+CLIP = SHARED / "data" / "action" / "v_Basketball_g01_c01.avi"
 
 
 def read_frames(path: Path, n: int) -> list[np.ndarray]:
@@ -55,20 +51,9 @@ def reference_window(model: torch.nn.Module, transforms: torch.nn.Module, frames
     return probs.topk(5).indices.numpy()
 
 
-def timed(fn: Callable[[], object]) -> float:
-    t0 = time.perf_counter()
-    fn()
-    return (time.perf_counter() - t0) * 1e3
-
-
 def bench(arch: str, runs: int, windows: int, weights_dir: Path) -> dict[str, float]:
-    entry = catalog.get_entry(arch)
-    enum_member = torchvision.models.get_weight(entry.extra["weights_enum"])
-    torch.manual_seed(0)
-    model = torchvision.models.get_model(arch, weights=None).eval()
     weights = weights_dir / f"{arch}.pth"
-    torch.save(model.state_dict(), weights)
-    transforms = enum_member.transforms()
+    model, transforms = random_torchvision(arch, weights)
 
     predictor = visionkit.load("action", arch, weights=weights, device="cpu")
     window, stride = predictor.window, predictor.stride
@@ -86,12 +71,10 @@ def bench(arch: str, runs: int, windows: int, weights_dir: Path) -> dict[str, fl
     def visionkit_stream() -> None:
         assert sum(1 for _, p in predictor.stream(clip) if p.speed.inference > 0) == windows
 
-    times: dict[str, list[float]] = {"ref": [], "vk": [], "ref_stream": [], "vk_stream": []}
-    for _ in range(runs):  # alternate the sides so that load from other processes hits both alike
-        times["ref"].append(timed(lambda: reference_window(model, transforms, first)))
-        times["vk"].append(timed(lambda: predictor(first)))
-        times["ref_stream"].append(timed(reference_stream) / windows)
-        times["vk_stream"].append(timed(visionkit_stream) / windows)
+    times = time_alternating({"ref": lambda: reference_window(model, transforms, first), "vk": lambda: predictor(first),
+                              "ref_stream": reference_stream, "vk_stream": visionkit_stream}, runs, mirror=False)
+    for key in ("ref_stream", "vk_stream"):  # per window
+        times[key] = [t / windows for t in times[key]]
     return {"window": window, "stride": stride, **{k: statistics.median(v) for k, v in times.items()}}
 
 
@@ -113,12 +96,12 @@ def main() -> None:
             print(f"{arch}: window {r['window']}: torchvision {r['ref']:.0f} ms, visionkit {r['vk']:.0f} ms "
                   f"(x{r['vk'] / r['ref']:.2f}); streaming stride {r['stride']}: torchvision {r['ref_stream']:.0f}, "
                   f"visionkit {r['vk_stream']:.0f} ms per window (x{r['vk_stream'] / r['ref_stream']:.2f})", flush=True)
-    print("\n| model | window / stride | one window: torchvision (ms) | visionkit (ms) | ratio | "
-          "streaming, per window: torchvision (ms) | visionkit (ms) | ratio |")
-    print("|---|---:|---:|---:|---:|---:|---:|---:|")
-    for arch, r in rows:
-        print(f"| {arch} | {r['window']} / {r['stride']} | {r['ref']:.0f} | {r['vk']:.0f} | {r['vk'] / r['ref']:.2f} | "
-              f"{r['ref_stream']:.0f} | {r['vk_stream']:.0f} | {r['vk_stream'] / r['ref_stream']:.2f} |")
+    columns = ("model", "window / stride", "one window: torchvision (ms)", "visionkit (ms)", "ratio",
+               "streaming, per window: torchvision (ms)", "visionkit (ms)", "ratio")
+    print("\n" + markdown_table(columns, [
+        (arch, f"{r['window']} / {r['stride']}", f"{r['ref']:.0f}", f"{r['vk']:.0f}", f"{r['vk'] / r['ref']:.2f}",
+         f"{r['ref_stream']:.0f}", f"{r['vk_stream']:.0f}", f"{r['vk_stream'] / r['ref_stream']:.2f}")
+        for arch, r in rows], numeric=True))
 
 
 if __name__ == "__main__":

@@ -12,20 +12,19 @@ median milliseconds per image and the ratio visionkit / direct (below 1 = vision
 
 from __future__ import annotations
 
-import argparse
-import os
-import statistics
-import sys
-import tempfile
-import time
-from collections.abc import Callable
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-os.environ.setdefault("VISIONKIT_WEIGHTS", str(ROOT.parent / "shared" / "weights"))
-os.environ.setdefault("YOLO_OFFLINE", "1")
-os.environ.setdefault("YOLO_VERBOSE", "False")
+from _common import (
+    Case,
+    direct_cases_parser,
+    onnx_session,
+    random_torchvision,
+    run_direct_cases,
+    seeded_yolo,
+    setup_env,
+)
+
+setup_env()
 
 import cv2  # noqa: E402
 import numpy as np  # noqa: E402
@@ -33,15 +32,12 @@ import torch  # noqa: E402
 
 from visionkit import Predictor, catalog, weights  # noqa: E402
 
-Case = tuple[str, Callable[[], object], Callable[[], object]]  # name, direct call, visionkit call
-
 
 def ultralytics_case(image: np.ndarray, folder: Path) -> Case:
     from ultralytics import YOLO
 
-    torch.manual_seed(0)
     path = folder / "random-yolov8n-cls.pt"
-    YOLO("yolov8n-cls.yaml").save(path)
+    seeded_yolo("yolov8n-cls.yaml").save(path)
     ckpt = torch.load(path, weights_only=False)
     ckpt["train_args"] = {"task": "classify", "imgsz": 224}  # as the official checkpoints
     torch.save(ckpt, path)
@@ -51,14 +47,8 @@ def ultralytics_case(image: np.ndarray, folder: Path) -> Case:
 
 
 def torchvision_case(image: np.ndarray, folder: Path) -> Case:
-    import torchvision
-
-    entry = catalog.get_entry("mobilenet_v3_large")
-    torch.manual_seed(0)
-    net = torchvision.models.get_model("mobilenet_v3_large", weights=None).eval()
     path = folder / "mobilenet_v3_large.pth"
-    torch.save(net.state_dict(), path)
-    transforms = torchvision.models.get_weight(entry.extra["weights_enum"]).transforms()
+    net, transforms = random_torchvision("mobilenet_v3_large", path)
     ours = Predictor("classify", "mobilenet_v3_large", weights=path, device="cpu")
 
     def direct() -> object:
@@ -70,11 +60,9 @@ def torchvision_case(image: np.ndarray, folder: Path) -> Case:
 
 
 def onnx_case(image: np.ndarray, folder: Path) -> Case:
-    import onnxruntime as ort
     from PIL import Image
 
-    entry = catalog.get_entry("mobilenet_v2_quant")
-    session = ort.InferenceSession(str(weights.resolve(entry)), providers=["CPUExecutionProvider"])
+    session = onnx_session(weights.resolve(catalog.get_entry("mobilenet_v2_quant")))
     name = session.get_inputs()[0].name
     ours = Predictor("classify", "mobilenet_v2_quant", device="cpu")
 
@@ -89,36 +77,10 @@ def onnx_case(image: np.ndarray, folder: Path) -> Case:
     return "onnxruntime mobilenet_v2_quant", direct, lambda: ours(image)
 
 
-def median_ms(direct: Callable[[], object], ours: Callable[[], object], runs: int) -> tuple[float, float]:
-    for fn in (direct, ours):  # warm-up: lazy model build, first-call allocations
-        fn()
-        fn()
-    times: dict[str, list[float]] = {"direct": [], "ours": []}
-    for _ in range(runs):
-        for key, fn in (("direct", direct), ("ours", ours)):
-            t0 = time.perf_counter()
-            fn()
-            times[key].append((time.perf_counter() - t0) * 1e3)
-    return statistics.median(times["direct"]), statistics.median(times["ours"])
-
-
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--image", help="image to classify (default: ultralytics' bus.jpg, 810x1080)")
-    parser.add_argument("--runs", type=int, default=30, help="timed runs per side (default: 30)")
-    args = parser.parse_args()
-    from ultralytics.utils import ASSETS
-
-    image = cv2.imread(args.image or str(ASSETS / "bus.jpg"))
-    if image is None:
-        sys.exit(f"cannot read image {args.image}")
-    print(f"image {image.shape[1]}x{image.shape[0]}, {args.runs} runs, torch threads {torch.get_num_threads()}")
-    print(f"{'backend':<34}{'direct ms':>10}{'visionkit ms':>14}{'ratio':>8}")
-    with tempfile.TemporaryDirectory() as tmp:
-        for make in (ultralytics_case, torchvision_case, onnx_case):
-            name, direct, ours = make(image, Path(tmp))
-            ref_ms, our_ms = median_ms(direct, ours, args.runs)
-            print(f"{name:<34}{ref_ms:>10.1f}{our_ms:>14.1f}{our_ms / ref_ms:>8.2f}", flush=True)
+    args = direct_cases_parser(__doc__, "image to classify (default: ultralytics' bus.jpg, 810x1080)").parse_args()
+    run_direct_cases((ultralytics_case, torchvision_case, onnx_case), args.image, args.runs,
+                     label="backend", width=34)
 
 
 if __name__ == "__main__":

@@ -10,16 +10,12 @@ stays flat and frames are dropped; with a queue of every frame (the naive reader
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
-import sys
 import time
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-os.environ.setdefault("VISIONKIT_WEIGHTS", str(ROOT.parent / "shared" / "weights"))
-os.environ.setdefault("YOLO_OFFLINE", "1")
+from _common import SHARED, markdown_table, setup_env
+
+setup_env()
 
 from apps.webcam_demo.capture import LiveCapture  # noqa: E402
 from apps.webcam_demo.engine import DemoEngine  # noqa: E402
@@ -44,7 +40,7 @@ def run(source: str, engine: DemoEngine, seconds: float, keep_latest: bool, fps:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--source", default=str(ROOT.parent / "shared/data/tracking/demo/vtest.avi"))
+    parser.add_argument("--source", default=str(SHARED / "data/tracking/demo/vtest.avi"))
     parser.add_argument("--model", default="yolov5n")
     parser.add_argument("--seconds", type=float, default=60.0)
     parser.add_argument("--device", default="cpu")
@@ -58,11 +54,10 @@ def main() -> None:
         rows.append((name, r))
         print(f"{name}: {r['frames']} frames shown, {r['dropped']} dropped; latency median first 20% "
               f"{r['first_ms']:.0f} ms, last 20% {r['last_ms']:.0f} ms, p90 {r['p90_ms']:.0f} ms", flush=True)
-    print("\n| capture | frames shown | dropped | latency first 20% (ms) | latency last 20% (ms) | p90 (ms) |")
-    print("|---|---:|---:|---:|---:|---:|")
-    for name, r in rows:
-        print(f"| {name} | {r['frames']} | {r['dropped']} | {r['first_ms']:.0f} | {r['last_ms']:.0f} | "
-              f"{r['p90_ms']:.0f} |")
+    columns = ("capture", "frames shown", "dropped", "latency first 20% (ms)", "latency last 20% (ms)", "p90 (ms)")
+    cells = [(name, r["frames"], r["dropped"], f"{r['first_ms']:.0f}", f"{r['last_ms']:.0f}", f"{r['p90_ms']:.0f}")
+             for name, r in rows]
+    print("\n" + markdown_table(columns, cells, numeric=True))
 
 
 if __name__ == "__main__":

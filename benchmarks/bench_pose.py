@@ -14,28 +14,17 @@ median milliseconds per image and the ratio visionkit / direct (below 1 = vision
 
 from __future__ import annotations
 
-import argparse
-import os
-import statistics
-import sys
-import tempfile
-import time
-from collections.abc import Callable
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-os.environ.setdefault("VISIONKIT_WEIGHTS", str(ROOT.parent / "shared" / "weights"))
-os.environ.setdefault("YOLO_OFFLINE", "1")
-os.environ.setdefault("YOLO_VERBOSE", "False")
+from _common import Case, direct_cases_parser, onnx_session, run_direct_cases, seeded_yolo, setup_env
+
+setup_env()
 
 import cv2  # noqa: E402
 import numpy as np  # noqa: E402
-import torch  # noqa: E402
 
 from visionkit import Predictor, catalog, weights  # noqa: E402
 
-Case = tuple[str, Callable[[], object], Callable[[], object]]  # name, direct call, visionkit call
 # yolov5n's person boxes on bus.jpg (the pipeline's detector output), for the per-box case.
 BUS_PEOPLE = np.array([[50.3, 398.8, 206.3, 898.3], [220.1, 407.6, 348.7, 864.4], [680.4, 379.0, 810.0, 872.6]])
 
@@ -43,9 +32,8 @@ BUS_PEOPLE = np.array([[50.3, 398.8, 206.3, 898.3], [220.1, 407.6, 348.7, 864.4]
 def ultralytics_case(image: np.ndarray, folder: Path) -> Case:
     from ultralytics import YOLO
 
-    torch.manual_seed(0)
     path = folder / "random-yolov8n-pose.pt"
-    YOLO("yolov8n-pose.yaml").save(path)
+    seeded_yolo("yolov8n-pose.yaml").save(path)
     direct = YOLO(str(path))
     ours = Predictor("pose", path, device="cpu")
     return "ultralytics yolov8n-pose", lambda: direct.predict(image, verbose=False), lambda: ours(image)
@@ -56,10 +44,7 @@ class MoveNetByHand:
     (tf.image.resize_with_pad), keypoints mapped back to image pixels."""
 
     def __init__(self) -> None:
-        import onnxruntime as ort
-
-        path = weights.resolve(catalog.get_entry("movenet_lightning"))
-        self.session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        self.session = onnx_session(weights.resolve(catalog.get_entry("movenet_lightning")))
         self.name = self.session.get_inputs()[0].name
 
     def __call__(self, image: np.ndarray, x0: int = 0, y0: int = 0, x1: int | None = None,
@@ -98,37 +83,11 @@ def movenet_boxes_case(image: np.ndarray, folder: Path) -> Case:
     return "onnxruntime movenet x3 boxes", direct, lambda: ours.backend.predict_in_boxes(image, BUS_PEOPLE)
 
 
-def median_ms(direct: Callable[[], object], ours: Callable[[], object], runs: int) -> tuple[float, float]:
-    for fn in (direct, ours):  # warm-up: lazy model build, first-call allocations
-        fn()
-        fn()
-    times: dict[str, list[float]] = {"direct": [], "ours": []}
-    for _ in range(runs):
-        for key, fn in (("direct", direct), ("ours", ours)):
-            t0 = time.perf_counter()
-            fn()
-            times[key].append((time.perf_counter() - t0) * 1e3)
-    return statistics.median(times["direct"]), statistics.median(times["ours"])
-
-
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--image", help="image to run on (default: ultralytics' bus.jpg, 810x1080; the per-box case "
-                                        "uses bus.jpg's person boxes)")
-    parser.add_argument("--runs", type=int, default=30, help="timed runs per side (default: 30)")
-    args = parser.parse_args()
-    from ultralytics.utils import ASSETS
-
-    image = cv2.imread(args.image or str(ASSETS / "bus.jpg"))
-    if image is None:
-        sys.exit(f"cannot read image {args.image}")
-    print(f"image {image.shape[1]}x{image.shape[0]}, {args.runs} runs, torch threads {torch.get_num_threads()}")
-    print(f"{'case':<36}{'direct ms':>10}{'visionkit ms':>14}{'ratio':>8}")
-    with tempfile.TemporaryDirectory() as tmp:
-        for make in (ultralytics_case, movenet_case, movenet_boxes_case):
-            name, direct, ours = make(image, Path(tmp))
-            ref_ms, our_ms = median_ms(direct, ours, args.runs)
-            print(f"{name:<36}{ref_ms:>10.1f}{our_ms:>14.1f}{our_ms / ref_ms:>8.2f}", flush=True)
+    args = direct_cases_parser(__doc__, "image to run on (default: ultralytics' bus.jpg, 810x1080; the per-box case "
+                                        "uses bus.jpg's person boxes)").parse_args()
+    run_direct_cases((ultralytics_case, movenet_case, movenet_boxes_case), args.image, args.runs,
+                     label="case", width=36)
 
 
 if __name__ == "__main__":

@@ -8,7 +8,7 @@
   ultralytics   YOLO(pt).predict(image) on a random yolov8n-seg checkpoint (masks at the letterboxed input size, its
                 default); a second reference adds the scaling of the masks to the source that visionkit returns
 
-Random weights come from bench_detect.py (BatchNorm calibrated, class bias raised, so NMS and mask decoding see
+Random weights come from _common.py (BatchNorm calibrated, class bias raised, so NMS and mask decoding see
 a realistic number of boxes). Both sides get the same decoded BGR array; runs alternate A B B A ...
 
     python benchmarks/bench_segment.py --runs 20
@@ -17,20 +17,20 @@ a realistic number of boxes). Both sides get the same decoded BGR array; runs al
 from __future__ import annotations
 
 import argparse
-import sys
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _common as common
+
+common.setup_env()
+
 import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
-from bench_detect import ROOT, build_random_yolo, report, time_pair  # noqa: E402  (also sets the offline env)
 
 import visionkit  # noqa: E402
-from visionkit import catalog  # noqa: E402
 
 Case = tuple[str, str, Callable[[], object], Callable[[], object]]
 
@@ -42,16 +42,10 @@ def _to_source(logits: torch.Tensor, hw: tuple[int, int]) -> tuple[np.ndarray, n
 
 
 def torchvision_cases(image: np.ndarray, folder: Path, device: str) -> list[Case]:
-    import torchvision
-
     arch = "lraspp_mobilenet_v3_large"
-    entry = catalog.get_entry(arch)
-    torch.manual_seed(0)
-    model = torchvision.models.get_model(arch, weights=None, weights_backbone=None, num_classes=21).eval()
     path = folder / f"{arch}-random.pth"
-    torch.save(model.state_dict(), path)
+    model, transforms = common.random_torchvision(arch, path, weights_backbone=None, num_classes=21)
     model = model.to(device)
-    transforms = torchvision.models.get_weight(entry.extra["weights_enum"]).transforms()
     ours = visionkit.load("segment", arch, weights=path, device=device)
     rgb = torch.from_numpy(np.ascontiguousarray(image[..., ::-1])).permute(2, 0, 1)
 
@@ -68,15 +62,11 @@ def torchvision_cases(image: np.ndarray, folder: Path, device: str) -> list[Case
 
 
 def onnx_case(image: np.ndarray) -> list[Case]:
-    import onnxruntime as ort
-
-    path = ROOT.parent / "shared" / "weights" / "deeplabv3_mnv2_257.onnx"
+    path = common.SHARED / "weights" / "deeplabv3_mnv2_257.onnx"
     if not path.is_file():
         print(f"skipping onnx-deeplab: {path} not found")
         return []
-    options = ort.SessionOptions()
-    options.log_severity_level = 3
-    session = ort.InferenceSession(str(path), sess_options=options, providers=["CPUExecutionProvider"])
+    session = common.onnx_session(path, quiet=True)
     name = session.get_inputs()[0].name
     ours = visionkit.load("segment", "deeplabv3_mnv2_257", device="cpu")
 
@@ -95,7 +85,7 @@ def ultralytics_cases(image: np.ndarray, folder: Path, device: str) -> list[Case
     from ultralytics import YOLO
     from ultralytics.utils.ops import scale_masks
 
-    pt = build_random_yolo("yolov8n-seg.yaml", folder / "yolov8n-seg-random.pt")
+    pt = common.build_random_yolo("yolov8n-seg.yaml", folder / "yolov8n-seg-random.pt")
     reference = YOLO(str(pt))
     ours = visionkit.load("segment", str(pt), device=device)
 
@@ -114,29 +104,20 @@ def ultralytics_cases(image: np.ndarray, folder: Path, device: str) -> list[Case
 
 
 def main() -> None:
-    from ultralytics.utils import ASSETS
-
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--image", default=str(ASSETS / "bus.jpg"), help="image (default: ultralytics' bus.jpg)")
-    parser.add_argument("--runs", type=int, default=20, help="timed runs per side (default 20)")
-    parser.add_argument("--warmup", type=int, default=3, help="untimed runs per side first (default 3)")
-    parser.add_argument("--device", default="cpu", help="torchvision/ultralytics: cpu, cuda or cuda:N (default cpu)")
+    common.add_pair_options(parser, runs=20, warmup=3, device_help="torchvision/ultralytics: ")
     args = parser.parse_args()
 
-    image = cv2.imread(args.image)
-    if image is None:
-        sys.exit(f"cannot read image {args.image}")
-    print(f"image {Path(args.image).name} {image.shape[1]}x{image.shape[0]}, {args.runs} runs after {args.warmup} "
-          f"warm-up, torch {torch.__version__} with {torch.get_num_threads()} threads")
-    rows = ["| case | reference median ms | reference p90 ms | visionkit median ms | visionkit p90 ms | ratio |",
-            "|---|---|---|---|---|---|"]
+    image = common.read_image(args.image)
+    common.describe_pair_run(args, image)
+    rows: list[list[str]] = []
     with tempfile.TemporaryDirectory() as tmp:
         cases = [*torchvision_cases(image, Path(tmp), args.device), *onnx_case(image),
                  *ultralytics_cases(image, Path(tmp), args.device)]
         for name, ref_name, ref, ours in cases:
-            t_ref, t_ours = time_pair(ref, lambda p=ours: p(image), args.runs, args.warmup)
-            report(name, ref_name, t_ref, t_ours, rows)
-    print("\n" + "\n".join(rows))
+            t_ref, t_ours = common.time_pair(ref, lambda p=ours: p(image), args.runs, args.warmup)
+            rows.append(common.report(name, ref_name, t_ref, t_ours))
+    print("\n" + common.markdown_table(common.PAIR_COLUMNS, rows))
 
 
 if __name__ == "__main__":

@@ -122,18 +122,18 @@ def test_window_mode_under_xvfb_shows_the_annotated_frame(clip: Path, xvfb: str,
     proc = subprocess.Popen([sys.executable, "-m", "visionkit.cli", "demo", "--source", str(clip), "--loop",
                              "--duration", "150"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
-        shot = None
+        def frame_and_overlay(image: np.ndarray) -> tuple[bool, bool]:
+            video = bool((image[:360, :480].std(axis=(0, 1)) > 20).all())  # the 480x360 clip, not a blank screen
+            band = image[330:360, :200]  # the stats overlay: a dark band with white text at the frame's bottom
+            return video, bool((band > 200).any() and band.mean() < 120)
+
+        seen = (False, False)
         deadline = time.monotonic() + 120  # model loading is slow on a busy 2-core machine
-        while time.monotonic() < deadline:
-            time.sleep(1.0)
-            image = np.asarray(ImageGrab.grab(xdisplay=xvfb))
-            if (image[:360, :480].std(axis=(0, 1)) > 20).all():  # the 480x360 video, not a blank screen
-                shot = image
-                break
-        assert shot is not None, "no video frame appeared in the window"
-        # The stats overlay (dark band with white text) is drawn at the bottom of the frame.
-        band = shot[330:360, :200]
-        assert (band > 200).any() and band.mean() < 120
+        while time.monotonic() < deadline and seen != (True, True):
+            time.sleep(1.0)  # a grab can land while the window is still being drawn: look again
+            seen = frame_and_overlay(np.asarray(ImageGrab.grab(xdisplay=xvfb)))
+        assert seen[0], "no video frame appeared in the window"
+        assert seen[1], "the frame appeared without the stats overlay"
     finally:
         proc.terminate()
         _, err = proc.communicate(timeout=20)

@@ -299,3 +299,15 @@ def test_on_error_with_a_list(tmp_path: Path) -> None:
     frames = frames_of([tmp_path / "missing.png", good, np.zeros((0, 3), np.uint8), good], on_error=errors.append)
     assert [f.name for f in frames] == ["good.png", "good.png"]
     assert len(errors) == 2 and "missing.png" in str(errors[0]) and "got shape (0, 3)" in str(errors[1])
+
+
+@pytest.mark.parametrize("url", ["rtsp://127.0.0.1:9/stream", "http://127.0.0.1:9/video.mjpg"])
+def test_unreachable_stream_fails_fast_with_one_line(url: str, capfd) -> None:
+    import time
+
+    start = time.monotonic()
+    with pytest.raises(SourceError, match="cannot be opened"):
+        open_source(url)
+    assert time.monotonic() - start < 15  # a closed port is refused at once; the open timeout caps the rest
+    captured = capfd.readouterr()
+    assert captured.err == "" and captured.out == ""  # no FFmpeg/OpenCV chatter: the SourceError says it all

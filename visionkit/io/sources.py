@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import glob
 import logging
+import os
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -28,6 +29,7 @@ from ..errors import SourceError
 from .images import IMAGE_SUFFIXES, VIDEO_SUFFIXES, read_image, to_bgr
 
 log = logging.getLogger("visionkit")
+os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # FFmpeg quiet: stream failures become one SourceError line
 
 OPEN_TIMEOUT_MS = 10_000  # network streams: give up opening / reading after this long instead of hanging
 READ_TIMEOUT_MS = 10_000
@@ -102,16 +104,11 @@ class VideoSource(Source):
 
     def _open(self) -> cv2.VideoCapture:
         if isinstance(self.target, int):
-            level = cv2.utils.logging.getLogLevel()
-            cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)  # we report absence in one line
-            try:
-                cap = cv2.VideoCapture(self.target)
-            finally:
-                cv2.utils.logging.setLogLevel(level)
+            cap = _quietly(lambda: cv2.VideoCapture(self.target))
             what = "not available (no camera at that index, or it is in use)"
         elif str(self.target).startswith(URL_SCHEMES):
-            cap = cv2.VideoCapture(self.target, cv2.CAP_FFMPEG, [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, OPEN_TIMEOUT_MS,
-                                                                 cv2.CAP_PROP_READ_TIMEOUT_MSEC, READ_TIMEOUT_MS])
+            cap = _quietly(lambda: cv2.VideoCapture(self.target, cv2.CAP_FFMPEG, [
+                cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, OPEN_TIMEOUT_MS, cv2.CAP_PROP_READ_TIMEOUT_MSEC, READ_TIMEOUT_MS]))
             what = "cannot be opened (unreachable, not a video stream, or timed out)"
         else:
             path = Path(self.target)
@@ -148,6 +145,16 @@ class VideoSource(Source):
         elif self.frame_count and index < self.frame_count - 1:
             log.warning("%s: video ended early at frame %d of %d (truncated or unreadable frames)",
                         self.name, index, self.frame_count)
+
+
+def _quietly(open_capture: Callable[[], cv2.VideoCapture]) -> cv2.VideoCapture:
+    """Open a capture with OpenCV's own logging off: a failure is reported as one SourceError line instead."""
+    level = cv2.utils.logging.getLogLevel()
+    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
+    try:
+        return open_capture()
+    finally:
+        cv2.utils.logging.setLogLevel(level)
 
 
 class MultiSource(Source):

@@ -1,0 +1,350 @@
+"""End-to-end video tracking throughput: decode -> detect -> track -> draw -> encode, visionkit vs ultralytics.
+
+Both run the same YOLOv8n checkpoint on the same clip (the first N frames of vtest.avi, 480x360), ByteTrack with
+ultralytics' shipped settings, the same detection settings (imgsz 640, conf, IoU 0.7, max 300 boxes), and write
+an annotated video:
+
+  visionkit api   ``TrackingPredictor.stream(clip)`` + ``AnnotatedSink`` (boxes + ids drawn, mp4v .mp4)
+  visionkit cli   ``visionkit track clip --save DIR`` (the same, with encoding in a writer thread and id trails)
+  ultralytics     ``YOLO(pt).track(clip, save=True, stream=True)`` (boxes + ids drawn, MJPG .avi on Linux)
+
+Official YOLOv8 weights are not available offline, so the checkpoint is a seeded random ``YOLO("yolov8n.yaml")``
+saved with ``Model.save``. A random network's activations vanish with depth (its class scores are all ~1e-5),
+so before saving its BatchNorm statistics are re-estimated on a few frames of the clip and the class biases
+raised by ``--boost``: the boxes are still meaningless, but there are some per frame (at the default boost ~10-20
+above 0.25 and ~75 above conf 0.1) and they follow the image, so the tracker has tracks to keep. Throughput is
+what is measured; the boxes are not people.
+
+Each run is a fresh process. ultralytics sets torch to min(8, cores - 1) threads on every CPU predictor setup
+(leaving a core for decoding and encoding); visionkit leaves torch's default (all cores). By default the visionkit
+runs get the same thread count as ultralytics, so the comparison is of the pipelines; ``--threads -1`` times
+visionkit as it ships. On a 2-core machine shared with other work, all-core torch next to the decode and encode
+threads can be several times slower (OpenMP threads wait on each other when one is descheduled).
+
+    python benchmarks/bench_track.py --frames 150
+    python benchmarks/bench_track.py --accuracy      # also: HOTA/MOTA/IDF1 table for the README (yolov5n)
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+OMP_NUM_THREADS = os.environ.get("OMP_NUM_THREADS")  # importing ultralytics sets it to 1 when unset
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared"
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("VISIONKIT_WEIGHTS", str(SHARED / "weights"))
+os.environ.setdefault("YOLO_OFFLINE", "1")
+os.environ.setdefault("YOLO_AUTOINSTALL", "False")
+os.environ.setdefault("YOLO_VERBOSE", "False")
+
+import cv2  # noqa: E402
+import numpy as np  # noqa: E402
+
+VIDEO = SHARED / "data" / "tracking" / "demo" / "vtest.avi"
+TRACKING = SHARED / "data" / "tracking"
+SEQUENCES = ("PETS09-S2L1", "MOT17-02-FRCNN", "MOT17-05-FRCNN", "MOT17-10-FRCNN", "MOT17-13-FRCNN")
+
+
+# -- inputs ------------------------------------------------------------------------------------------------
+def write_clip(n: int, target: Path) -> Path:
+    """The first ``n`` frames of vtest.avi as an MJPG AVI (cheap to decode, every frame a key frame)."""
+    cap = cv2.VideoCapture(str(VIDEO))
+    fps = cap.get(cv2.CAP_PROP_FPS) or 10.0
+    writer = None
+    count = 0
+    while count < n:
+        ok, image = cap.read()
+        if not ok:
+            break
+        if writer is None:
+            h, w = image.shape[:2]
+            writer = cv2.VideoWriter(str(target), cv2.VideoWriter_fourcc(*"MJPG"), fps, (w, h))
+        writer.write(image)
+        count += 1
+    cap.release()
+    if writer is None:
+        raise SystemExit(f"cannot read {VIDEO}")
+    writer.release()
+    if count < n:
+        print(f"note: {VIDEO.name} has only {count} frames", file=sys.stderr)
+    return target
+
+
+def build_random_yolov8n(target: Path, clip: Path, seed: int, boost: float) -> Path:
+    """A seeded random YOLOv8n checkpoint (see the module docstring), saved the way ultralytics saves models."""
+    import torch
+    from ultralytics import YOLO
+
+    torch.manual_seed(seed)
+    model = YOLO("yolov8n.yaml")  # architecture from the bundled YAML, random weights, 80 classes
+    net = model.model
+    cap = cv2.VideoCapture(str(clip))
+    images = []
+    for i in range(40):
+        ok, image = cap.read()
+        if not ok:
+            break
+        if i % 5 == 0:
+            images.append(cv2.resize(image, (640, 480)))
+    cap.release()
+    x = torch.from_numpy(np.stack(images)[..., ::-1].copy()).permute(0, 3, 1, 2).float() / 255
+    for m in net.modules():
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.reset_running_stats()
+            m.momentum = None  # cumulative average over the calibration batch
+    net.train()
+    with torch.no_grad():
+        net(x)
+        for branch in net.model[-1].cv3:  # class-score convolutions of the Detect head
+            branch[-1].bias += boost
+    for m in net.modules():
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.momentum = 0.03
+    net.eval()
+    model.save(str(target))
+    return target
+
+
+# -- runs --------------------------------------------------------------------------------------------------
+def count_frames(path: Path) -> int:
+    cap = cv2.VideoCapture(str(path))
+    n = 0
+    while cap.grab():
+        n += 1
+    cap.release()
+    return n
+
+
+def run_visionkit_api(pt: Path, clip: Path, out: Path, conf: float) -> dict:
+    from visionkit.io.sinks import AnnotatedSink
+    from visionkit.tasks.track import TrackingPredictor
+
+    tracking = TrackingPredictor(str(pt), device="cpu", conf=conf).warmup()
+    frames = boxes = 0
+    ids: set[int] = set()
+    start = time.perf_counter()
+    with AnnotatedSink(out) as sink:
+        for frame, tracked in tracking.stream(clip):
+            sink.write(frame, tracked)
+            frames += 1
+            boxes += len(tracked)
+            ids.update(tracked.track_ids.tolist())
+    elapsed = time.perf_counter() - start
+    written = next(out.glob("*.mp4"))
+    return {"frames": frames, "seconds": elapsed, "boxes": boxes, "ids": len(ids), "video": written,
+            "video_frames": count_frames(written)}
+
+
+def run_visionkit_cli(pt: Path, clip: Path, out: Path, conf: float) -> dict:
+    from visionkit.cli import main
+
+    start = time.perf_counter()
+    with contextlib.redirect_stderr(io.StringIO()):
+        code = main(["track", str(clip), "--model", str(pt), "--device", "cpu", "--conf", str(conf),
+                     "--save", str(out), "--quiet"])
+    elapsed = time.perf_counter() - start  # includes loading the model (~0.1 s)
+    if code != 0:
+        raise SystemExit(f"visionkit track failed with exit code {code}")
+    written = next(out.glob("*.mp4"))
+    frames = count_frames(written)
+    return {"frames": frames, "seconds": elapsed, "video": written, "video_frames": frames}
+
+
+def run_ultralytics(pt: Path, clip: Path, out: Path, conf: float) -> dict:
+    from ultralytics import YOLO
+
+    model = YOLO(str(pt))
+    model.predict(np.zeros((360, 480, 3), np.uint8), device="cpu", verbose=False)  # warm-up, as visionkit's
+    frames = boxes = 0
+    ids: set[int] = set()
+    start = time.perf_counter()
+    for result in model.track(source=str(clip), save=True, stream=True, conf=conf, iou=0.7, imgsz=640,
+                              tracker="bytetrack.yaml", device="cpu", verbose=False, project=str(out), name="run",
+                              exist_ok=True):
+        frames += 1
+        if result.boxes is not None and result.boxes.is_track:
+            boxes += len(result.boxes)
+            ids.update(result.boxes.id.int().tolist())
+    elapsed = time.perf_counter() - start
+    written = next(p for p in (out / "run").iterdir() if p.suffix in (".avi", ".mp4"))
+    return {"frames": frames, "seconds": elapsed, "boxes": boxes, "ids": len(ids), "video": written,
+            "video_frames": count_frames(written)}
+
+
+RUNNERS = {"visionkit api": run_visionkit_api, "ultralytics": run_ultralytics, "visionkit cli": run_visionkit_cli}
+
+
+def ultralytics_threads() -> int:
+    """What ultralytics' ``select_device("cpu")`` sets ``torch.set_num_threads`` to on every predictor setup."""
+    from ultralytics.utils import NUM_THREADS
+
+    return NUM_THREADS
+
+
+def worker(argv: list[str]) -> None:
+    """One timed run in a fresh process (ultralytics changes torch's thread count for the whole process)."""
+    import json
+
+    import torch
+
+    name, pt, clip, out, conf, threads = argv
+    if int(threads) > 0:
+        torch.set_num_threads(int(threads))
+    r = RUNNERS[name](Path(pt), Path(clip), Path(out), float(conf))
+    r["torch_threads"] = torch.get_num_threads()
+    r["video"] = str(r["video"])
+    print("RESULT " + json.dumps(r))
+
+
+def timed_run(name: str, pt: Path, clip: Path, out: Path, conf: float, threads: int) -> dict:
+    import json
+    import subprocess
+
+    env = {k: v for k, v in os.environ.items() if k != "OMP_NUM_THREADS"}  # as this script was started
+    if OMP_NUM_THREADS is not None:
+        env["OMP_NUM_THREADS"] = OMP_NUM_THREADS
+    proc = subprocess.run([sys.executable, __file__, "--worker", name, str(pt), str(clip), str(out), str(conf),
+                           str(threads)], capture_output=True, text=True, env=env)
+    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")]
+    if proc.returncode != 0 or not lines:
+        raise SystemExit(f"{name} run failed (exit {proc.returncode}):\n{proc.stderr[-3000:]}")
+    r = json.loads(lines[-1][len("RESULT "):])
+    r["video"] = Path(r["video"])
+    return r
+
+
+def throughput(args: argparse.Namespace) -> None:
+    threads = args.threads if args.threads != 0 else ultralytics_threads()
+    with tempfile.TemporaryDirectory(prefix="bench-track-") as tmp:
+        tmp_path = Path(tmp)
+        clip = write_clip(args.frames, tmp_path / "vtest_clip.avi")
+        pt = build_random_yolov8n(tmp_path / "yolov8n_random.pt", clip, args.seed, args.boost)
+        what = "torch's default" if threads < 0 else str(threads)
+        print(f"clip: {count_frames(clip)} frames of {VIDEO.name} (480x360); model: seeded random YOLOv8n "
+              f"(seed {args.seed}, boost {args.boost}); conf {args.conf}; CPU; {os.cpu_count()} cores; torch threads "
+              f"for visionkit: {what} (ultralytics always sets {ultralytics_threads()}); each run in a fresh process",
+              flush=True)
+        runners = ["visionkit api", "ultralytics"] + (["visionkit cli"] if args.cli else [])
+        runs: dict[str, list[dict]] = {name: [] for name in runners}
+        for repeat in range(args.repeats):  # interleaved, so a busy spell on a shared machine hits all of them
+            for name in runners:
+                out = tmp_path / f"{name.replace(' ', '_')}_{repeat}"
+                out.mkdir()
+                r = timed_run(name, pt, clip, out, args.conf, threads if name != "ultralytics" else 0)
+                r["fps"] = r["frames"] / r["seconds"]
+                extra = f", {r['boxes'] / max(r['frames'], 1):.1f} tracked boxes/frame, {r['ids']} ids" \
+                    if "boxes" in r else ""
+                print(f"  [{repeat + 1}/{args.repeats}] {name}: {r['frames']} frames in {r['seconds']:.2f} s = "
+                      f"{r['fps']:.2f} FPS{extra}; torch threads {r['torch_threads']}; wrote {r['video'].name} "
+                      f"({r['video_frames']} frames)", flush=True)
+                runs[name].append(r)
+        median = {name: statistics.median(r["fps"] for r in rs) for name, rs in runs.items()}
+        best = {name: max(r["fps"] for r in rs) for name, rs in runs.items()}
+        print(f"\n| pipeline ({args.repeats} runs) | median FPS | best FPS | tracked boxes/frame | ids |")
+        print("|---|---:|---:|---:|---:|")
+        for name, rs in runs.items():
+            r = rs[0]
+            per = f"{r['boxes'] / max(r['frames'], 1):.1f}" if "boxes" in r else "-"
+            print(f"| {name} | {median[name]:.2f} | {best[name]:.2f} | {per} | {r.get('ids', '-')} |")
+        for name in [n for n in runs if n != "ultralytics"]:
+            print(f"\n{name} / ultralytics: {median[name] / median['ultralytics']:.2f}x median, "
+                  f"{best[name] / best['ultralytics']:.2f}x best (target >= 1.5x)", end="")
+        print()
+
+
+# -- accuracy table (not a benchmark: numbers for the README) ----------------------------------------------
+def gt_as_detections(seq: Path, kind: str, results: Path) -> None:
+    """Feed the tracker the scored gt boxes (MOT15 flag 1; MOT17 consider 1, pedestrian) with score 1 and the
+    frame image (BoT-SORT's motion compensation uses it), and write MOT results."""
+    from visionkit.results import Detections
+    from visionkit.tasks.track import Tracker
+
+    images = sorted((seq / "img1").iterdir())
+    gt = np.loadtxt(seq / "gt" / "gt.txt", delimiter=",", ndmin=2)
+    keep = (gt[:, 6] == 1) & (gt[:, 0] <= len(images))
+    if gt.shape[1] == 9:
+        keep &= gt[:, 7] == 1
+    gt = gt[keep]
+    tracker = Tracker(kind)
+    with open(results, "w") as f:
+        for frame, path in enumerate(images, 1):
+            image = cv2.imread(str(path))
+            rows = gt[gt[:, 0] == frame]
+            n = len(rows)
+            xyxy = np.column_stack([rows[:, 2], rows[:, 3], rows[:, 2] + rows[:, 4], rows[:, 3] + rows[:, 5]])
+            d = Detections(xyxy=xyxy.reshape(-1, 4), scores=np.ones(n), class_ids=np.zeros(n, np.int64),
+                           class_names=np.array(["person"] * n, object), image_shape=image.shape[:2])
+            t = tracker.update(d, image)
+            for (x1, y1, x2, y2), tid, s in zip(t.xyxy.tolist(), t.track_ids.tolist(), t.scores.tolist()):
+                f.write(f"{frame},{tid},{x1:.2f},{y1:.2f},{x2 - x1:.2f},{y2 - y1:.2f},{s:.4f},-1,-1,-1\n")
+
+
+def accuracy(args: argparse.Namespace) -> None:
+    import json
+
+    from visionkit.cli import main
+    from visionkit.eval.mot import evaluate_mot_files
+
+    seqs = [TRACKING / s for s in SEQUENCES]
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="bench-track-acc-") as tmp:
+        for kind in ("bytetrack", "botsort"):
+            report = Path(tmp) / f"{kind}.json"
+            start = time.perf_counter()
+            code = main(["eval", "track", "--gt", *map(str, seqs), "--model", "yolov5n", "--classes", "0",
+                         "--tracker", kind, "--device", "cpu", "--json", str(report)])
+            if code != 0:
+                raise SystemExit(f"visionkit eval track failed with exit code {code}")
+            print(f"  ({kind} with yolov5n: {time.perf_counter() - start:.0f} s)", flush=True)
+            for s in json.loads(report.read_text())["sequences"]:
+                rows.append((s["sequence"], kind, "yolov5n", s))
+            for seq in seqs:
+                results = Path(tmp) / f"{seq.name}-{kind}-gt.txt"
+                gt_as_detections(seq, kind, results)
+                rows.append((seq.name, kind, "ground truth", evaluate_mot_files(seq, results).to_dict()))
+    print("\n| sequence | frames | tracker | detections | HOTA | MOTA | IDF1 | ID sw. |")
+    print("|---|---:|---|---|---:|---:|---:|---:|")
+    order = {name: i for i, name in enumerate(SEQUENCES)}
+    for seq, kind, dets, s in sorted(rows, key=lambda r: (order[r[0]], r[2] != "yolov5n", r[1] != "bytetrack")):
+        print(f"| {seq} | {s['frames']} | {'ByteTrack' if kind == 'bytetrack' else 'BoT-SORT'} | {dets} | "
+              f"{s['hota']:.3f} | {s['mota']:.3f} | {s['idf1']:.3f} | {s['id_switches']} |")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--frames", type=int, default=150, help="frames of vtest.avi to run on (default: 150)")
+    parser.add_argument("--conf", type=float, default=0.1,
+                        help="detection threshold for both (default: 0.1, ultralytics' own default for track)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--boost", type=float, default=5.0,
+                        help="added to the random model's class-score biases so it reports boxes (default: 5)")
+    parser.add_argument("--repeats", type=int, default=3,
+                        help="interleaved runs of each pipeline; median and best are reported (default: 3)")
+    parser.add_argument("--threads", type=int, default=0,
+                        help="torch threads for the visionkit runs: 0 = what ultralytics sets for its own runs "
+                             "(min(8, cores - 1)), -1 = torch's default (all cores) (default: 0)")
+    parser.add_argument("--cli", action="store_true", help="also time `visionkit track --save` (writer thread)")
+    parser.add_argument("--accuracy", action="store_true",
+                        help="also print HOTA/MOTA/IDF1 per sequence (yolov5n and gt-as-detections)")
+    parser.add_argument("--accuracy-only", action="store_true", help="only the accuracy table")
+    if len(sys.argv) > 1 and sys.argv[1] == "--worker":
+        worker(sys.argv[2:])
+        return
+    args = parser.parse_args()
+    if not args.accuracy_only:
+        throughput(args)
+    if args.accuracy or args.accuracy_only:
+        accuracy(args)
+
+
+if __name__ == "__main__":
+    main()

@@ -291,3 +291,6 @@ class TorchvisionDetect(Backend):
                 det = det[np.isin(det.class_ids, self.options["classes"])]
             out.append(det)
         return out
+
+
+from . import faces  # noqa: E402,F401  (registers the YuNet backend)

@@ -302,4 +302,5 @@ def test_cli_pose_errors(capsys: pytest.CaptureFixture, assets: Path, argv: list
 def test_catalog_default_is_yolo11n_pose() -> None:
     entry = visionkit.catalog.default_model("pose")
     assert entry.name == "yolo11n-pose" and entry.sha256.startswith("869e83fc")
-    assert {e.backend for e in visionkit.list_models("pose")} == {"ultralytics", "torchvision", "onnx-movenet"}
+    assert {e.backend for e in visionkit.list_models("pose")} == {"ultralytics", "torchvision", "onnx-movenet",
+                                                                  "tflite-blazepose"}

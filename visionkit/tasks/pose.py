@@ -215,3 +215,6 @@ def _to_source(raw: np.ndarray, regions: np.ndarray, size: int) -> np.ndarray:
         k[:, 0] += float(x0)
         k[:, 1] += float(y0)
     return kpts.numpy()
+
+
+from . import mediapipe  # noqa: E402,F401  (registers the TFLite backends)

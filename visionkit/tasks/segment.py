@@ -253,3 +253,6 @@ class UltralyticsSegment(UltralyticsDetect):
             det = _to_detections(pred, input_hw, im, self.class_names)
             out.append(det.with_(masks=_masks_to_source(masks, im.shape[:2])))
         return out
+
+
+from . import mediapipe  # noqa: E402,F401  (registers the TFLite backends)

@@ -242,8 +242,6 @@ def ssd(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 def test_torchvision_backend_matches_torchvision(ssd: tuple[str, torch.nn.Module, visionkit.Predictor],
                                                  image_name: str, request: pytest.FixtureRequest) -> None:
     arch, model, predictor = ssd
-    if arch == "ssd300_vgg16" and image_name.startswith("coco/"):
-        pytest.skip("ssd300_vgg16 is slow on CPU (VGG16 at 300x300): the two sample photos cover it")
     image = _read(image_name, request)
     with torch.no_grad():
         ref = model([_tv_input(image, arch)])[0]

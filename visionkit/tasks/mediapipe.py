@@ -27,7 +27,7 @@ from ..device import Device
 from ..errors import WeightsError
 from ..results import Detections, SemanticMask, Speed
 from .base import Backend
-from .pose import _crop_regions
+from .pose import _crop_regions, as_boxes
 
 SELFIE_CLASSES = ["background", "person"]
 # BlazePose's 33 landmarks; the model outputs 39, the last 6 being auxiliary ROI points MediaPipe tracks with.
@@ -202,11 +202,7 @@ class TFLiteBlazePose(_TFLiteBackend):
     def predict_in_boxes(self, image: np.ndarray, xyxy: np.ndarray) -> Detections:
         """One pose per person box of a BGR image (e.g. a detector's boxes), as ``OnnxMoveNet.predict_in_boxes``:
         the given boxes come back row for row, with ``keypoints`` (n, 33, 3) and score = pose presence."""
-        xyxy = np.asarray(xyxy, np.float32)
-        if xyxy.size == 0:
-            xyxy = xyxy.reshape(0, 4)
-        if xyxy.ndim != 2 or xyxy.shape[1] != 4:
-            raise ValueError(f"boxes must have shape (n, 4) as x1, y1, x2, y2, but got shape {xyxy.shape}")
+        xyxy = as_boxes(xyxy)
         t0 = time.perf_counter()
         regions = _crop_regions(xyxy, image.shape[:2])
         inputs = self._inputs(image, regions)

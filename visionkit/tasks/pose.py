@@ -174,11 +174,7 @@ class OnnxMoveNet(Backend):
         Returns the given boxes with ``keypoints`` in image pixels and score = mean keypoint score; nothing is
         filtered, so row i always belongs to box i.
         """
-        xyxy = np.asarray(xyxy, np.float32)
-        if xyxy.size == 0:
-            xyxy = xyxy.reshape(0, 4)
-        if xyxy.ndim != 2 or xyxy.shape[1] != 4:
-            raise ValueError(f"boxes must have shape (n, 4) as x1, y1, x2, y2, but got shape {xyxy.shape}")
+        xyxy = as_boxes(xyxy)
         t0 = time.perf_counter()
         regions = _crop_regions(xyxy, image.shape[:2])
         inputs = self._inputs(image, regions)
@@ -189,6 +185,16 @@ class OnnxMoveNet(Backend):
         speed = Speed((t1 - t0) * 1e3, (t2 - t1) * 1e3, (time.perf_counter() - t2) * 1e3)
         return Detections.from_arrays(xyxy, kpts[:, :, 2].mean(1), np.zeros(len(xyxy)), self.class_names,
                                       keypoints=kpts, image_shape=image.shape[:2], speed=speed)
+
+
+def as_boxes(xyxy: Any) -> np.ndarray:
+    """Person boxes given to ``predict_in_boxes`` as float32 (n, 4); any other shape is the caller's error."""
+    xyxy = np.asarray(xyxy, np.float32)
+    if xyxy.size == 0:
+        xyxy = xyxy.reshape(0, 4)
+    if xyxy.ndim != 2 or xyxy.shape[1] != 4:
+        raise ValueError(f"boxes must have shape (n, 4) as x1, y1, x2, y2, but got shape {xyxy.shape}")
+    return xyxy
 
 
 def _crop_regions(xyxy: np.ndarray, image_hw: tuple[int, int], scale: float = MOVENET_CROP_SCALE) -> np.ndarray:

@@ -24,8 +24,10 @@ log = logging.getLogger("visionkit")
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
-SOURCE_HELP = "what to run on (default: the built-in sample bus.jpg). " + " ".join(
-    line.strip() for line in SOURCES_DOC.split("Accepted specs (also the CLI's SOURCE help):")[1].splitlines()
+SOURCE_HELP = ("image, folder, quoted glob, video, camera index or stream URL (default: the built-in sample "
+               "bus.jpg); see the list below")
+SOURCES_EPILOG = "SOURCE can be:\n" + "\n".join(
+    line for line in SOURCES_DOC.split("Accepted specs (also the CLI's SOURCE help):")[1].splitlines()
     if line.strip() and "Python API" not in line)
 
 
@@ -140,7 +142,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     for task, add_options in TASK_OPTIONS.items():
-        p = sub.add_parser(task, help=TASK_HELP[task], description=TASK_HELP[task] + ".")
+        p = sub.add_parser(task, help=TASK_HELP[task], description=TASK_HELP[task] + ".", epilog=SOURCES_EPILOG,
+                           formatter_class=argparse.RawDescriptionHelpFormatter)
         p.add_argument("source", nargs="?", metavar="SOURCE", help=SOURCE_HELP)
         _add_model_options(p, task)
         add_options(p)

@@ -1,4 +1,5 @@
-"""Shared plumbing for backends: ONNX Runtime sessions and ultralytics' offline switches."""
+"""Shared plumbing for backends: loading ultralytics checkpoints, torchvision state dicts and weights enums,
+ONNX Runtime sessions, and ultralytics' offline switches."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from ..device import Device
+from ..errors import WeightsError
 
 
 def ultralytics_offline() -> None:
@@ -36,8 +38,6 @@ def onnx_output_names(path: Path) -> tuple[str, ...]:
     try:
         session = onnx_session(path, Device("cpu"))
     except Exception as e:  # garbage or truncated file: a user-facing WeightsError, not an internal error
-        from ..errors import WeightsError
-
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise WeightsError(f"{path}: not a loadable ONNX model ({first})") from None
     return tuple(o.name for o in session.get_outputs())
@@ -48,8 +48,6 @@ def torchvision_weights(entry: Any) -> Any:
     categories and metrics travel with it, so preprocessing comes from torchvision itself, not a copy."""
     import torchvision
 
-    from ..errors import WeightsError
-
     name = entry.extra.get("weights_enum")
     if not name:
         raise WeightsError(f"catalog entry {entry.name!r} has no weights_enum (e.g. 'ResNet18_Weights.IMAGENET1K_V1'):"
@@ -58,3 +56,56 @@ def torchvision_weights(entry: Any) -> Any:
         return torchvision.models.get_weight(name)
     except (ValueError, KeyError, AttributeError) as e:
         raise WeightsError(f"catalog entry {entry.name!r}: unknown torchvision weights {name!r} ({e})") from None
+
+
+def _ultralytics_channels_last(device: Device) -> bool:
+    """Whether ultralytics' own predictor would run this model channels-last (its AutoBackend does so on x86 CPUs
+    with oneDNN since 8.4): the faster CPU path, and the same float rounding as the reference."""
+    import inspect
+    import platform
+    import sys
+
+    import torch
+    from ultralytics.nn.autobackend import AutoBackend
+
+    return (device.type == "cpu" and "channels_last" in inspect.signature(AutoBackend.__init__).parameters
+            and platform.machine() in ("AMD64", "x86_64") and sys.platform in ("linux", "win32")
+            and torch.backends.mkldnn.is_available() and torch.backends.mkldnn.enabled)
+
+
+def load_ultralytics(weights: Path, device: Device, expected_task: str) -> Any:
+    """An ultralytics ``.pt`` checkpoint as a fused, frozen eval model on ``device`` (fp16 on CUDA).
+
+    Shared by every task's ultralytics backend; a checkpoint of another task (e.g. a -cls file given to detect)
+    is refused here with a clear message instead of failing later on an unexpected output shape.
+    """
+    ultralytics_offline()
+    from ultralytics.nn.tasks import load_checkpoint
+
+    model, _ = load_checkpoint(weights, device=device.torch)
+    model_task = getattr(model, "task", "detect")
+    if model_task != expected_task:
+        raise WeightsError(f"{weights} is an ultralytics {model_task} model, not a {expected_task} model")
+    model = model.fuse(verbose=False) if hasattr(model, "fuse") else model
+    model = (model.half() if device.half else model.float()).eval()
+    for p in model.parameters():
+        p.requires_grad = False
+    if _ultralytics_channels_last(device):
+        import torch
+
+        model = model.to(memory_format=torch.channels_last)
+    return model
+
+
+def load_state_dict(model: Any, weights: Path, arch: str) -> None:
+    """Load a torchvision-style state dict file into ``model`` safely (``weights_only``), as WeightsError on failure."""
+    import torch
+
+    try:
+        state = torch.load(weights, map_location="cpu", weights_only=True)
+    except Exception as e:
+        raise WeightsError(f"{weights}: not a readable PyTorch state dict ({type(e).__name__})") from None
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as e:
+        raise WeightsError(f"{weights} does not fit {arch}: {str(e).splitlines()[0]}") from None

@@ -37,9 +37,8 @@ from ..io.sources import ErrorHandler, Frame, open_source
 from ..io.threads import BackgroundIterator
 from ..predictor import Predictor, _cuda_sync, _no_sync
 from ..results import ActionPrediction, Speed
-from ._runtime import torchvision_weights
+from ._runtime import load_state_dict, torchvision_weights
 from .base import Backend
-from .detect import load_state_dict
 
 # (frame index, preprocessed frame (C, 1, h, w)): what a window holds per frame.
 _Item = tuple[int, Any]

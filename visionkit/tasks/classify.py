@@ -22,9 +22,8 @@ from ..catalog import ModelEntry, load_class_names
 from ..device import Device
 from ..errors import OptionError, WeightsError
 from ..results import Classification
-from ._runtime import onnx_session, torchvision_weights
+from ._runtime import load_state_dict, load_ultralytics, onnx_session, torchvision_weights
 from .base import Backend
-from .detect import load_state_dict, load_ultralytics
 
 # TensorFlow-slim's evaluation crop for ImageNet models (``tf.image.central_crop(image, 0.875)``).
 TF_CENTRAL_FRACTION = 0.875

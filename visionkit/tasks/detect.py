@@ -18,9 +18,8 @@ import numpy as np
 
 from ..catalog import ModelEntry
 from ..device import Device
-from ..errors import WeightsError
 from ..results import Detections
-from ._runtime import onnx_output_names, onnx_session, ultralytics_offline
+from ._runtime import load_state_dict, load_ultralytics, onnx_output_names, onnx_session
 from .base import Backend
 
 YOLO_OPTIONS = {"conf": 0.25, "iou": 0.7, "max_det": 300, "imgsz": 640, "classes": None, "agnostic": False,
@@ -62,59 +61,6 @@ def _to_detections(pred: Any, input_hw: tuple[int, int], image: np.ndarray, name
     pred = pred.float()
     boxes = scale_boxes(input_hw, pred[:, :4].clone(), image.shape).cpu().numpy()
     return Detections.from_arrays(boxes, pred[:, 4].cpu().numpy(), pred[:, 5].cpu().numpy().astype(np.int64), names)
-
-
-def load_ultralytics(weights: Path, device: Device, expected_task: str) -> Any:
-    """An ultralytics ``.pt`` checkpoint as a fused, frozen eval model on ``device`` (fp16 on CUDA).
-
-    Shared by every task's ultralytics backend; a checkpoint of another task (e.g. a -cls file given to detect)
-    is refused here with a clear message instead of failing later on an unexpected output shape.
-    """
-    ultralytics_offline()
-    from ultralytics.nn.tasks import load_checkpoint
-
-    model, _ = load_checkpoint(weights, device=device.torch)
-    model_task = getattr(model, "task", "detect")
-    if model_task != expected_task:
-        raise WeightsError(f"{weights} is an ultralytics {model_task} model, not a {expected_task} model")
-    model = model.fuse(verbose=False) if hasattr(model, "fuse") else model
-    model = (model.half() if device.half else model.float()).eval()
-    for p in model.parameters():
-        p.requires_grad = False
-    if _ultralytics_channels_last(device):
-        import torch
-
-        model = model.to(memory_format=torch.channels_last)
-    return model
-
-
-def _ultralytics_channels_last(device: Device) -> bool:
-    """Whether ultralytics' own predictor would run this model channels-last (its AutoBackend does so on x86 CPUs
-    with oneDNN since 8.4): the faster CPU path, and the same float rounding as the reference."""
-    import inspect
-    import platform
-    import sys
-
-    import torch
-    from ultralytics.nn.autobackend import AutoBackend
-
-    return (device.type == "cpu" and "channels_last" in inspect.signature(AutoBackend.__init__).parameters
-            and platform.machine() in ("AMD64", "x86_64") and sys.platform in ("linux", "win32")
-            and torch.backends.mkldnn.is_available() and torch.backends.mkldnn.enabled)
-
-
-def load_state_dict(model: Any, weights: Path, arch: str) -> None:
-    """Load a torchvision-style state dict file into ``model`` safely (``weights_only``), as WeightsError on failure."""
-    import torch
-
-    try:
-        state = torch.load(weights, map_location="cpu", weights_only=True)
-    except Exception as e:
-        raise WeightsError(f"{weights}: not a readable PyTorch state dict ({type(e).__name__})") from None
-    try:
-        model.load_state_dict(state)
-    except RuntimeError as e:
-        raise WeightsError(f"{weights} does not fit {arch}: {str(e).splitlines()[0]}") from None
 
 
 class UltralyticsDetect(Backend):

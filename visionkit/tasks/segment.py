@@ -24,9 +24,9 @@ from ..catalog import ModelEntry, load_class_names
 from ..device import Device
 from ..errors import OptionError, WeightsError
 from ..results import Detections, SemanticMask
-from ._runtime import onnx_session, torchvision_weights
+from ._runtime import load_state_dict, onnx_session, torchvision_weights
 from .base import Backend
-from .detect import UltralyticsDetect, _to_detections, _yolo_nms, load_state_dict
+from .detect import UltralyticsDetect, _to_detections, _yolo_nms
 
 # Elements of float32 scratch per strip when resampling logits or masks to the source size (4 MB): bounded memory
 # on huge images, and cache-sized strips run about 4x faster than one whole-image pass even on small ones.

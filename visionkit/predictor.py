@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from itertools import islice
 from pathlib import Path
 from typing import Any
@@ -159,19 +159,6 @@ class Predictor:
             for frame, result in zip(batch, results):
                 result.frame_index = frame.index
                 yield frame, result
-
-    def stream_frames(self, frames: Iterable[Frame]) -> Iterator[tuple[Frame, Result]]:
-        """Like ``stream`` over frames the caller already has (e.g. from a custom capture loop)."""
-        return self.stream(_FramesSource(frames))
-
-
-class _FramesSource(Source):
-    def __init__(self, frames: Iterable[Frame]):
-        self.frames = frames
-        self.name = "frames"
-
-    def __iter__(self) -> Iterator[Frame]:
-        return iter(self.frames)
 
 
 def _cuda_sync() -> None:

@@ -4,24 +4,33 @@ Both run the same YOLOv8n checkpoint on the same clip (the first N frames of vte
 ultralytics' shipped settings, the same detection settings (imgsz 640, conf, IoU 0.7, max 300 boxes), and write
 an annotated video:
 
-  visionkit api   ``TrackingPredictor.stream(clip)`` + ``AnnotatedSink`` (boxes + ids drawn, mp4v .mp4)
-  visionkit cli   ``visionkit track clip --save DIR`` (the same, with encoding in a writer thread and id trails)
-  ultralytics     ``YOLO(pt).track(clip, save=True, stream=True)`` (boxes + ids drawn, MJPG .avi on Linux)
+  ultralytics       ``YOLO(pt).track(clip, save=True, stream=True)`` (boxes + ids drawn, MJPG .avi on Linux):
+                    the reference, as its users run it
+  visionkit cli     ``visionkit track clip --model pt --runtime R --save DIR``: decode in a thread, inference and
+                    tracking in the main thread, drawing (with id trails) and encoding in a writer thread
+  visionkit api     ``TrackingPredictor(pt, runtime=R).stream(clip)`` + ``AnnotatedSink`` in the caller's loop
+                    (draws and encodes in the main thread)
+  ultralytics onnx  (``--onnx-reference``) ``YOLO(export).track(...)`` on the very ONNX file visionkit runs with
+                    ``--runtime onnx``: separates what ONNX Runtime brings from what the pipeline brings
+
+``--runtime onnx`` (the default here) is the fast CPU path a user gets with that flag: the .pt is exported once by
+ultralytics' own exporter (cached) and run on ONNX Runtime, with ultralytics' letterbox and NMS as before;
+``--runtime torch`` times the same pipeline on PyTorch.
 
 Official YOLOv8 weights are not available offline, so the checkpoint is a seeded random ``YOLO("yolov8n.yaml")``
 saved with ``Model.save``. A random network's activations vanish with depth (its class scores are all ~1e-5),
 so before saving its BatchNorm statistics are re-estimated on a few frames of the clip and the class biases
 raised by ``--boost``: the boxes are still meaningless, but there are some per frame (at the default boost ~10-20
-above 0.25 and ~75 above conf 0.1) and they follow the image, so the tracker has tracks to keep. Throughput is
-what is measured; the boxes are not people.
+above 0.25 and ~28 tracked at conf 0.1) and they follow the image, so the tracker has tracks to keep. Throughput
+is what is measured; the boxes are not people.
 
 Each run is a fresh process. ultralytics sets torch to min(8, cores - 1) threads on every CPU predictor setup
-(leaving a core for decoding and encoding); visionkit leaves torch's default (all cores). By default the visionkit
-runs get the same thread count as ultralytics, so the comparison is of the pipelines; ``--threads -1`` times
-visionkit as it ships. On a 2-core machine shared with other work, all-core torch next to the decode and encode
-threads can be several times slower (OpenMP threads wait on each other when one is descheduled).
+(leaving a core for decoding and encoding); by default the visionkit runs get the same torch thread count
+(``--threads -1``: torch's default, all cores). ONNX Runtime keeps its own default (one thread per physical
+core) on both sides.
 
-    python benchmarks/bench_track.py --frames 150
+    python benchmarks/bench_track.py --frames 150 --onnx-reference
+    python benchmarks/bench_track.py --runtime torch
     python benchmarks/bench_track.py --accuracy      # also: HOTA/MOTA/IDF1 table for the README (yolov5n)
 """
 
@@ -124,11 +133,11 @@ def count_frames(path: Path) -> int:
     return n
 
 
-def run_visionkit_api(pt: Path, clip: Path, out: Path, conf: float) -> dict:
+def run_visionkit_api(model: Path, clip: Path, out: Path, conf: float, runtime: str) -> dict:
     from visionkit.io.sinks import AnnotatedSink
     from visionkit.tasks.track import TrackingPredictor
 
-    tracking = TrackingPredictor(str(pt), device="cpu", conf=conf).warmup()
+    tracking = TrackingPredictor(str(model), device="cpu", conf=conf, runtime=runtime).warmup()
     frames = boxes = 0
     ids: set[int] = set()
     start = time.perf_counter()
@@ -144,14 +153,14 @@ def run_visionkit_api(pt: Path, clip: Path, out: Path, conf: float) -> dict:
             "video_frames": count_frames(written)}
 
 
-def run_visionkit_cli(pt: Path, clip: Path, out: Path, conf: float) -> dict:
+def run_visionkit_cli(model: Path, clip: Path, out: Path, conf: float, runtime: str) -> dict:
     from visionkit.cli import main
 
     start = time.perf_counter()
     with contextlib.redirect_stderr(io.StringIO()):
-        code = main(["track", str(clip), "--model", str(pt), "--device", "cpu", "--conf", str(conf),
-                     "--save", str(out), "--quiet"])
-    elapsed = time.perf_counter() - start  # includes loading the model (~0.1 s)
+        code = main(["track", str(clip), "--model", str(model), "--device", "cpu", "--conf", str(conf),
+                     "--runtime", runtime, "--save", str(out), "--quiet"])
+    elapsed = time.perf_counter() - start  # includes loading the model (~0.1 s, the export is cached)
     if code != 0:
         raise SystemExit(f"visionkit track failed with exit code {code}")
     written = next(out.glob("*.mp4"))
@@ -159,17 +168,18 @@ def run_visionkit_cli(pt: Path, clip: Path, out: Path, conf: float) -> dict:
     return {"frames": frames, "seconds": elapsed, "video": written, "video_frames": frames}
 
 
-def run_ultralytics(pt: Path, clip: Path, out: Path, conf: float) -> dict:
+def run_ultralytics(model: Path, clip: Path, out: Path, conf: float, runtime: str) -> dict:
+    """``model`` is the .pt, or with runtime onnx the ONNX export of it (``YOLO(onnx)`` runs it on ONNX Runtime)."""
     from ultralytics import YOLO
 
-    model = YOLO(str(pt))
-    model.predict(np.zeros((360, 480, 3), np.uint8), device="cpu", verbose=False)  # warm-up, as visionkit's
+    yolo = YOLO(str(model), task="detect")
+    yolo.predict(np.zeros((360, 480, 3), np.uint8), device="cpu", verbose=False)  # warm-up, as visionkit's
     frames = boxes = 0
     ids: set[int] = set()
     start = time.perf_counter()
-    for result in model.track(source=str(clip), save=True, stream=True, conf=conf, iou=0.7, imgsz=640,
-                              tracker="bytetrack.yaml", device="cpu", verbose=False, project=str(out), name="run",
-                              exist_ok=True):
+    for result in yolo.track(source=str(clip), save=True, stream=True, conf=conf, iou=0.7, imgsz=640,
+                             tracker="bytetrack.yaml", device="cpu", verbose=False, project=str(out), name="run",
+                             exist_ok=True):
         frames += 1
         if result.boxes is not None and result.boxes.is_track:
             boxes += len(result.boxes)
@@ -180,7 +190,9 @@ def run_ultralytics(pt: Path, clip: Path, out: Path, conf: float) -> dict:
             "video_frames": count_frames(written)}
 
 
-RUNNERS = {"visionkit api": run_visionkit_api, "ultralytics": run_ultralytics, "visionkit cli": run_visionkit_cli}
+# name -> (run function, whether it runs the ONNX export instead of the .pt, whether it is visionkit)
+RUNNERS = {"ultralytics": run_ultralytics, "visionkit cli": run_visionkit_cli, "visionkit api": run_visionkit_api,
+           "ultralytics onnx": run_ultralytics}
 
 
 def ultralytics_threads() -> int:
@@ -196,24 +208,24 @@ def worker(argv: list[str]) -> None:
 
     import torch
 
-    name, pt, clip, out, conf, threads = argv
+    name, model, clip, out, conf, threads, runtime = argv
     if int(threads) > 0:
         torch.set_num_threads(int(threads))
-    r = RUNNERS[name](Path(pt), Path(clip), Path(out), float(conf))
+    r = RUNNERS[name](Path(model), Path(clip), Path(out), float(conf), runtime)
     r["torch_threads"] = torch.get_num_threads()
     r["video"] = str(r["video"])
     print("RESULT " + json.dumps(r))
 
 
-def timed_run(name: str, pt: Path, clip: Path, out: Path, conf: float, threads: int) -> dict:
+def timed_run(name: str, model: Path, clip: Path, out: Path, conf: float, threads: int, runtime: str) -> dict:
     import json
     import subprocess
 
     env = {k: v for k, v in os.environ.items() if k != "OMP_NUM_THREADS"}  # as this script was started
     if OMP_NUM_THREADS is not None:
         env["OMP_NUM_THREADS"] = OMP_NUM_THREADS
-    proc = subprocess.run([sys.executable, __file__, "--worker", name, str(pt), str(clip), str(out), str(conf),
-                           str(threads)], capture_output=True, text=True, env=env)
+    proc = subprocess.run([sys.executable, __file__, "--worker", name, str(model), str(clip), str(out), str(conf),
+                           str(threads), runtime], capture_output=True, text=True, env=env)
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")]
     if proc.returncode != 0 or not lines:
         raise SystemExit(f"{name} run failed (exit {proc.returncode}):\n{proc.stderr[-3000:]}")
@@ -223,23 +235,31 @@ def timed_run(name: str, pt: Path, clip: Path, out: Path, conf: float, threads: 
 
 
 def throughput(args: argparse.Namespace) -> None:
+    from visionkit.tasks._runtime import export_ultralytics_onnx
+
     threads = args.threads if args.threads != 0 else ultralytics_threads()
     with tempfile.TemporaryDirectory(prefix="bench-track-") as tmp:
         tmp_path = Path(tmp)
+        os.environ["VISIONKIT_CACHE"] = str(tmp_path / "cache")  # the export is built here once, before timing
         clip = write_clip(args.frames, tmp_path / "vtest_clip.avi")
         pt = build_random_yolov8n(tmp_path / "yolov8n_random.pt", clip, args.seed, args.boost)
+        onnx = export_ultralytics_onnx(pt)
         what = "torch's default" if threads < 0 else str(threads)
         print(f"clip: {count_frames(clip)} frames of {VIDEO.name} (480x360); model: seeded random YOLOv8n "
-              f"(seed {args.seed}, boost {args.boost}); conf {args.conf}; CPU; {os.cpu_count()} cores; torch threads "
-              f"for visionkit: {what} (ultralytics always sets {ultralytics_threads()}); each run in a fresh process",
-              flush=True)
-        runners = ["visionkit api", "ultralytics"] + (["visionkit cli"] if args.cli else [])
+              f"(seed {args.seed}, boost {args.boost}); conf {args.conf}; CPU; {os.cpu_count()} cores; visionkit "
+              f"--runtime {args.runtime}; torch threads for visionkit: {what} (ultralytics always sets "
+              f"{ultralytics_threads()}); each run in a fresh process", flush=True)
+        runners = ["ultralytics", "visionkit cli", "visionkit api"] + \
+            (["ultralytics onnx"] if args.onnx_reference else [])
         runs: dict[str, list[dict]] = {name: [] for name in runners}
         for repeat in range(args.repeats):  # interleaved, so a busy spell on a shared machine hits all of them
             for name in runners:
                 out = tmp_path / f"{name.replace(' ', '_')}_{repeat}"
                 out.mkdir()
-                r = timed_run(name, pt, clip, out, args.conf, threads if name != "ultralytics" else 0)
+                if name.startswith("visionkit"):
+                    r = timed_run(name, pt, clip, out, args.conf, threads, args.runtime)
+                else:
+                    r = timed_run(name, onnx if name.endswith("onnx") else pt, clip, out, args.conf, 0, "")
                 r["fps"] = r["frames"] / r["seconds"]
                 extra = f", {r['boxes'] / max(r['frames'], 1):.1f} tracked boxes/frame, {r['ids']} ids" \
                     if "boxes" in r else ""
@@ -254,7 +274,8 @@ def throughput(args: argparse.Namespace) -> None:
         for name, rs in runs.items():
             r = rs[0]
             per = f"{r['boxes'] / max(r['frames'], 1):.1f}" if "boxes" in r else "-"
-            print(f"| {name} | {median[name]:.2f} | {best[name]:.2f} | {per} | {r.get('ids', '-')} |")
+            label = f"{name} --runtime {args.runtime}" if name.startswith("visionkit") else name
+            print(f"| {label} | {median[name]:.2f} | {best[name]:.2f} | {per} | {r.get('ids', '-')} |")
         for name in [n for n in runs if n != "ultralytics"]:
             print(f"\n{name} / ultralytics: {median[name] / median['ultralytics']:.2f}x median, "
                   f"{best[name] / best['ultralytics']:.2f}x best (target >= 1.5x)", end="")
@@ -332,7 +353,10 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=0,
                         help="torch threads for the visionkit runs: 0 = what ultralytics sets for its own runs "
                              "(min(8, cores - 1)), -1 = torch's default (all cores) (default: 0)")
-    parser.add_argument("--cli", action="store_true", help="also time `visionkit track --save` (writer thread)")
+    parser.add_argument("--runtime", choices=("onnx", "torch"), default="onnx",
+                        help="visionkit's --runtime for the .pt (default: onnx, the fast CPU path)")
+    parser.add_argument("--onnx-reference", action="store_true",
+                        help="also time ultralytics' own track() on the same ONNX export")
     parser.add_argument("--accuracy", action="store_true",
                         help="also print HOTA/MOTA/IDF1 per sequence (yolov5n and gt-as-detections)")
     parser.add_argument("--accuracy-only", action="store_true", help="only the accuracy table")

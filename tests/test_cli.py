@@ -302,6 +302,13 @@ def _prepare(case: str, tmp: Path, three_coco: Path, clip: Path, monkeypatch) ->
         return [good, "--device", "cuda"], "CUDA is not available"
     if case == "--device tpu":
         return [good, "--device", "tpu"], "unknown device 'tpu'"
+    if case == "--runtime onnx, torchvision model":
+        return ([good, "-m", "ssdlite320_mobilenet_v3_large", "--runtime", "onnx"],
+                "runs on PyTorch only (runtime onnx is available for ultralytics detection")
+    if case == "--runtime torch, ONNX model":
+        return [good, "--runtime", "torch"], "runtime torch: ssd_mobilenet_v1_coco runs on ONNX Runtime only"
+    if case == "--runtime tensorrt":
+        return [good, "--runtime", "tensorrt"], "argument --runtime: invalid choice: 'tensorrt'"
     raise AssertionError(case)
 
 
@@ -327,6 +334,9 @@ def _prepare(case: str, tmp: Path, three_coco: Path, clip: Path, monkeypatch) ->
         ("--batch 0", 2, "visionkit: error:"),
         ("--device cuda", 2, "visionkit: error:"),
         ("--device tpu", 2, "visionkit: error:"),
+        ("--runtime onnx, torchvision model", 2, "visionkit: error:"),
+        ("--runtime torch, ONNX model", 2, "visionkit: error:"),
+        ("--runtime tensorrt", 2, "visionkit: error:"),
     ],
 )
 def test_bad_input(capsys, monkeypatch, tmp_path: Path, three_coco: Path, clip: Path, case: str,

@@ -26,11 +26,11 @@ import cv2
 import numpy as np
 import pytest
 import torch
+from random_models import build_yolo, calibrate_bn
 
 import visionkit
 
 CONF, IOU = 0.1, 0.6
-BIAS_SHIFT = 6.0  # added to the YOLO Detect head's class bias (init is about -11.5, -10.2, -8.8 per level)
 COCO_IMAGES = ("000000000139.jpg", "000000011813.jpg")  # 640x426 landscape, 333x500 portrait
 IMAGES = [
     pytest.param("bus.jpg", id="bus"),
@@ -51,51 +51,7 @@ def _read(name: str, request: pytest.FixtureRequest) -> np.ndarray:
     return image
 
 
-def _calibrate_bn(model: torch.nn.Module, run: Any) -> None:
-    """Set every BatchNorm's running stats to those of one real batch (``run`` does the forward pass)."""
-    bns = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
-    for bn in bns:
-        bn.reset_running_stats()
-        bn.momentum = None  # cumulative average: after one batch, exactly that batch's statistics
-    model.train()
-    with torch.no_grad():
-        run()
-    model.eval()
-
-
-def _require_onnx() -> Any:
-    try:
-        import onnx
-    except ImportError:
-        message = "the onnx package is needed to export the test model (pip install visionkit[dev])"
-        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
-            pytest.fail(message)
-        pytest.skip(message)
-    return onnx
-
-
 # -------------------------------------------------------------------------------------------- model builders
-def build_yolo(yaml: str, path: Path, calib: list[np.ndarray]) -> Path:
-    """A seeded random ultralytics model from ``yaml``, made image-dependent, saved as a real checkpoint."""
-    from ultralytics import YOLO
-    from ultralytics.data.augment import LetterBox
-
-    from visionkit.catalog import load_class_names
-
-    torch.manual_seed(0)
-    yolo = YOLO(yaml)
-    net = yolo.model
-    box = LetterBox(640, auto=False)
-    x = np.stack([box(image=im) for im in calib])[..., ::-1].transpose(0, 3, 1, 2)
-    x = torch.from_numpy(np.ascontiguousarray(x)).float() / 255
-    _calibrate_bn(net, lambda: net(x))
-    for seq in net.model[-1].cv3:  # last conv of each level's class branch
-        seq[-1].bias.data += BIAS_SHIFT
-    net.names = dict(enumerate(load_class_names("coco80")))
-    yolo.save(path)  # ultralytics' own checkpoint format (fp16 weights + metadata), as `yolo train` writes
-    return path
-
-
 SSD_SETTINGS = {  # per architecture: thresholds and how much to sharpen the random class logits
     "ssdlite320_mobilenet_v3_large": {"conf": 0.2, "iou": 0.55, "max_det": 300, "logit_scale": 3.0},
     "ssd300_vgg16": {"conf": 0.5, "iou": 0.45, "max_det": 200, "logit_scale": 1.0},
@@ -125,7 +81,7 @@ def build_ssd(arch: str, calib: list[np.ndarray]) -> torch.nn.Module:
                                          detections_per_img=s["max_det"]).eval()
     if any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in model.modules()):  # not in ssd300_vgg16
         images, _ = model.transform([_tv_input(im, arch) for im in calib])
-        _calibrate_bn(model, lambda: model.head(list(model.backbone(images.tensors).values())))
+        calibrate_bn(model, lambda: model.head(list(model.backbone(images.tensors).values())))
     with torch.no_grad():
         for layer in model.head.classification_head.module_list:
             last = layer[-1] if isinstance(layer, torch.nn.Sequential) else layer
@@ -169,7 +125,8 @@ class YoloPair:
         return self.reference.predict(images, conf=CONF, iou=IOU, device="cpu", verbose=False)
 
 
-@pytest.fixture(scope="module", params=["yolov8n.yaml", "yolo11n.yaml"], ids=["yolov8n", "yolo11n"])
+@pytest.fixture(scope="module", params=["yolov8n.yaml", "yolo11n.yaml", "yolo26n.yaml"],
+                ids=["yolov8n", "yolo11n", "yolo26n"])
 def yolo(request: pytest.FixtureRequest, yolo_checkpoint: Any) -> YoloPair:
     return YoloPair(yolo_checkpoint(request.param))
 
@@ -266,7 +223,7 @@ def test_torchvision_class_names_are_torchvision_categories(ssd: Any) -> None:
 @pytest.fixture(scope="module")
 def yolo_onnx(yolo_checkpoint: Any) -> tuple[Path, Path]:
     """The random yolov8n exported to ONNX: [1, 3, 640, 640] -> [1, 84, 8400], with ultralytics' metadata."""
-    onnx = _require_onnx()
+    import onnx
     from ultralytics.nn.tasks import load_checkpoint
 
     pt = yolo_checkpoint("yolov8n.yaml")
@@ -333,7 +290,7 @@ def _assert_close_sets(got: visionkit.Detections, ref: visionkit.Detections, ato
     if len(got) == len(ref):
         order_g, order_r = np.argsort(-got.scores, kind="stable"), np.argsort(-ref.scores, kind="stable")
         if np.allclose(got.xyxy[order_g], ref.xyxy[order_r], rtol=0, atol=atol):
-            np.testing.assert_allclose(got.scores[order_g], ref.scores[order_r], rtol=0, atol=1e-4)
+            np.testing.assert_allclose(got.scores[order_g], ref.scores[order_r], rtol=0, atol=5e-4)
             np.testing.assert_array_equal(got.class_ids[order_g], ref.class_ids[order_r])
             return
     unmatched = []
@@ -344,8 +301,72 @@ def _assert_close_sets(got: visionkit.Detections, ref: visionkit.Detections, ato
         j = int(np.argmin(d)) if len(d) else -1
         if j >= 0 and d[j] <= atol:
             used[j] = True
-            assert abs(got.scores[i] - ref.scores[j]) <= 1e-4
+            assert abs(got.scores[i] - ref.scores[j]) <= 5e-4
         else:
             unmatched.append(float(got.scores[i]))
     unmatched += [float(s) for s in ref.scores[~used]]
     assert len(unmatched) <= max(2, len(ref) // 50), f"{len(unmatched)} of {len(ref)} boxes differ: {unmatched}"
+
+
+# ------------------------------------------------------------------------ .pt checkpoints on ONNX Runtime
+@pytest.fixture(scope="module")
+def yolo_on_onnxruntime(yolo: YoloPair) -> visionkit.Predictor:
+    """The same checkpoint with ``runtime="onnx"``: exported by ultralytics' exporter on first use, then cached."""
+    return visionkit.load("detect", str(yolo.pt), conf=CONF, iou=IOU, device="cpu", runtime="onnx")
+
+
+@pytest.mark.parametrize("image_name", IMAGES)
+def test_runtime_onnx_matches_the_checkpoint_on_torch(yolo: YoloPair, yolo_on_onnxruntime: visionkit.Predictor,
+                                                      image_name: str, request: pytest.FixtureRequest) -> None:
+    """Same boxes as the .pt on PyTorch (itself equal to ``YOLO(pt).predict``) up to kernel float noise, with the
+    same rectangular letterbox; and exactly what ultralytics' own pipeline gives for that export."""
+    from ultralytics import YOLO
+
+    image = _read(image_name, request)
+    got = yolo_on_onnxruntime(image)
+    assert yolo_on_onnxruntime.backend.name == "onnx-yolo"
+    ref = yolo.visionkit(image)
+    assert len(ref) >= MIN_BOXES
+    _assert_close_sets(got, ref, atol=0.05)
+    exported = YOLO(str(yolo_on_onnxruntime.backend.weights), task="detect")
+    assert_same_as_ultralytics(got, exported.predict(image, conf=CONF, iou=IOU, imgsz=640, device="cpu",
+                                                     verbose=False)[0])
+
+
+def test_runtime_onnx_export_is_cached_once(yolo: YoloPair, yolo_on_onnxruntime: visionkit.Predictor) -> None:
+    yolo_on_onnxruntime.warmup()
+    path = yolo_on_onnxruntime.backend.weights
+    assert path.parent == Path(os.environ["VISIONKIT_CACHE"]) / "onnx"  # never written into a weights folder
+    assert path.name.startswith(yolo.pt.stem) and path.suffix == ".onnx"
+    stamp = path.stat().st_mtime_ns
+    again = visionkit.load("detect", str(yolo.pt), device="cpu", runtime="onnx").warmup()
+    assert again.backend.weights == path and path.stat().st_mtime_ns == stamp
+    assert not list(path.parent.glob(".export-*")), "the export's scratch folder is left behind"
+    assert yolo_on_onnxruntime.class_names == yolo.visionkit.class_names
+
+
+def test_runtime_onnx_refuses_other_tasks_and_runtimes(tmp_path: Path) -> None:
+    from ultralytics import YOLO
+
+    from visionkit.errors import OptionError, WeightsError
+
+    torch.manual_seed(0)
+    cls_pt = tmp_path / "yolov8n-cls-random.pt"
+    YOLO("yolov8n-cls.yaml").save(cls_pt)
+    with pytest.raises(WeightsError, match="is an ultralytics classify model, not a detect model"):
+        visionkit.load("detect", str(cls_pt), device="cpu", runtime="onnx").warmup()
+    with pytest.raises(OptionError, match="unknown runtime 'tensorrt': expected torch or onnx"):
+        visionkit.load("detect", str(cls_pt), runtime="tensorrt")
+
+
+def test_cli_export(yolo_checkpoint: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from visionkit.cli import main
+
+    pt = yolo_checkpoint("yolov8n.yaml")
+    target = tmp_path / "deploy" / "detector.onnx"
+    assert main(["export", str(pt), "--output", str(target)]) == 0
+    assert capsys.readouterr().out.strip() == str(target)
+    exported = visionkit.load("detect", str(target), device="cpu")
+    assert exported.backend.name == "onnx-yolo" and exported.class_names[:2] == ["person", "bicycle"]
+    assert main(["export", str(target)]) == 2
+    assert capsys.readouterr().err.strip() == f"visionkit: error: {target.stem} is an ONNX model already: {target}"

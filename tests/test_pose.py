@@ -14,8 +14,9 @@ import cv2
 import numpy as np
 import pytest
 import torch
+from random_models import calibrate_bn
 from test_cli import run
-from test_parity_detect import _calibrate_bn, assert_same_as_ultralytics
+from test_parity_detect import assert_same_as_ultralytics
 
 import visionkit
 from visionkit.errors import OptionError, WeightsError
@@ -66,7 +67,7 @@ def _random_yolo_pose(yaml: str, path: Path, calib: list[np.ndarray]) -> Path:
     box = LetterBox(640, auto=False)
     batch = np.stack([box(image=im) for im in calib])[..., ::-1].transpose(0, 3, 1, 2)  # BHWC BGR -> BCHW RGB
     x = torch.from_numpy(np.ascontiguousarray(batch))
-    _calibrate_bn(net, lambda: net(x.float() / 255))
+    calibrate_bn(net, lambda: net(x.float() / 255))
     for seq in net.model[-1].cv3:
         seq[-1].bias.data += CLASS_BIAS_SHIFT
     yolo.save(path)
@@ -118,7 +119,7 @@ def test_torchvision_keypointrcnn_matches_model(tmp_path: Path, images: dict[str
         min_size=256, max_size=round(256 * 1333 / 800)).eval()
     rgb = torch.from_numpy(image[..., ::-1].copy()).permute(2, 0, 1)
     x = KeypointRCNN_ResNet50_FPN_Weights.COCO_V1.transforms()(rgb)
-    _calibrate_bn(model.backbone, lambda: model.backbone(model.transform([x])[0].tensors))
+    calibrate_bn(model.backbone, lambda: model.backbone(model.transform([x])[0].tensors))
     with torch.no_grad():
         ref = model([x])[0]
     pth = tmp_path / "keypointrcnn-random.pth"

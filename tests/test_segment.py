@@ -24,8 +24,9 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from random_models import build_yolo, calibrate_bn
 from test_cli import jsonl, run
-from test_parity_detect import _calibrate_bn, assert_same_as_ultralytics, build_yolo
+from test_parity_detect import assert_same_as_ultralytics
 
 import visionkit
 from visionkit import catalog
@@ -77,7 +78,7 @@ def tv_model(request: pytest.FixtureRequest, bus: np.ndarray,
     aux = {"aux_loss": True} if entry.extra.get("aux_loss") else {}
     model = torchvision.models.get_model(arch, weights=None, weights_backbone=None, num_classes=21, **aux)
     x = torchvision.models.get_weight(entry.extra["weights_enum"]).transforms()(_rgb_tensor(bus))
-    _calibrate_bn(model, lambda: model(torch.stack([x, x.flip(2)])))  # ASPP pooling needs a batch of 2 in train
+    calibrate_bn(model, lambda: model(torch.stack([x, x.flip(2)])))  # ASPP pooling needs a batch of 2 in train
     path = tmp_path_factory.mktemp("tv-seg") / f"{arch}-random.pth"
     torch.save(model.state_dict(), path)
     return arch, model, path

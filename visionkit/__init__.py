@@ -12,7 +12,7 @@ from .catalog import ModelEntry, list_models
 from .errors import ModelNotFoundError, OptionError, SinkError, SourceError, VisionkitError, WeightsError
 from .io.sources import Frame, open_source
 from .pipeline import PersonPose
-from .predictor import Predictor, load
+from .predictor import Predictor, export_onnx, load
 from .results import ActionPrediction, Classification, Detections, Result, SemanticMask, Speed
 
 __version__ = "0.1.0"
@@ -26,5 +26,5 @@ def available_models(task: str | None = None) -> list[str]:
 __all__ = [
     "ActionPrediction", "Classification", "Detections", "Frame", "ModelEntry", "ModelNotFoundError", "OptionError",
     "PersonPose", "Predictor", "Result", "SemanticMask", "SinkError", "SourceError", "Speed", "VisionkitError",
-    "WeightsError", "available_models", "list_models", "load", "open_source",
+    "WeightsError", "available_models", "export_onnx", "list_models", "load", "open_source",
 ]

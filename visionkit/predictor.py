@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from . import catalog, weights
+from . import catalog
 from .device import Device, select_device
 from .errors import ModelNotFoundError, OptionError, WeightsError
 from .io.images import IMAGE_SUFFIXES, VIDEO_SUFFIXES, read_image, to_bgr
@@ -30,25 +30,34 @@ from .io.sources import ErrorHandler, Frame, Source, open_source
 from .io.threads import BackgroundIterator
 from .results import Result, Speed
 from .tasks.base import Backend, backend_class, backend_for_file, merge_options
+from .weights import resolve as resolve_weights
 
 log = logging.getLogger("visionkit")
+RUNTIME_NAMES = {"torch": "PyTorch", "onnx": "ONNX Runtime", "tflite": "TensorFlow Lite", "opencv": "OpenCV"}
 
 
 class Predictor:
     def __init__(self, task: str, model: str | Path | None = None, *, weights: str | Path | None = None,
-                 device: str = "auto", batch_size: int = 1, evaluate: bool = False, **options: Any):
+                 device: str = "auto", runtime: str | None = None, batch_size: int = 1, evaluate: bool = False,
+                 **options: Any):
         """
         Args:
             task: detect, classify, pose, segment or action.
             model: a catalog name (``visionkit models``) or a model file path; None = the task's default.
             weights: a weights file for a catalog architecture (overrides the catalog's file, not hash-checked).
             device: auto (CUDA with fp16 when present, else CPU), cpu, cuda or cuda:N.
+            runtime: None = the model's own (PyTorch for .pt/.pth, ONNX Runtime for .onnx); "onnx" runs a PyTorch
+                model through ONNX Runtime (exported once and cached; the faster choice on a CPU); "torch" insists
+                on PyTorch.
             batch_size: frames per forward pass in ``stream`` (more = throughput, less = latency).
             evaluate: use the catalog's scoring settings (e.g. conf 0.001) instead of the interactive ones.
             options: backend options such as conf, iou, imgsz, max_det; unknown names raise.
         """
         self.task = task
         self.entry, self._backend_cls, model_path = _resolve_model(task, model)
+        self._exporter = _exporter_for(self._backend_cls, self.entry, runtime)
+        if self._exporter is not None:
+            self._backend_cls = backend_class(task, self._exporter.ONNX_BACKEND)
         self.weights_arg = weights if weights is not None else model_path
         self.device_spec = device
         self.batch_size = max(int(batch_size), 1)
@@ -64,7 +73,9 @@ class Predictor:
 
     def _build(self) -> Backend:
         device: Device = select_device(self.device_spec)
-        path = weights.resolve(self.entry, self.weights_arg)
+        path = resolve_weights(self.entry, self.weights_arg)
+        if self._exporter is not None:
+            path = self._exporter.export_onnx(path)
         try:
             backend = self._backend_cls(self.entry, path, device, self.options)
         except (WeightsError, ModelNotFoundError, OptionError):  # already user-facing: keep the type
@@ -198,6 +209,28 @@ def _resolve_model(task: str, model: str | Path | None) -> tuple[catalog.ModelEn
     if entry.task != task:
         raise ModelNotFoundError(f"model {entry.name!r} is a {entry.task} model, not {task}")
     return entry, backend_class(task, entry.backend), None
+
+
+def export_onnx(model: str | Path, task: str = "detect", weights: str | Path | None = None) -> Path:
+    """The ONNX file ``runtime="onnx"`` runs for ``model`` (a catalog name or a .pt file), exported once by the
+    model family's own exporter and cached; for deploying the model elsewhere (ONNX Runtime, TensorRT, OpenVINO)."""
+    entry, cls, path = _resolve_model(task, model)
+    exporter = _exporter_for(cls, entry, "onnx")
+    if exporter is None:
+        raise OptionError(f"{entry.name} is an ONNX model already: {resolve_weights(entry, weights or path)}")
+    return exporter.export_onnx(resolve_weights(entry, weights if weights is not None else path))
+
+
+def _exporter_for(cls: type[Backend], entry: catalog.ModelEntry, runtime: str | None) -> type[Backend] | None:
+    """The torch backend whose model must be exported for ``runtime``, or None when the model already runs there."""
+    if runtime not in (None, "torch", "onnx"):
+        raise OptionError(f"unknown runtime {runtime!r}: expected torch or onnx")
+    if runtime is None or runtime == cls.RUNTIME:
+        return None
+    if runtime == "onnx" and cls.ONNX_BACKEND is not None:
+        return cls
+    hint = " (runtime onnx is available for ultralytics detection models)" if runtime == "onnx" else ""
+    raise OptionError(f"runtime {runtime}: {entry.name} runs on {RUNTIME_NAMES[cls.RUNTIME]} only{hint}")
 
 
 def _in_catalog(name: str) -> bool:

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -183,15 +185,26 @@ class CocoResultsSink(Sink):
         write_json(self.path, self._rows)
 
 
-def write_json(path: str | Path, data: Any) -> None:
-    """Write a JSON document atomically (a temp file renamed into place), as a SinkError on failure."""
+def _write_atomically(path: str | Path, write: Callable[[Path], object]) -> Path:
+    """``write`` a temp file beside ``path``, then rename it into place: a reader never sees half a file."""
     path = Path(path)
     _ensure_dir(path.parent)
     tmp = path.with_name(path.name + ".tmp")
     try:
-        tmp.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+        write(tmp)
         tmp.replace(path)
     except OSError as e:
         raise SinkError(f"cannot write {path}: {e.strerror}") from None
     finally:
         tmp.unlink(missing_ok=True)
+    return path
+
+
+def write_json(path: str | Path, data: Any) -> None:
+    """Write a JSON document atomically, as a SinkError on failure."""
+    _write_atomically(path, lambda tmp: tmp.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8"))
+
+
+def copy_file(source: Path, path: str | Path) -> Path:
+    """Copy ``source`` to ``path`` atomically, as a SinkError on failure."""
+    return _write_atomically(path, lambda tmp: shutil.copyfile(source, tmp))

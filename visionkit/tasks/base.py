@@ -27,6 +27,10 @@ class Backend(ABC):
     OPTIONS: ClassVar[dict[str, Any]] = {}
     # Suffixes of model files this backend runs when the user passes a path instead of a catalog name.
     SUFFIXES: ClassVar[tuple[str, ...]] = ()
+    # What runs the model: "torch" or "onnx" (ONNX Runtime). A torch backend whose models export to ONNX names
+    # the backend that runs the export in ONNX_BACKEND and implements ``export_onnx``.
+    RUNTIME: ClassVar[str] = "torch"
+    ONNX_BACKEND: ClassVar[str | None] = None
 
     def __init__(self, entry: ModelEntry, weights: Path, device: Device, options: dict[str, Any]):
         self.entry = entry
@@ -47,6 +51,11 @@ class Backend(ABC):
     def accepts(cls, path: Path) -> bool:
         """Whether this backend can run the model file at ``path`` (used when a path is given, not a name)."""
         return path.suffix.lower() in cls.SUFFIXES
+
+    @classmethod
+    def export_onnx(cls, weights: Path) -> Path:
+        """The ONNX file of ``weights`` for ``ONNX_BACKEND`` to run (exported once, then cached)."""
+        raise NotImplementedError(f"{cls.name} models do not export to ONNX")
 
     @abstractmethod
     def preprocess(self, images: list[np.ndarray]) -> Any:

@@ -157,6 +157,7 @@ class OnnxClassify(_Classifier):
     """
 
     name = "onnx-classify"
+    RUNTIME = "onnx"
     SUFFIXES = (".onnx",)
 
     def __init__(self, entry: ModelEntry, weights: Path, device: Device, options: dict[str, Any]):

@@ -33,6 +33,7 @@ Scaled = tuple[np.ndarray, np.ndarray]
 class YuNetFaces(Backend):
     task = "detect"
     name = "opencv-yunet"
+    RUNTIME = "opencv"
     # conf / iou / max_det are FaceDetectorYN's score_threshold / nms_threshold / top_k (top_k caps the faces
     # kept after NMS); imgsz is the longest side an image is detected at (0 = always full size).
     OPTIONS = {"conf": 0.6, "iou": 0.3, "max_det": 5000, "imgsz": 1280}

@@ -67,6 +67,7 @@ class _TFLiteBackend(Backend):
     (the interpreter has no CUDA path). Subclasses say which output shapes they expect in ``_fits``."""
 
     SUFFIXES = (".tflite",)
+    RUNTIME = "tflite"
 
     def __init__(self, entry: ModelEntry, weights: Path, device: Device, options: dict[str, Any]):
         super().__init__(entry, weights, device, options)

@@ -46,6 +46,7 @@ class UltralyticsPose(UltralyticsDetect):
     task = "pose"
     name = "ultralytics"
     EXPECTED_TASK = "pose"
+    ONNX_BACKEND = None  # no ONNX Runtime backend for this head yet
 
     def __init__(self, entry: ModelEntry, weights: Path, device: Device, options: dict[str, Any]):
         super().__init__(entry, weights, device, options)
@@ -117,6 +118,7 @@ class OnnxMoveNet(Backend):
 
     task = "pose"
     name = "onnx-movenet"
+    RUNTIME = "onnx"
     OPTIONS = {"conf": 0.2}
     SUFFIXES = (".onnx",)
 

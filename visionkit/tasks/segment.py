@@ -152,6 +152,7 @@ class OnnxDeepLab(Backend):
 
     task = "segment"
     name = "onnx-deeplab"
+    RUNTIME = "onnx"
     OPTIONS = {"keep_aspect": False}
     SUFFIXES = (".onnx",)
 
@@ -238,6 +239,7 @@ class UltralyticsSegment(UltralyticsDetect):
     task = "segment"
     name = "ultralytics"
     EXPECTED_TASK = "segment"
+    ONNX_BACKEND = None  # no ONNX Runtime backend for this head yet
 
     def postprocess(self, raw: Any, batch: Any, images: list[np.ndarray]) -> list[Detections]:
         from ultralytics.utils.ops import process_mask

@@ -1,0 +1,50 @@
+"""Seeded random real architectures made image-dependent, for parity tests and pipelines that need a .pt.
+
+Official YOLOv8/YOLO11 weights are not available offline. Random weights alone make a useless test (every
+score ~1e-5, boxes that do not depend on the picture), so BatchNorm statistics are calibrated on real photos
+and the class bias is raised: then a few dozen to a few hundred boxes per image clear a 0.1 threshold, with
+distinct scores and many classes, and they change when the image does.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+BIAS_SHIFT = 6.0  # added to the YOLO Detect head's class bias (init is about -11.5, -10.2, -8.8 per level)
+
+
+def calibrate_bn(model: torch.nn.Module, run: Any) -> None:
+    """Set every BatchNorm's running stats to those of one real batch (``run`` does the forward pass)."""
+    bns = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    for bn in bns:
+        bn.reset_running_stats()
+        bn.momentum = None  # cumulative average: after one batch, exactly that batch's statistics
+    model.train()
+    with torch.no_grad():
+        run()
+    model.eval()
+
+
+def build_yolo(yaml: str, path: Path, calib: list[np.ndarray]) -> Path:
+    """A seeded random ultralytics model from ``yaml``, made image-dependent, saved as a real checkpoint."""
+    from ultralytics import YOLO
+    from ultralytics.data.augment import LetterBox
+
+    from visionkit.catalog import load_class_names
+
+    torch.manual_seed(0)
+    yolo = YOLO(yaml)
+    net = yolo.model
+    box = LetterBox(640, auto=False)
+    x = np.stack([box(image=im) for im in calib])[..., ::-1].transpose(0, 3, 1, 2)
+    x = torch.from_numpy(np.ascontiguousarray(x)).float() / 255
+    calibrate_bn(net, lambda: net(x))
+    for seq in net.model[-1].cv3:  # last conv of each level's class branch
+        seq[-1].bias.data += BIAS_SHIFT
+    net.names = dict(enumerate(load_class_names("coco80")))
+    yolo.save(path)  # ultralytics' own checkpoint format (fp16 weights + metadata), as `yolo train` writes
+    return path

@@ -6,10 +6,11 @@ an annotated video:
 
   ultralytics       ``YOLO(pt).track(clip, save=True, stream=True)`` (boxes + ids drawn, MJPG .avi on Linux):
                     the reference, as its users run it
-  visionkit cli     ``visionkit track clip --model pt --runtime R --save DIR``: decode in a thread, inference and
-                    tracking in the main thread, drawing (with id trails) and encoding in a writer thread
-  visionkit api     ``TrackingPredictor(pt, runtime=R).stream(clip)`` + ``AnnotatedSink`` in the caller's loop
-                    (draws and encodes in the main thread)
+  visionkit cli     ``visionkit track clip --model pt --runtime R --workers W --save DIR``: decode in a thread,
+                    W frames in inference at once (each in its own thread), tracking in frame order in the main
+                    thread, drawing (with id trails) and encoding in a writer thread
+  visionkit api     ``TrackingPredictor(pt, runtime=R, workers=W).stream(clip)`` + ``AnnotatedSink`` in the
+                    caller's loop (draws and encodes in the main thread)
   ultralytics onnx  (``--onnx-reference``) ``YOLO(export).track(...)`` on the very ONNX file visionkit runs with
                     ``--runtime onnx``: separates what ONNX Runtime brings from what the pipeline brings
 
@@ -25,12 +26,14 @@ above 0.25 and ~28 tracked at conf 0.1) and they follow the image, so the tracke
 is what is measured; the boxes are not people.
 
 Each run is a fresh process. ultralytics sets torch to min(8, cores - 1) threads on every CPU predictor setup
-(leaving a core for decoding and encoding); by default the visionkit runs get the same torch thread count
-(``--threads -1``: torch's default, all cores). ONNX Runtime keeps its own default (one thread per physical
-core) on both sides.
+(leaving a core for decoding and encoding) and leaves ONNX Runtime at its default (one thread per physical
+core). visionkit with ``--workers`` W > 1 (2 by default here) gives each inference cores / W threads, torch and
+ONNX Runtime alike; with ``--workers 1`` its runs get ultralytics' torch thread count (``--threads -1``: torch's
+default, all cores) and ONNX Runtime's default.
 
     python benchmarks/bench_track.py --frames 150 --onnx-reference
     python benchmarks/bench_track.py --runtime torch
+    python benchmarks/bench_track.py --workers 1     # one frame at a time: what the runtime alone brings
     python benchmarks/bench_track.py --accuracy      # also: HOTA/MOTA/IDF1 table for the README (yolov5n)
 """
 
@@ -133,11 +136,11 @@ def count_frames(path: Path) -> int:
     return n
 
 
-def run_visionkit_api(model: Path, clip: Path, out: Path, conf: float, runtime: str) -> dict:
+def run_visionkit_api(model: Path, clip: Path, out: Path, conf: float, runtime: str, workers: int) -> dict:
     from visionkit.io.sinks import AnnotatedSink
     from visionkit.tasks.track import TrackingPredictor
 
-    tracking = TrackingPredictor(str(model), device="cpu", conf=conf, runtime=runtime).warmup()
+    tracking = TrackingPredictor(str(model), device="cpu", conf=conf, runtime=runtime, workers=workers).warmup()
     frames = boxes = 0
     ids: set[int] = set()
     start = time.perf_counter()
@@ -153,13 +156,13 @@ def run_visionkit_api(model: Path, clip: Path, out: Path, conf: float, runtime: 
             "video_frames": count_frames(written)}
 
 
-def run_visionkit_cli(model: Path, clip: Path, out: Path, conf: float, runtime: str) -> dict:
+def run_visionkit_cli(model: Path, clip: Path, out: Path, conf: float, runtime: str, workers: int) -> dict:
     from visionkit.cli import main
 
     start = time.perf_counter()
     with contextlib.redirect_stderr(io.StringIO()):
         code = main(["track", str(clip), "--model", str(model), "--device", "cpu", "--conf", str(conf),
-                     "--runtime", runtime, "--save", str(out), "--quiet"])
+                     "--runtime", runtime, "--workers", str(workers), "--save", str(out), "--quiet"])
     elapsed = time.perf_counter() - start  # includes loading the model (~0.1 s, the export is cached)
     if code != 0:
         raise SystemExit(f"visionkit track failed with exit code {code}")
@@ -168,7 +171,7 @@ def run_visionkit_cli(model: Path, clip: Path, out: Path, conf: float, runtime: 
     return {"frames": frames, "seconds": elapsed, "video": written, "video_frames": frames}
 
 
-def run_ultralytics(model: Path, clip: Path, out: Path, conf: float, runtime: str) -> dict:
+def run_ultralytics(model: Path, clip: Path, out: Path, conf: float, runtime: str, workers: int) -> dict:
     """``model`` is the .pt, or with runtime onnx the ONNX export of it (``YOLO(onnx)`` runs it on ONNX Runtime)."""
     from ultralytics import YOLO
 
@@ -190,7 +193,7 @@ def run_ultralytics(model: Path, clip: Path, out: Path, conf: float, runtime: st
             "video_frames": count_frames(written)}
 
 
-# name -> (run function, whether it runs the ONNX export instead of the .pt, whether it is visionkit)
+# name -> run function ("ultralytics onnx" is given the ONNX export instead of the .pt)
 RUNNERS = {"ultralytics": run_ultralytics, "visionkit cli": run_visionkit_cli, "visionkit api": run_visionkit_api,
            "ultralytics onnx": run_ultralytics}
 
@@ -208,16 +211,17 @@ def worker(argv: list[str]) -> None:
 
     import torch
 
-    name, model, clip, out, conf, threads, runtime = argv
+    name, model, clip, out, conf, threads, runtime, workers = argv
     if int(threads) > 0:
         torch.set_num_threads(int(threads))
-    r = RUNNERS[name](Path(model), Path(clip), Path(out), float(conf), runtime)
+    r = RUNNERS[name](Path(model), Path(clip), Path(out), float(conf), runtime, int(workers))
     r["torch_threads"] = torch.get_num_threads()
     r["video"] = str(r["video"])
     print("RESULT " + json.dumps(r))
 
 
-def timed_run(name: str, model: Path, clip: Path, out: Path, conf: float, threads: int, runtime: str) -> dict:
+def timed_run(name: str, model: Path, clip: Path, out: Path, conf: float, threads: int, runtime: str = "",
+              workers: int = 1) -> dict:
     import json
     import subprocess
 
@@ -225,7 +229,7 @@ def timed_run(name: str, model: Path, clip: Path, out: Path, conf: float, thread
     if OMP_NUM_THREADS is not None:
         env["OMP_NUM_THREADS"] = OMP_NUM_THREADS
     proc = subprocess.run([sys.executable, __file__, "--worker", name, str(model), str(clip), str(out), str(conf),
-                           str(threads), runtime], capture_output=True, text=True, env=env)
+                           str(threads), runtime, str(workers)], capture_output=True, text=True, env=env)
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")]
     if proc.returncode != 0 or not lines:
         raise SystemExit(f"{name} run failed (exit {proc.returncode}):\n{proc.stderr[-3000:]}")
@@ -247,7 +251,8 @@ def throughput(args: argparse.Namespace) -> None:
         what = "torch's default" if threads < 0 else str(threads)
         print(f"clip: {count_frames(clip)} frames of {VIDEO.name} (480x360); model: seeded random YOLOv8n "
               f"(seed {args.seed}, boost {args.boost}); conf {args.conf}; CPU; {os.cpu_count()} cores; visionkit "
-              f"--runtime {args.runtime}; torch threads for visionkit: {what} (ultralytics always sets "
+              f"--runtime {args.runtime} --workers {args.workers}; torch threads for visionkit: {what} (ultralytics "
+              f"always sets "
               f"{ultralytics_threads()}); each run in a fresh process", flush=True)
         runners = ["ultralytics", "visionkit cli", "visionkit api"] + \
             (["ultralytics onnx"] if args.onnx_reference else [])
@@ -257,9 +262,9 @@ def throughput(args: argparse.Namespace) -> None:
                 out = tmp_path / f"{name.replace(' ', '_')}_{repeat}"
                 out.mkdir()
                 if name.startswith("visionkit"):
-                    r = timed_run(name, pt, clip, out, args.conf, threads, args.runtime)
+                    r = timed_run(name, pt, clip, out, args.conf, threads, args.runtime, args.workers)
                 else:
-                    r = timed_run(name, onnx if name.endswith("onnx") else pt, clip, out, args.conf, 0, "")
+                    r = timed_run(name, onnx if name.endswith("onnx") else pt, clip, out, args.conf, 0)
                 r["fps"] = r["frames"] / r["seconds"]
                 extra = f", {r['boxes'] / max(r['frames'], 1):.1f} tracked boxes/frame, {r['ids']} ids" \
                     if "boxes" in r else ""
@@ -274,7 +279,8 @@ def throughput(args: argparse.Namespace) -> None:
         for name, rs in runs.items():
             r = rs[0]
             per = f"{r['boxes'] / max(r['frames'], 1):.1f}" if "boxes" in r else "-"
-            label = f"{name} --runtime {args.runtime}" if name.startswith("visionkit") else name
+            label = f"{name} --runtime {args.runtime} --workers {args.workers}" if name.startswith("visionkit") \
+                else name
             print(f"| {label} | {median[name]:.2f} | {best[name]:.2f} | {per} | {r.get('ids', '-')} |")
         for name in [n for n in runs if n != "ultralytics"]:
             print(f"\n{name} / ultralytics: {median[name] / median['ultralytics']:.2f}x median, "
@@ -355,6 +361,8 @@ def main() -> None:
                              "(min(8, cores - 1)), -1 = torch's default (all cores) (default: 0)")
     parser.add_argument("--runtime", choices=("onnx", "torch"), default="onnx",
                         help="visionkit's --runtime for the .pt (default: onnx, the fast CPU path)")
+    parser.add_argument("--workers", type=int, default=2,
+                        help="visionkit's --workers: frames in inference at once (default: 2)")
     parser.add_argument("--onnx-reference", action="store_true",
                         help="also time ultralytics' own track() on the same ONNX export")
     parser.add_argument("--accuracy", action="store_true",

@@ -14,6 +14,7 @@ class Device:
     type: str  # "cpu" or "cuda"
     index: int = 0
     half: bool = False
+    threads: int | None = None  # CPU threads per inference; None = the runtime's default (all cores)
 
     @property
     def torch(self) -> str:
@@ -46,3 +47,13 @@ def select_device(spec: str | None = "auto", half: bool | None = None) -> Device
             raise OptionError(f"device {spec!r} requested but only {torch.cuda.device_count()} CUDA device(s) exist")
         return Device("cuda", index, True if half is None else half)
     raise OptionError(f"unknown device {spec!r}: expected auto, cpu, cuda or cuda:N")
+
+
+def cpu_cores() -> int:
+    """CPU cores this process may run on (a container's or taskset's limit, not the host's count)."""
+    import os
+
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS, Windows
+        return os.cpu_count() or 1

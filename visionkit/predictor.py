@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from itertools import islice
 from pathlib import Path
 from typing import Any
@@ -23,11 +24,11 @@ from typing import Any
 import numpy as np
 
 from . import catalog
-from .device import Device, select_device
+from .device import Device, cpu_cores, select_device
 from .errors import ModelNotFoundError, OptionError, WeightsError
 from .io.images import IMAGE_SUFFIXES, VIDEO_SUFFIXES, read_image, to_bgr
 from .io.sources import ErrorHandler, Frame, Source, open_source
-from .io.threads import BackgroundIterator
+from .io.threads import BackgroundIterator, ordered_map
 from .results import Result, Speed
 from .tasks.base import Backend, backend_class, backend_for_file, merge_options
 from .weights import resolve as resolve_weights
@@ -38,8 +39,8 @@ RUNTIME_NAMES = {"torch": "PyTorch", "onnx": "ONNX Runtime", "tflite": "TensorFl
 
 class Predictor:
     def __init__(self, task: str, model: str | Path | None = None, *, weights: str | Path | None = None,
-                 device: str = "auto", runtime: str | None = None, batch_size: int = 1, evaluate: bool = False,
-                 **options: Any):
+                 device: str = "auto", runtime: str | None = None, batch_size: int = 1, workers: int = 1,
+                 evaluate: bool = False, **options: Any):
         """
         Args:
             task: detect, classify, pose, segment or action.
@@ -50,6 +51,10 @@ class Predictor:
                 model through ONNX Runtime (exported once and cached; the faster choice on a CPU); "torch" insists
                 on PyTorch.
             batch_size: frames per forward pass in ``stream`` (more = throughput, less = latency).
+            workers: batches ``stream`` runs at once, each in its own thread; on a CPU each gets cores / workers
+                threads (for ONNX Runtime; PyTorch's thread count is process-wide and set to the same). Two
+                single-threaded inferences side by side beat one split over two cores by ~20 % on small models,
+                so 2 is the throughput setting for video files; 1 (default) gives the lowest latency per frame.
             evaluate: use the catalog's scoring settings (e.g. conf 0.001) instead of the interactive ones.
             options: backend options such as conf, iou, imgsz, max_det; unknown names raise.
         """
@@ -61,6 +66,12 @@ class Predictor:
         self.weights_arg = weights if weights is not None else model_path
         self.device_spec = device
         self.batch_size = max(int(batch_size), 1)
+        self.workers = int(workers)
+        if self.workers < 1:
+            raise OptionError(f"workers must be a positive integer, got {workers}")
+        if self.workers > 1 and not self._backend_cls.CONCURRENT:
+            raise OptionError(f"{self.entry.name} ({self._backend_cls.name} backend) runs one input at a time: "
+                              "workers must be 1")
         self.options = merge_options(self._backend_cls, self.entry, options, evaluate)
         self._backend: Backend | None = None
 
@@ -73,6 +84,11 @@ class Predictor:
 
     def _build(self) -> Backend:
         device: Device = select_device(self.device_spec)
+        if self.workers > 1 and device.type == "cpu":
+            import torch
+
+            device = replace(device, threads=max(cpu_cores() // self.workers, 1))
+            torch.set_num_threads(device.threads)
         path = resolve_weights(self.entry, self.weights_arg)
         if self._exporter is not None:
             path = self._exporter.export_onnx(path)
@@ -159,14 +175,21 @@ class Predictor:
         ``on_error`` receives a ``SourceError`` for each bad item of a multi-item source and the run goes on;
         without it the first bad item raises. Frames are decoded ``prefetch`` ahead in a background thread
         (0 = in this thread); for live sources (camera, stream URL) only the newest frame is kept, so results
-        never fall behind the scene.
+        never fall behind the scene. With ``workers`` > 1, that many batches are in inference at once and
+        results still come out in frame order.
         """
         src: Source = open_source(source, on_error)
         frames: Iterator[Frame] = iter(src)
         if prefetch > 0 and (src.live or len(src) > 1):
             frames = iter(BackgroundIterator(frames, maxsize=prefetch, latest_only=src.live, name="decode"))
-        while batch := list(islice(frames, self.batch_size)):
-            results = self._run([f.image for f in batch])
+        batches = iter(lambda: list(islice(frames, self.batch_size)), [])
+        if self.workers > 1:
+            if self._backend is None:
+                self._backend = self._build()  # once, here, not by two workers at the same time
+            done = ordered_map(lambda b: self._run([f.image for f in b]), batches, self.workers, name="infer")
+        else:
+            done = ((b, self._run([f.image for f in b])) for b in batches)
+        for batch, results in done:
             for frame, result in zip(batch, results):
                 result.frame_index = frame.index
                 yield frame, result

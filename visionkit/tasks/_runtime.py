@@ -30,6 +30,8 @@ def onnx_session(path: Path, device: Device) -> Any:
         providers.insert(0, ("CUDAExecutionProvider", {"device_id": device.index}))
     options = ort.SessionOptions()
     options.log_severity_level = 3  # errors only: QDQ models log one warning per node otherwise
+    if device.threads:
+        options.intra_op_num_threads = device.threads
     return ort.InferenceSession(str(path), sess_options=options, providers=providers)
 
 

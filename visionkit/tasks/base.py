@@ -31,6 +31,9 @@ class Backend(ABC):
     # the backend that runs the export in ONNX_BACKEND and implements ``export_onnx``.
     RUNTIME: ClassVar[str] = "torch"
     ONNX_BACKEND: ClassVar[str | None] = None
+    # Whether several threads may run preprocess -> forward -> postprocess at once (``workers`` > 1): true for
+    # PyTorch modules and ONNX Runtime sessions; not for stateful runners (TFLite interpreters, OpenCV's YuNet).
+    CONCURRENT: ClassVar[bool] = False
 
     def __init__(self, entry: ModelEntry, weights: Path, device: Device, options: dict[str, Any]):
         self.entry = entry

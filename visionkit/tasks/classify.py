@@ -36,6 +36,7 @@ class _Classifier(Backend):
 
     task = "classify"
     OPTIONS = {"top_k": 5}
+    CONCURRENT = True  # PyTorch modules and ONNX Runtime sessions, all of them
 
     def __init__(self, entry: ModelEntry, weights: Path, device: Device, options: dict[str, Any]):
         super().__init__(entry, weights, device, options)

@@ -71,6 +71,7 @@ def _to_detections(pred: Any, input_hw: tuple[int, int], image: np.ndarray, name
 class UltralyticsDetect(Backend):
     task = "detect"
     name = "ultralytics"
+    CONCURRENT = True
     OPTIONS = {**YOLO_OPTIONS, "rect": True}
     SUFFIXES = (".pt",)
     EXPECTED_TASK = "detect"
@@ -106,6 +107,7 @@ class UltralyticsDetect(Backend):
 class OnnxYoloDetect(Backend):
     task = "detect"
     name = "onnx-yolo"
+    CONCURRENT = True
     OPTIONS = {**YOLO_OPTIONS, "rect": True}  # rect: letterbox to a stride multiple only (dynamic-size exports)
     SUFFIXES = (".onnx",)
     RUNTIME = "onnx"
@@ -161,6 +163,7 @@ class OnnxSsdDetect(Backend):
 
     task = "detect"
     name = "onnx-ssd"
+    CONCURRENT = True
     RUNTIME = "onnx"
     OPTIONS = {"conf": 0.5, "classes": None}
     SUFFIXES = (".onnx",)
@@ -214,6 +217,7 @@ class TorchvisionDetect(Backend):
 
     task = "detect"
     name = "torchvision"
+    CONCURRENT = True
     OPTIONS = {"conf": 0.25, "iou": 0.45, "max_det": 300, "classes": None}
 
     def __init__(self, entry: ModelEntry, weights: Path, device: Device, options: dict[str, Any]):

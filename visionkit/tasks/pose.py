@@ -118,6 +118,7 @@ class OnnxMoveNet(Backend):
 
     task = "pose"
     name = "onnx-movenet"
+    CONCURRENT = True
     RUNTIME = "onnx"
     OPTIONS = {"conf": 0.2}
     SUFFIXES = (".onnx",)

@@ -92,6 +92,7 @@ class TorchvisionSegment(Backend):
 
     task = "segment"
     name = "torchvision"
+    CONCURRENT = True
     OPTIONS = {"imgsz": 520}
 
     def __init__(self, entry: ModelEntry, weights: Path, device: Device, options: dict[str, Any]):
@@ -152,6 +153,7 @@ class OnnxDeepLab(Backend):
 
     task = "segment"
     name = "onnx-deeplab"
+    CONCURRENT = True
     RUNTIME = "onnx"
     OPTIONS = {"keep_aspect": False}
     SUFFIXES = (".onnx",)

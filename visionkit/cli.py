@@ -62,9 +62,9 @@ def _add_model_options(p: argparse.ArgumentParser, task: str) -> None:
                    help="onnx: run a PyTorch model (e.g. a YOLO .pt) on ONNX Runtime, exported once and cached; "
                         "faster on a CPU (default: the model's own runtime)")
     g.add_argument("--batch", type=_positive_int, default=1, help="frames per forward pass (default: 1)")
-    g.add_argument("--workers", type=_positive_int, default=1,
-                   help="frames in inference at once, each in its own thread with cores/N CPU threads: 2 is "
-                        "faster on videos and folders on a CPU, 1 has the lowest latency (default: 1)")
+    g.add_argument("--workers", type=_positive_int,
+                   help="frames in inference at once, each in its own thread with cores/N CPU threads (default: 2 "
+                        "for videos and folders on a multi-core CPU when the model allows it, else 1)")
 
 
 def _add_detect_options(p: argparse.ArgumentParser) -> None:
@@ -256,11 +256,24 @@ def _predictor_options(args: argparse.Namespace) -> dict[str, Any]:
     return {k: getattr(args, k) for k in names if getattr(args, k, None) is not None}
 
 
+def _workers(args: argparse.Namespace) -> int | None:
+    """The --workers given, else 1 where frames come one at a time (one image, a camera, a stream: latency
+    matters most), else None: the predictor's choice (2 on a multi-core CPU when the model allows it)."""
+    from .io.sources import is_live
+    from .predictor import is_single_image
+
+    if args.workers is not None:
+        return args.workers
+    source = getattr(args, "source", None)
+    single = is_single_image(source) and not any(c in str(source) for c in "*?[") if source is not None else True
+    return 1 if single or is_live(source) else None
+
+
 def _load(args: argparse.Namespace, evaluate: bool = False) -> Any:
     from . import Predictor
 
     common = dict(weights=args.weights, device=args.device, runtime=args.runtime, batch_size=args.batch,
-                  workers=args.workers, **_predictor_options(args))
+                  workers=_workers(args), **_predictor_options(args))
     if args.task == "track":
         from .tasks.track import TrackingPredictor
 

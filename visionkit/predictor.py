@@ -39,7 +39,7 @@ RUNTIME_NAMES = {"torch": "PyTorch", "onnx": "ONNX Runtime", "tflite": "TensorFl
 
 class Predictor:
     def __init__(self, task: str, model: str | Path | None = None, *, weights: str | Path | None = None,
-                 device: str = "auto", runtime: str | None = None, batch_size: int = 1, workers: int = 1,
+                 device: str = "auto", runtime: str | None = None, batch_size: int = 1, workers: int | None = 1,
                  evaluate: bool = False, **options: Any):
         """
         Args:
@@ -51,10 +51,12 @@ class Predictor:
                 model through ONNX Runtime (exported once and cached; the faster choice on a CPU); "torch" insists
                 on PyTorch.
             batch_size: frames per forward pass in ``stream`` (more = throughput, less = latency).
-            workers: batches ``stream`` runs at once, each in its own thread; on a CPU each gets cores / workers
-                threads (for ONNX Runtime; PyTorch's thread count is process-wide and set to the same). Two
-                single-threaded inferences side by side beat one split over two cores by ~20 % on small models,
-                so 2 is the throughput setting for video files; 1 (default) gives the lowest latency per frame.
+            workers: batches ``stream`` runs at once, each in its own thread, for files (a camera or stream URL
+                always gets 1); on a CPU each gets cores / workers threads (ONNX Runtime per session; PyTorch's
+                count is process-wide and set to the same). Two single-threaded inferences side by side beat one
+                split over two cores by 20-50 % on small models, so 2 is the throughput setting for videos and
+                folders; 1 (default) gives the lowest latency per image. None = 2 on a multi-core CPU when the
+                backend can run inputs side by side, else 1 (the CLI's default for videos and folders).
             evaluate: use the catalog's scoring settings (e.g. conf 0.001) instead of the interactive ones.
             options: backend options such as conf, iou, imgsz, max_det; unknown names raise.
         """
@@ -66,12 +68,8 @@ class Predictor:
         self.weights_arg = weights if weights is not None else model_path
         self.device_spec = device
         self.batch_size = max(int(batch_size), 1)
-        self.workers = int(workers)
-        if self.workers < 1:
-            raise OptionError(f"workers must be a positive integer, got {workers}")
-        if self.workers > 1 and not self._backend_cls.CONCURRENT:
-            raise OptionError(f"{self.entry.name} ({self._backend_cls.name} backend) runs one input at a time: "
-                              "workers must be 1")
+        self._auto_workers = workers is None
+        self.workers = _check_workers(workers, self._backend_cls, self.entry)
         self.options = merge_options(self._backend_cls, self.entry, options, evaluate)
         self._backend: Backend | None = None
 
@@ -84,6 +82,8 @@ class Predictor:
 
     def _build(self) -> Backend:
         device: Device = select_device(self.device_spec)
+        if self._auto_workers and device.type != "cpu":
+            self.workers = 1  # a GPU runs one batch at a time anyway
         if self.workers > 1 and device.type == "cpu":
             import torch
 
@@ -164,7 +164,7 @@ class Predictor:
         """
         if isinstance(inputs, (list, tuple)):
             return self.predict(list(inputs))
-        if isinstance(inputs, (str, Path)) and not _is_single_image(inputs):
+        if isinstance(inputs, (str, Path)) and not is_single_image(inputs):
             return [result for _, result in self.stream(inputs)]
         return self.predict([inputs])[0]
 
@@ -183,7 +183,7 @@ class Predictor:
         if prefetch > 0 and (src.live or len(src) > 1):
             frames = iter(BackgroundIterator(frames, maxsize=prefetch, latest_only=src.live, name="decode"))
         batches = iter(lambda: list(islice(frames, self.batch_size)), [])
-        if self.workers > 1:
+        if self.workers > 1 and not src.live:  # live: one frame at a time, the newest, for the least latency
             if self._backend is None:
                 self._backend = self._build()  # once, here, not by two workers at the same time
             done = ordered_map(lambda b: self._run([f.image for f in b]), batches, self.workers, name="infer")
@@ -205,7 +205,7 @@ def _no_sync() -> None:
     pass
 
 
-def _is_single_image(path: str | Path) -> bool:
+def is_single_image(path: str | Path) -> bool:
     p = Path(path)
     return p.suffix.lower() in IMAGE_SUFFIXES or (p.is_file() and p.suffix.lower() not in VIDEO_SUFFIXES)
 
@@ -242,6 +242,16 @@ def export_onnx(model: str | Path, task: str = "detect", weights: str | Path | N
     if exporter is None:
         raise OptionError(f"{entry.name} is an ONNX model already: {resolve_weights(entry, weights or path)}")
     return exporter.export_onnx(resolve_weights(entry, weights if weights is not None else path))
+
+
+def _check_workers(workers: int | None, cls: type[Backend], entry: catalog.ModelEntry) -> int:
+    if workers is None:
+        return 2 if cls.CONCURRENT and cpu_cores() >= 2 else 1
+    if int(workers) < 1:
+        raise OptionError(f"workers must be a positive integer, got {workers}")
+    if int(workers) > 1 and not cls.CONCURRENT:
+        raise OptionError(f"{entry.name} ({cls.name} backend) runs one input at a time: workers must be 1")
+    return int(workers)
 
 
 def _exporter_for(cls: type[Backend], entry: catalog.ModelEntry, runtime: str | None) -> type[Backend] | None:

@@ -200,16 +200,20 @@ def _is_video_spec(spec: Any) -> bool:
     return isinstance(spec, (str, Path)) and Path(str(spec)).suffix.lower() in VIDEO_SUFFIXES
 
 
+def is_live(spec: Any) -> bool:
+    """Whether ``spec`` names a camera (an index) or a stream URL: frames that will not wait for us."""
+    return (isinstance(spec, int) or (isinstance(spec, str) and spec.isdigit())
+            or (isinstance(spec, (str, Path)) and str(spec).startswith(URL_SCHEMES)))
+
+
 def _single(spec: Any) -> Source:
     if isinstance(spec, Source):
         return spec
     if not isinstance(spec, (str, Path, int)):
         return ArraySource(spec)
-    if isinstance(spec, int) or (isinstance(spec, str) and spec.isdigit()):
-        return VideoSource(int(spec), live=True)
+    if is_live(spec):
+        return VideoSource(int(spec) if str(spec).isdigit() else str(spec), live=True)
     text = str(spec)
-    if text.startswith(URL_SCHEMES):
-        return VideoSource(text, live=True)
     path = Path(text).expanduser()
     if path.suffix.lower() in VIDEO_SUFFIXES:
         return VideoSource(str(path))

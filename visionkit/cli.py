@@ -62,7 +62,7 @@ def _add_model_options(p: argparse.ArgumentParser, task: str) -> None:
                    help="onnx: run a PyTorch model (e.g. a YOLO .pt) on ONNX Runtime, exported once and cached; "
                         "faster on a CPU (default: the model's own runtime)")
     g.add_argument("--batch", type=_positive_int, default=1, help="frames per forward pass (default: 1)")
-    g.add_argument("--workers", type=_positive_int,
+    g.add_argument("--workers", type=_positive_int, metavar="N",
                    help="frames in inference at once, each in its own thread with cores/N CPU threads (default: 2 "
                         "for videos and folders on a multi-core CPU when the model allows it, else 1)")
 

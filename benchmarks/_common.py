@@ -1,6 +1,6 @@
 """What the benchmark scripts share: environment set-up, the alternating timer, the random-weight model builders
-and the table printing. Not a benchmark itself; the scripts are run as ``python benchmarks/bench_*.py``, which
-puts this folder on ``sys.path``, and import it first:
+(the YOLO one is the tests', tests/random_models.py) and the table printing. Not a benchmark itself; the scripts
+are run as ``python benchmarks/bench_*.py``, which puts this folder on ``sys.path``, and import it first:
 
     from _common import setup_env
     setup_env()        # before visionkit or ultralytics is imported
@@ -24,7 +24,6 @@ if TYPE_CHECKING:
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
-BIAS_SHIFT = 6.0  # added to the YOLO class-score bias by build_random_yolo
 
 Case = tuple[str, Callable[[], object], Callable[[], object]]  # name, direct call, visionkit call
 PAIR_COLUMNS = ("case", "reference median ms", "reference p90 ms", "visionkit median ms", "visionkit p90 ms",
@@ -37,6 +36,7 @@ def setup_env() -> None:
     not installing anything and quiet (each only where the environment does not say otherwise). Call it before
     visionkit or ultralytics is imported."""
     sys.path.insert(0, str(ROOT))
+    sys.path.insert(1, str(ROOT / "tests"))  # the random-model and clip helpers the tests use
     os.environ.setdefault("VISIONKIT_WEIGHTS", str(SHARED / "weights"))
     os.environ.setdefault("YOLO_OFFLINE", "1")
     os.environ.setdefault("YOLO_AUTOINSTALL", "False")
@@ -185,34 +185,14 @@ def seeded_yolo(yaml: str) -> Any:
 
 
 def build_random_yolo(yaml: str, path: Path) -> Path:
-    """Seeded random ultralytics checkpoint with image-dependent scores (see tests/test_parity_detect.py):
-    BatchNorm statistics calibrated on bus.jpg and zidane.jpg and the class bias raised by BIAS_SHIFT, so NMS
-    sees a realistic number of boxes."""
+    """Seeded random ultralytics checkpoint with image-dependent scores, as the parity tests build it
+    (tests/random_models.py): BatchNorm calibrated on bus.jpg and zidane.jpg, class bias raised, so NMS sees a
+    realistic number of boxes."""
     import cv2
-    import numpy as np
-    import torch
-    from ultralytics.data.augment import LetterBox
+    from random_models import build_yolo
     from ultralytics.utils import ASSETS
 
-    from visionkit.catalog import load_class_names
-
-    yolo = seeded_yolo(yaml)
-    net = yolo.model
-    box = LetterBox(640, auto=False)
-    calib = [box(image=cv2.imread(str(ASSETS / n))) for n in ("bus.jpg", "zidane.jpg")]
-    x = torch.from_numpy(np.ascontiguousarray(np.stack(calib)[..., ::-1].transpose(0, 3, 1, 2))).float() / 255
-    for bn in (m for m in net.modules() if isinstance(m, torch.nn.BatchNorm2d)):
-        bn.reset_running_stats()
-        bn.momentum = None
-    net.train()
-    with torch.no_grad():
-        net(x)
-    net.eval()
-    for seq in net.model[-1].cv3:
-        seq[-1].bias.data += BIAS_SHIFT
-    net.names = dict(enumerate(load_class_names("coco80")))
-    yolo.save(path)
-    return path
+    return build_yolo(yaml, path, [cv2.imread(str(ASSETS / n)) for n in ("bus.jpg", "zidane.jpg")])
 
 
 def random_torchvision(arch: str, path: Path, **kwargs: Any) -> tuple[torch.nn.Module, Callable[..., Any]]:

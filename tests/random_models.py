@@ -29,14 +29,15 @@ def calibrate_bn(model: torch.nn.Module, run: Any) -> None:
     model.eval()
 
 
-def build_yolo(yaml: str, path: Path, calib: list[np.ndarray]) -> Path:
-    """A seeded random ultralytics model from ``yaml``, made image-dependent, saved as a real checkpoint."""
+def build_yolo(yaml: str, path: Path, calib: list[np.ndarray], bias_shift: float = BIAS_SHIFT, seed: int = 0) -> Path:
+    """A seeded random ultralytics model from ``yaml``, made image-dependent on the ``calib`` images (BGR),
+    saved as a real checkpoint. Also used by benchmarks/ (which put this folder on ``sys.path``)."""
     from ultralytics import YOLO
     from ultralytics.data.augment import LetterBox
 
     from visionkit.catalog import load_class_names
 
-    torch.manual_seed(0)
+    torch.manual_seed(seed)
     yolo = YOLO(yaml)
     net = yolo.model
     box = LetterBox(640, auto=False)
@@ -44,7 +45,7 @@ def build_yolo(yaml: str, path: Path, calib: list[np.ndarray]) -> Path:
     x = torch.from_numpy(np.ascontiguousarray(x)).float() / 255
     calibrate_bn(net, lambda: net(x))
     for seq in net.model[-1].cv3:  # last conv of each level's class branch
-        seq[-1].bias.data += BIAS_SHIFT
+        seq[-1].bias.data += bias_shift
     net.names = dict(enumerate(load_class_names("coco80")))
     yolo.save(path)  # ultralytics' own checkpoint format (fp16 weights + metadata), as `yolo train` writes
     return path

@@ -307,6 +307,9 @@ def _prepare(case: str, tmp: Path, three_coco: Path, clip: Path, monkeypatch) ->
                 "runs on PyTorch only (runtime onnx is available for ultralytics detection")
     if case == "--runtime torch, ONNX model":
         return [good, "--runtime", "torch"], "runtime torch: ssd_mobilenet_v1_coco runs on ONNX Runtime only"
+    if case == "--runtime onnx, corrupt .pt":
+        (tmp / "garbage.pt").write_bytes(b"\x80not a checkpoint" * 50)
+        return [good, "-m", tmp / "garbage.pt", "--runtime", "onnx"], f"cannot export {tmp / 'garbage.pt'} to ONNX"
     if case == "--runtime tensorrt":
         return [good, "--runtime", "tensorrt"], "argument --runtime: invalid choice: 'tensorrt'"
     raise AssertionError(case)
@@ -336,6 +339,7 @@ def _prepare(case: str, tmp: Path, three_coco: Path, clip: Path, monkeypatch) ->
         ("--device tpu", 2, "visionkit: error:"),
         ("--runtime onnx, torchvision model", 2, "visionkit: error:"),
         ("--runtime torch, ONNX model", 2, "visionkit: error:"),
+        ("--runtime onnx, corrupt .pt", 1, "visionkit: error:"),
         ("--runtime tensorrt", 2, "visionkit: error:"),
     ],
 )

@@ -51,7 +51,8 @@ def _positive_int(text: str) -> int:
     return value
 
 
-def _add_model_options(p: argparse.ArgumentParser, task: str) -> None:
+def _add_model_options(p: argparse.ArgumentParser, task: str, streams: bool = True) -> None:
+    """Model choice and placement; ``streams``: the command runs frames through ``stream()`` (--workers)."""
     g = p.add_argument_group("model")
     g.add_argument("--model", "-m", help=f"catalog name (see `visionkit models --task {task}`) or a model file "
                                          "(.pt, .onnx); default: the task's default model")
@@ -62,9 +63,10 @@ def _add_model_options(p: argparse.ArgumentParser, task: str) -> None:
                    help="onnx: run a PyTorch model (e.g. a YOLO .pt) on ONNX Runtime, exported once and cached; "
                         "faster on a CPU (default: the model's own runtime)")
     g.add_argument("--batch", type=_positive_int, default=1, help="frames per forward pass (default: 1)")
-    g.add_argument("--workers", type=_positive_int, metavar="N",
-                   help="frames in inference at once, each in its own thread with cores/N CPU threads (default: 2 "
-                        "for videos and folders on a multi-core CPU when the model allows it, else 1)")
+    if streams:
+        g.add_argument("--workers", type=_positive_int, metavar="N",
+                       help="frames in inference at once, each in its own thread with cores/N CPU threads (default: "
+                            "2 for videos and folders on a multi-core CPU when the model allows it, else 1)")
 
 
 def _add_detect_options(p: argparse.ArgumentParser) -> None:
@@ -189,7 +191,7 @@ def build_parser() -> argparse.ArgumentParser:
                                     "evaluation settings (e.g. conf 0.001) unless overridden.")
     e.add_argument("--images", required=True, help="folder with the annotated images")
     e.add_argument("--annotations", required=True, help="COCO instances JSON (e.g. instances_val2017.json)")
-    _add_model_options(e, "detect")
+    _add_model_options(e, "detect", streams=False)
     _add_detect_options(e)
     e.add_argument("--json", metavar="FILE", help="also write the scores as JSON to FILE")
     e.set_defaults(handler=_run_eval_detect, task="detect")
@@ -198,7 +200,7 @@ def build_parser() -> argparse.ArgumentParser:
                                     "`class_index` columns (ImageNet-1k indices for ImageNet models).")
     c.add_argument("--images", required=True, help="folder with the labelled images")
     c.add_argument("--labels", required=True, help="CSV with file,class_index columns")
-    _add_model_options(c, "classify")
+    _add_model_options(c, "classify", streams=False)
     c.add_argument("--imgsz", type=_positive_int, help="inference size in pixels (default: the model's)")
     c.add_argument("--json", metavar="FILE", help="also write the scores as JSON to FILE")
     c.set_defaults(handler=_run_eval_classify, task="classify")
@@ -210,7 +212,7 @@ def build_parser() -> argparse.ArgumentParser:
     k.add_argument("--annotations", required=True, help="COCO person keypoints JSON")
     k.add_argument("--detector", default="yolov5n", help="person detector for single-person models "
                                                          "(default: yolov5n)")
-    _add_model_options(k, "pose")
+    _add_model_options(k, "pose", streams=False)
     _add_detect_options(k)
     k.add_argument("--json", metavar="FILE", help="also write the scores as JSON to FILE")
     k.set_defaults(handler=_run_eval_pose, task="pose")
@@ -223,7 +225,7 @@ def build_parser() -> argparse.ArgumentParser:
     data.add_argument("--annotations", help="COCO instances JSON (with --images)")
     data.add_argument("--camvid", metavar="DIR", help="CamVid folder with images/ and labels/")
     g.add_argument("--images", help="folder with the COCO images")
-    _add_model_options(g, "segment")
+    _add_model_options(g, "segment", streams=False)
     g.add_argument("--imgsz", type=_positive_int, help="inference size in pixels (default: the model's)")
     g.add_argument("--json", metavar="FILE", help="also write the scores as JSON to FILE")
     g.set_defaults(handler=_run_eval_segment, task="segment")
@@ -257,16 +259,21 @@ def _predictor_options(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _workers(args: argparse.Namespace) -> int | None:
-    """The --workers given, else 1 where frames come one at a time (one image, a camera, a stream: latency
-    matters most), else None: the predictor's choice (2 on a multi-core CPU when the model allows it)."""
+    """The --workers given; else None (the predictor's choice: 2 on a multi-core CPU when the model allows it)
+    for videos, folders, globs and `eval track`'s sequences; else 1: one image, a camera or a stream, where the
+    latency of each frame matters most, and the eval commands that score image by image."""
     from .io.sources import is_live
     from .predictor import is_single_image
 
-    if args.workers is not None:
+    if getattr(args, "workers", None) is not None:
         return args.workers
+    if getattr(args, "gt", None):
+        return None
     source = getattr(args, "source", None)
-    single = is_single_image(source) and not any(c in str(source) for c in "*?[") if source is not None else True
-    return 1 if single or is_live(source) else None
+    if source is None or is_live(source):
+        return 1
+    is_glob = any(c in source for c in "*?[")
+    return 1 if is_single_image(source) and not is_glob else None
 
 
 def _load(args: argparse.Namespace, evaluate: bool = False) -> Any:
@@ -488,20 +495,16 @@ def _run_eval_detect(args: argparse.Namespace) -> int:
     from .eval.coco import evaluate_detector
 
     predictor, score = _scored(args, evaluate_detector, args.images, args.annotations)
-    print(f"{predictor.entry.name}: mAP50-95 {score.map:.3f}  mAP50 {score.map50:.3f}  mAP75 {score.map75:.3f}  "
-          f"({score.images} images, {score.detections} detections)")
-    _write_json(args.json, {"model": predictor.entry.name, **score.to_dict()})
-    return EXIT_OK
+    return _report(args, predictor, score, f"mAP50-95 {score.map:.3f}  mAP50 {score.map50:.3f}  mAP75 "
+                                           f"{score.map75:.3f}  ({score.images} images, {score.detections} detections)")
 
 
 def _run_eval_classify(args: argparse.Namespace) -> int:
     from .eval.classify import evaluate_classifier
 
     predictor, score = _scored(args, evaluate_classifier, args.images, args.labels)
-    print(f"{predictor.entry.name}: top-1 {score.top1_rate:.3f} ({score.top1}/{score.images})  "
-          f"top-5 {score.top5_rate:.3f} ({score.top5}/{score.images})")
-    _write_json(args.json, {"model": predictor.entry.name, **score.to_dict()})
-    return EXIT_OK
+    return _report(args, predictor, score, f"top-1 {score.top1_rate:.3f} ({score.top1}/{score.images})  "
+                                           f"top-5 {score.top5_rate:.3f} ({score.top5}/{score.images})")
 
 
 def _run_eval_pose(args: argparse.Namespace) -> int:
@@ -542,8 +545,13 @@ def _run_eval_segment(args: argparse.Namespace) -> int:
     else:
         predictor, score = _scored(args, evaluate_coco_voc, args.images, args.annotations)
     per_class = "  ".join(f"{name} {iou:.3f}" for name, iou in score.iou.items())
-    print(f"{predictor.entry.name}: mIoU {score.miou:.3f}  pixel acc {score.pixel_acc:.3f}  ({score.images} images)"
-          f"\n  per class IoU: {per_class}")
+    return _report(args, predictor, score, f"mIoU {score.miou:.3f}  pixel acc {score.pixel_acc:.3f}  "
+                                           f"({score.images} images)\n  per class IoU: {per_class}")
+
+
+def _report(args: argparse.Namespace, predictor: Any, score: Any, line: str) -> int:
+    """The score line on stdout, and with --json the model name and every score in a JSON file."""
+    print(f"{predictor.entry.name}: {line}")
     _write_json(args.json, {"model": predictor.entry.name, **score.to_dict()})
     return EXIT_OK
 

@@ -239,9 +239,10 @@ def export_onnx(model: str | Path, task: str = "detect", weights: str | Path | N
     model family's own exporter and cached; for deploying the model elsewhere (ONNX Runtime, TensorRT, OpenVINO)."""
     entry, cls, path = _resolve_model(task, model)
     exporter = _exporter_for(cls, entry, "onnx")
+    local = resolve_weights(entry, weights if weights is not None else path)
     if exporter is None:
-        raise OptionError(f"{entry.name} is an ONNX model already: {resolve_weights(entry, weights or path)}")
-    return exporter.export_onnx(resolve_weights(entry, weights if weights is not None else path))
+        raise OptionError(f"{entry.name} is an ONNX model already: {local}")
+    return exporter.export_onnx(local)
 
 
 def _check_workers(workers: int | None, cls: type[Backend], entry: catalog.ModelEntry) -> int:

@@ -164,6 +164,7 @@ def export_ultralytics_onnx(weights: Path) -> Path:
                 exported = YOLO(str(source)).export(format="onnx", dynamic=True, simplify=False, device="cpu")
         except Exception as e:
             first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            first = first.replace(str(source), str(weights))  # name the user's file, not the scratch copy
             raise WeightsError(f"cannot export {weights} to ONNX: {first}") from e
         os.replace(exported, target)
     return target

@@ -53,10 +53,11 @@ class Predictor:
             batch_size: frames per forward pass in ``stream`` (more = throughput, less = latency).
             workers: batches ``stream`` runs at once, each in its own thread, for files (a camera or stream URL
                 always gets 1); on a CPU each gets cores / workers threads (ONNX Runtime per session; PyTorch's
-                count is process-wide and set to the same). Two single-threaded inferences side by side beat one
-                split over two cores by 20-50 % on small models, so 2 is the throughput setting for videos and
-                folders; 1 (default) gives the lowest latency per image. None = 2 on a multi-core CPU when the
-                backend can run inputs side by side, else 1 (the CLI's default for videos and folders).
+                count is process-wide and set to the same). Two single-threaded inferences side by side do up to
+                1.5x the work of one split over two cores on small models (PyTorch; ONNX Runtime gains less), so
+                2 is the throughput setting for videos and folders; 1 (default) gives the lowest latency per
+                image. None = 2 on a multi-core CPU when the backend can run inputs side by side, else 1 (the
+                CLI's default for videos and folders).
             evaluate: use the catalog's scoring settings (e.g. conf 0.001) instead of the interactive ones.
             options: backend options such as conf, iou, imgsz, max_det; unknown names raise.
         """

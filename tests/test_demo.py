@@ -12,6 +12,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -97,7 +98,7 @@ def test_capture_keeps_only_the_latest_frame(clip: Path) -> None:
     assert max(stamps) < 0.45  # each frame handed over is at most one slow step old: no growing backlog
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
@@ -106,7 +107,7 @@ def _free_port() -> int:
 @pytest.fixture
 def xvfb() -> str:
     xvfb = _need("Xvfb")
-    display = f":{_free_port() % 400 + 100}"
+    display = f":{free_port() % 400 + 100}"
     proc = subprocess.Popen([xvfb, display, "-screen", "0", "1024x768x24"], stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
     time.sleep(1.0)
@@ -142,7 +143,7 @@ def test_window_mode_under_xvfb_shows_the_annotated_frame(clip: Path, xvfb: str,
 
 @pytest.fixture
 def server(assets: Path, shared_weights: Path) -> str:
-    port = _free_port()
+    port = free_port()
     proc = subprocess.Popen([sys.executable, "-m", "visionkit.cli", "demo", "--source", str(assets / "bus.jpg"),
                              "--loop", "--serve", "--port", str(port), "--duration", "120"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
@@ -164,14 +165,18 @@ def server(assets: Path, shared_weights: Path) -> str:
     assert b"Traceback" not in err
 
 
+def launch_chromium(playwright: Any) -> Any:
+    """The system's Chromium, headless and quiet (no downloads, no background traffic)."""
+    return playwright.chromium.launch(executable_path=_need("chromium"), args=[
+        "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+        "--disable-sync", "--no-first-run"])
+
+
 def test_browser_page_streams_and_switches_task(server: str) -> None:
-    chromium = _need("chromium")
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=chromium, args=[
-            "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-            "--disable-sync", "--no-first-run"])
+        browser = launch_chromium(p)
         page = browser.new_page()
         page.goto(server + "/")
         page.wait_for_function("document.getElementById('stream').naturalWidth === 810", timeout=30000)

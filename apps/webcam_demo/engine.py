@@ -21,12 +21,16 @@ import visionkit
 TASKS = ("detect", "track", "pose", "segment", "classify")
 
 
+def catalog_models(task: str) -> list[visionkit.ModelEntry]:
+    """The catalog entries a demo task can run (tracking runs the detectors)."""
+    return visionkit.list_models("detect" if task == "track" else task)
+
+
 def local_models(task: str) -> list[str]:
     """Catalog models of ``task`` whose weights are on this machine (the default model first if so)."""
     from visionkit import weights
 
-    catalog_task = "detect" if task == "track" else task
-    entries = visionkit.list_models(catalog_task)
+    entries = catalog_models(task)
     entries.sort(key=lambda e: not e.default)
     return [e.name for e in entries if weights.availability(e) == "local"]
 
@@ -59,6 +63,7 @@ class Stats:
 class DemoEngine:
     def __init__(self, task: str = "detect", model: str | None = None, device: str = "auto"):
         self.device = device
+        self.start_model = model  # what the user chose at start: the one model file the demo may be asked for
         self._lock = threading.Lock()
         self._predictors: dict[tuple[str, str | None], Any] = {}
         self.stats = Stats()
@@ -84,6 +89,13 @@ class DemoEngine:
             if task == "track" and hasattr(predictor, "reset"):
                 predictor.reset()  # a fresh tracking session each time tracking is switched on
             self.task, self.model, self._current = task, predictor.entry.name, predictor
+
+    def accepts_model(self, task: str, model: str) -> bool:
+        """A model the demo may be switched to: a catalog name of ``task``, or exactly the model it started with.
+
+        Remote controls (the web page) go through this, so they can never make the demo open an arbitrary file.
+        """
+        return model == self.start_model or any(e.name == model for e in catalog_models(task))
 
     def next_model(self) -> None:
         models = local_models(self.task)

@@ -1,25 +1,44 @@
 """Browser mode: a starlette app serving a page, the live annotated stream (MJPEG) and JSON controls.
 
 A processing thread runs the capture -> engine loop and publishes the newest JPEG; every viewer gets the
-newest frame when it is ready (viewers never queue frames either). Bound to 127.0.0.1 unless told otherwise.
+newest frame when it is ready (viewers never queue frames either). Bound to 127.0.0.1 unless told otherwise;
+only the page it serves may change its state (guard.py).
 """
 
 from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import cv2
 
+import visionkit
+
+try:
+    import uvicorn
+    from starlette.applications import Starlette
+    from starlette.datastructures import Headers
+    from starlette.exceptions import HTTPException
+    from starlette.middleware import Middleware
+    from starlette.requests import ClientDisconnect, Request
+    from starlette.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
+    from starlette.routing import Route
+    from starlette.types import ASGIApp, Receive, Scope, Send
+except ModuleNotFoundError as e:  # --serve on an install without the extra: say what to install
+    raise visionkit.VisionkitError(f"--serve needs the web extra ({e.name} is not installed): "
+                                   "pip install 'visionkit[web]'") from None
+
 from .capture import Captured
-from .engine import DemoEngine
+from .engine import TASKS, DemoEngine
+from .guard import Guard, Refused, check_content_type, check_fields, read_object
 from .modes import save_snapshot
 
 JPEG_QUALITY = 80
+CONTROL_FIELDS = {"task": str, "model": str, "paused": bool}  # POST /control: each optional, nothing else
 
 
 class LatestJpeg:
@@ -78,12 +97,8 @@ class Processor(threading.Thread):
         self._stop.set()
 
 
-def create_app(engine: DemoEngine, latest: LatestJpeg, snapshots: Path) -> Any:
-    from starlette.applications import Starlette
-    from starlette.requests import Request
-    from starlette.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
-    from starlette.routing import Route
-
+def create_app(engine: DemoEngine, latest: LatestJpeg, snapshots: Path, guard: Guard) -> Starlette:
+    """The demo's routes: GETs only read; the two POSTs follow ``guard``'s rules (see guard.py)."""
     page = resources.files(__package__).joinpath("page.html").read_text(encoding="utf-8")
 
     async def index(request: Request) -> HTMLResponse:
@@ -107,38 +122,89 @@ def create_app(engine: DemoEngine, latest: LatestJpeg, snapshots: Path) -> Any:
     async def stats(request: Request) -> JSONResponse:
         return JSONResponse(engine.snapshot())
 
-    async def control(request: Request) -> JSONResponse:
-        body = await request.json()
-        try:
-            if "task" in body or "model" in body:
-                await asyncio.to_thread(engine.set_task, body.get("task", engine.task), body.get("model"))
-            if "paused" in body:
-                engine.paused = bool(body["paused"])
-        except Exception as e:  # a bad task/model name, or weights that cannot load: tell the page
-            return JSONResponse({"error": str(e).splitlines()[0], **engine.snapshot()}, status_code=400)
+    async def control(body: dict[str, Any]) -> JSONResponse:
+        task = body.get("task", engine.task)
+        if task not in TASKS:
+            raise Refused(400, f"unknown task {task!r}: expected one of {', '.join(TASKS)}")
+        model = body.get("model")
+        if model is not None and not engine.accepts_model(task, model):
+            raise Refused(400, f"model {model!r} is neither a {task} model of the catalog nor the --model file "
+                               "the demo was started with")
+        if "task" in body or "model" in body:
+            try:
+                await asyncio.to_thread(engine.set_task, task, model)
+            except visionkit.VisionkitError as e:  # weights missing here or unloadable: tell the page
+                raise Refused(400, str(e).splitlines()[0]) from None
+        if "paused" in body:
+            engine.paused = body["paused"]
         return JSONResponse(engine.snapshot())
 
-    async def snapshot(request: Request) -> JSONResponse:
+    async def snapshot(body: dict[str, Any]) -> JSONResponse:
         if latest.image is None:
-            return JSONResponse({"error": "no frame yet"}, status_code=409)
-        path = save_snapshot(latest.image, snapshots)
+            raise Refused(409, "no frame yet")
+        try:
+            path = await asyncio.to_thread(save_snapshot, latest.image, snapshots)
+        except visionkit.SinkError as e:  # the server's disk, not the request: still one line, no traceback
+            return error_response(500, str(e))
         return JSONResponse({"saved": str(path)})
 
-    return Starlette(routes=[Route("/", index), Route("/stream.mjpg", stream), Route("/frame.jpg", frame),
-                             Route("/stats", stats), Route("/control", control, methods=["POST"]),
-                             Route("/snapshot", snapshot, methods=["POST"])])
+    def command(act: Callable[[dict[str, Any]], Awaitable[JSONResponse]], fields: dict[str, type]) -> Any:
+        """A state-changing POST endpoint: the request passes the guard, then ``act`` gets its checked body."""
+
+        async def endpoint(request: Request) -> JSONResponse:
+            try:
+                guard.check_origin(request.headers, request.scope.get("server"))
+                check_content_type(request.headers)
+                body = await read_object(request.headers, request.stream())
+                check_fields(body, fields)
+                return await act(body)
+            except Refused as e:
+                return error_response(e.status, e.reason)
+            except ClientDisconnect:
+                return error_response(400, "the client went away before sending its request")
+
+        return endpoint
+
+    async def http_error(request: Request, exc: HTTPException) -> JSONResponse:  # 404, 405 (with Allow) as JSON
+        return error_response(exc.status_code, exc.detail, exc.headers)
+
+    routes = [Route("/", index), Route("/stream.mjpg", stream), Route("/frame.jpg", frame), Route("/stats", stats),
+              Route("/control", command(control, CONTROL_FIELDS), methods=["POST"]),
+              Route("/snapshot", command(snapshot, {}), methods=["POST"])]
+    return Starlette(routes=routes, middleware=[Middleware(HostCheck, guard=guard)],
+                     exception_handlers={HTTPException: http_error})
+
+
+def error_response(status: int, reason: str, headers: Mapping[str, str] | None = None) -> JSONResponse:
+    return JSONResponse({"error": reason}, status_code=status, headers=headers)
+
+
+class HostCheck:
+    """ASGI middleware: any request whose ``Host`` is not the served address gets a 403 before routing, so a
+    DNS-rebinding page can neither read the stream nor reach the controls."""
+
+    def __init__(self, app: ASGIApp, guard: Guard):
+        self.app, self.guard = app, guard
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            try:
+                self.guard.check_host(Headers(scope=scope), scope.get("server"))
+            except Refused as e:
+                await error_response(e.status, e.reason)(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
 
 
 def serve(engine: DemoEngine, frames: Iterator[Captured], host: str, port: int, snapshots: Path,
           log: Any) -> None:
-    import uvicorn
-
     latest = LatestJpeg()
     processor = Processor(engine, frames, latest)
     processor.start()
-    config = uvicorn.Config(create_app(engine, latest, snapshots), host=host, port=port, log_level="warning")
-    server = uvicorn.Server(config)
-    log(f"serving the live view on http://{host}:{port}/ (Ctrl-C stops)")
+    app = create_app(engine, latest, snapshots, Guard(host))
+    server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning"))
+    shown = f"[{host}]" if ":" in host else host
+    log(f"serving the live view on http://{shown}:{port}/ (Ctrl-C stops)")
 
     async def run() -> None:
         task = asyncio.create_task(server.serve())

@@ -22,12 +22,11 @@ import json
 import socket
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import SplitResult, urlsplit
 
 import visionkit
 
 MAX_BODY = 4096  # a control message is a few dozen bytes
-WILDCARDS = ("", "0.0.0.0", "::")
 
 
 class Refused(Exception):
@@ -67,7 +66,7 @@ class Guard:
         # Names other than the connection's own address are accepted only where they cannot be an attacker's:
         # localhost on loopback, this machine's host names when it serves the network on purpose.
         self.own_names = frozenset() if is_loopback(bind_host) else \
-            frozenset(n.lower() for n in (socket.gethostname(), socket.getfqdn()) if n)
+            frozenset(n.lower() for n in (socket.gethostname(), socket.getfqdn()) if n and not is_loopback(n))
 
     def check_host(self, headers: Mapping[str, str], server: tuple[str, int] | None) -> None:
         """``Host`` must be the address and port this connection was served on."""
@@ -83,7 +82,7 @@ class Guard:
         if url.scheme != "http" or not self._is_served(url, server):
             raise Refused(403, f"requests from {origin!r} are not accepted: only the demo's own page controls it")
 
-    def _is_served(self, url: Any, server: tuple[str, int] | None) -> bool:
+    def _is_served(self, url: SplitResult, server: tuple[str, int] | None) -> bool:
         if server is None:
             return False
         address, port = server

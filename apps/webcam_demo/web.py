@@ -128,8 +128,8 @@ def create_app(engine: DemoEngine, latest: LatestJpeg, snapshots: Path, guard: G
             raise Refused(400, f"unknown task {task!r}: expected one of {', '.join(TASKS)}")
         model = body.get("model")
         if model is not None and not engine.accepts_model(task, model):
-            raise Refused(400, f"model {model!r} is neither a {task} model of the catalog nor the --model file "
-                               "the demo was started with")
+            raise Refused(400, f"model {model!r} is neither a catalog model for {task} (see `visionkit models`) "
+                               "nor the --model file the demo was started with")
         if "task" in body or "model" in body:
             try:
                 await asyncio.to_thread(engine.set_task, task, model)
@@ -148,7 +148,8 @@ def create_app(engine: DemoEngine, latest: LatestJpeg, snapshots: Path, guard: G
             return error_response(500, str(e))
         return JSONResponse({"saved": str(path)})
 
-    def command(act: Callable[[dict[str, Any]], Awaitable[JSONResponse]], fields: dict[str, type]) -> Any:
+    def command(act: Callable[[dict[str, Any]], Awaitable[JSONResponse]],
+                fields: dict[str, type]) -> Callable[[Request], Awaitable[JSONResponse]]:
         """A state-changing POST endpoint: the request passes the guard, then ``act`` gets its checked body."""
 
         async def endpoint(request: Request) -> JSONResponse:

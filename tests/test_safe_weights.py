@@ -10,51 +10,19 @@ through ``getattr``) load to the very model ultralytics' own loader returns.
 from __future__ import annotations
 
 import hashlib
-import os
-import pickle
-import subprocess
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 import torch
+from fault_harness import malicious_checkpoint
 
 import visionkit
 from visionkit.catalog import ModelEntry
 from visionkit.errors import WeightsError
 from visionkit.tasks.checkpoints import load_ultralytics_checkpoint, read_checkpoint, trusting
 from visionkit.weights import resolve_verified
-
-
-class _Call:
-    """Unpickles as ``func(*args)``: what a malicious checkpoint does."""
-
-    def __init__(self, func: Any, *args: Any):
-        self.func, self.args = func, args
-
-    def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
-        return self.func, self.args
-
-
-def malicious_pt(path: Path, marker: Path, how: str = "os.system") -> Path:
-    """A checkpoint-shaped file whose loading creates ``marker``."""
-    if how == "os.system":
-        payload = _Call(os.system, f"touch {marker}")
-    elif how == "eval":
-        payload = _Call(eval, f"open({str(marker)!r}, 'w').close()")
-    elif how == "subprocess":
-        payload = _Call(subprocess.call, ["touch", str(marker)])
-    elif how == "model constructor":  # DetectionModel(cfg) evaluates the cfg's activation string
-        from ultralytics.nn.tasks import DetectionModel
-
-        cfg = {"nc": 1, "activation": f"__import__('os').system('touch {marker}')",
-               "backbone": [[-1, 1, "Conv", [16, 3, 2]]], "head": [[-1, 1, "Detect", ["nc"]]]}
-        payload = _Call(DetectionModel, cfg)
-    else:
-        raise AssertionError(how)
-    torch.save({"model": payload}, path)
-    return path
 
 
 @pytest.fixture
@@ -69,7 +37,7 @@ def marker(tmp_path: Path) -> Path:
     ("model constructor", "calls 'ultralytics.nn.tasks.DetectionModel' while loading"),
 ])
 def test_malicious_checkpoint_is_refused_before_it_runs(tmp_path: Path, marker: Path, how: str, names: str) -> None:
-    evil = malicious_pt(tmp_path / "evil.pt", marker, how)
+    evil = malicious_checkpoint(tmp_path / "evil.pt", marker, how)
     detector = visionkit.load("detect", evil, device="cpu")
     with pytest.raises(WeightsError) as e:
         detector.warmup()
@@ -80,8 +48,7 @@ def test_malicious_checkpoint_is_refused_before_it_runs(tmp_path: Path, marker: 
 
 
 def test_plain_pickle_is_refused_naming_its_global(tmp_path: Path, marker: Path) -> None:
-    evil = tmp_path / "evil.pt"
-    evil.write_bytes(pickle.dumps({"model": _Call(os.system, f"touch {marker}")}))  # protocol 5: STACK_GLOBAL
+    evil = malicious_checkpoint(tmp_path / "evil.pt", marker, "plain pickle")  # protocol 5: STACK_GLOBAL
     with pytest.raises(WeightsError, match="needs the global 'posix.system'"):
         read_checkpoint(evil)
     assert not marker.exists()
@@ -92,14 +59,14 @@ def test_getattr_is_only_a_module_method_lookup(tmp_path: Path) -> None:
     from ultralytics.nn.tasks import DetectionModel
 
     evil = tmp_path / "evil.pt"
-    torch.save({"model": _Call(getattr, DetectionModel, "load")}, evil)
-    with pytest.raises(WeightsError, match="refusing to load: it asks for type.load"):
+    torch.save({"model": {"detect": DetectionModel.load}}, evil)  # pickled as getattr(DetectionModel, "load")
+    with pytest.raises(WeightsError, match="refusing to load: it asks for BaseModel.load"):
         read_checkpoint(evil)
 
 
 @pytest.mark.parametrize("api", ["load", "export_onnx", "runtime onnx", "track", "classify"])
 def test_every_entry_point_is_safe(tmp_path: Path, marker: Path, api: str) -> None:
-    evil = malicious_pt(tmp_path / "evil.pt", marker)
+    evil = malicious_checkpoint(tmp_path / "evil.pt", marker)
     with pytest.raises(WeightsError, match="posix.system"):
         if api == "export_onnx":
             visionkit.export_onnx(evil)
@@ -114,7 +81,7 @@ def test_every_entry_point_is_safe(tmp_path: Path, marker: Path, api: str) -> No
 
 @pytest.mark.parametrize("api", ["load", "export_onnx", "track"])
 def test_trust_weights_is_the_full_unpickler(tmp_path: Path, marker: Path, api: str) -> None:
-    evil = malicious_pt(tmp_path / "evil.pt", marker)
+    evil = malicious_checkpoint(tmp_path / "evil.pt", marker)
     with pytest.raises(WeightsError):  # the payload ran, and what it left is no model
         if api == "export_onnx":
             visionkit.export_onnx(evil, trust_weights=True)
@@ -127,7 +94,7 @@ def test_catalog_verified_file_is_trusted(tmp_path: Path, marker: Path, monkeypa
     """The catalog vouches for a file whose full sha256 it pins; a hash prefix or no hash vouches for nothing."""
     folder = tmp_path / "weights"
     folder.mkdir()
-    evil = malicious_pt(folder / "m.pt", marker)
+    evil = malicious_checkpoint(folder / "m.pt", marker)
     digest = hashlib.sha256(evil.read_bytes()).hexdigest()
     monkeypatch.setenv("VISIONKIT_WEIGHTS", str(folder))
     entry = ModelEntry(name="m", task="detect", backend="ultralytics", file="m.pt", sha256=digest)

@@ -237,7 +237,8 @@ def _module_attribute(owner: Any, name: str) -> Any:
         return getattr(owner, name)
     if isinstance(owner, torch.nn.Module) and name in ("forward", "forward_fuse"):
         return getattr(type(owner), name).__get__(owner)
-    raise pickle.UnpicklingError(f"it asks for {type(owner).__name__}.{name}, which a model checkpoint does not need")
+    what = owner.__qualname__ if isinstance(owner, type) else type(owner).__qualname__
+    raise pickle.UnpicklingError(f"it asks for {what}.{name}, which a model checkpoint does not need")
 
 
 # ---------------------------------------------------------------------------------------------- pickle scanning

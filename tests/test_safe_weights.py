@@ -169,3 +169,11 @@ def test_original_yolov5_checkpoint_is_named_not_run(shared_weights: Path) -> No
     what it is, without unpickling it."""
     with pytest.raises(WeightsError, match=r"yolov5n.pt: an original YOLOv5 checkpoint .*'models\.yolo\.Model'"):
         visionkit.load("detect", shared_weights / "yolov5n.pt", device="cpu").warmup()
+
+
+def test_trust_weights_reaches_the_detector_of_tracking_and_action() -> None:
+    """``load("track")`` / ``load("action")`` hand ``trust_weights`` to the Predictor that loads the file; by default
+    nothing is trusted."""
+    assert visionkit.load("track", "yolov8n", trust_weights=True).detector.trust_weights
+    assert not visionkit.load("track", "yolov8n").detector.trust_weights
+    assert visionkit.load("action", "r3d_18", trust_weights=True).trust_weights

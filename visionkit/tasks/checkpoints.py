@@ -35,6 +35,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -157,7 +158,7 @@ def _allow_list(path: Path, label: str) -> list[Any]:
                                f"'{name}'), which the ultralytics package cannot run; export it to ONNX with "
                                "YOLOv5's export.py and run the .onnx")
     entries: list[Any] = []
-    # torch's names (it maps Python 2 names such as __builtin__ as pickle does), in the file's order where they agree
+    # torch's names (it maps some Python 2 names, e.g. __builtin__, as pickle does), in file order where they agree
     for name in [n for n in scan.globals if n in unsafe] + sorted(unsafe - set(scan.globals)):
         obj = _allowed_global(name)
         if obj is None:
@@ -181,6 +182,7 @@ def _allow_list(path: Path, label: str) -> list[Any]:
     return entries
 
 
+@cache
 def _allowed_global(name: str) -> Any | None:
     """The object a pickled global name stands for, if a model checkpoint may use it; else None."""
     current = RENAMED_GLOBALS.get(name, name)
@@ -212,6 +214,7 @@ def _is_value_constructor(name: str) -> bool:
                                 (isinstance(obj, type) and issubclass(obj, enum.Enum)))
 
 
+@cache
 def _value_constructors() -> dict[str, Any]:
     import argparse
     import types

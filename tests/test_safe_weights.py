@@ -177,3 +177,25 @@ def test_trust_weights_reaches_the_detector_of_tracking_and_action() -> None:
     assert visionkit.load("track", "yolov8n", trust_weights=True).detector.trust_weights
     assert not visionkit.load("track", "yolov8n").detector.trust_weights
     assert visionkit.load("action", "r3d_18", trust_weights=True).trust_weights
+
+
+def test_a_second_pickle_cannot_hide_behind_a_harmless_one(tmp_path: Path, marker: Path) -> None:
+    """A zip may hold one name twice: torch reads the first data.pkl, Python's zipfile the last. Refused, so the scan
+    never looks at another record than the one torch loads."""
+    import warnings
+    import zipfile
+
+    harmless = tmp_path / "harmless.pt"
+    torch.save({"model": None}, harmless)
+    evil = malicious_checkpoint(tmp_path / "evil.pt", marker, "model constructor")
+    mixed = tmp_path / "mixed.pt"
+    with zipfile.ZipFile(evil) as b, zipfile.ZipFile(harmless) as a, zipfile.ZipFile(mixed, "w") as out, \
+            warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # zipfile warns about the duplicate name, which is the point
+        for name in b.namelist():
+            out.writestr(name, b.read(name))
+        out.writestr("evil/data.pkl", a.read("harmless/data.pkl"))
+    assert torch.serialization.get_unsafe_globals_in_checkpoint(str(mixed)) == ["ultralytics.nn.tasks.DetectionModel"]
+    with pytest.raises(WeightsError, match="not the layout torch.save"):
+        read_checkpoint(mixed)
+    assert not marker.exists()

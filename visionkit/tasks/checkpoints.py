@@ -261,10 +261,14 @@ def _scan(path: Path, label: str) -> _Scan:
     try:
         if zipfile.is_zipfile(path):
             with zipfile.ZipFile(path) as archive:
-                names = [n for n in archive.namelist() if n.endswith("/data.pkl") and n.count("/") == 1]
-                if not names:
-                    raise ValueError("no data.pkl in the archive")
-                data = archive.read(names[0])
+                # torch reads "<folder of the first entry>/data.pkl"; with one folder and no name twice, that is the
+                # record scanned here, so a second pickle cannot hide behind a harmless one
+                names = archive.namelist()
+                record = f"{names[0].split('/', 1)[0]}/data.pkl" if names else ""
+                if {n.split("/", 1)[0] for n in names} != {record.split("/")[0]} or len(set(names)) != len(names) \
+                        or record not in names:
+                    raise ValueError("not the layout torch.save() writes: one folder, one data.pkl")
+                data = archive.read(record)
         else:
             data = Path(path).read_bytes()
         return _scan_pickle(data)

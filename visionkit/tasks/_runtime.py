@@ -93,7 +93,8 @@ def load_ultralytics(weights: Path, device: Device, expected_task: str) -> Any:
     """An ultralytics ``.pt`` checkpoint as a fused, frozen eval model on ``device`` (fp16 on CUDA).
 
     Shared by every task's ultralytics backend; a checkpoint of another task (e.g. a -cls file given to detect)
-    is refused here with a clear message instead of failing later on an unexpected output shape.
+    is refused here with a clear message instead of failing later on an unexpected output shape. The file is read
+    without running code from it unless it is trusted (``checkpoints.trusting``).
     """
     ultralytics_offline()
     model = load_ultralytics_checkpoint(weights, device.torch)

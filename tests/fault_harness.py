@@ -153,3 +153,40 @@ def check_fault(fault: Fault, cwd: Path | None = None) -> Outcome:
     if fault.outputs_valid is not None:
         fault.outputs_valid()
     return outcome
+
+
+class _Call:
+    """Unpickles as ``func(*args)``: what a malicious checkpoint does."""
+
+    def __init__(self, func: Callable[..., object], *args: object):
+        self.func, self.args = func, args
+
+    def __reduce__(self) -> tuple[Callable[..., object], tuple[object, ...]]:
+        return self.func, self.args
+
+
+def malicious_checkpoint(path: Path, marker: Path, how: str = "os.system") -> Path:
+    """A checkpoint-shaped file (``torch.save({"model": ...})``) whose unpickling creates ``marker``: through
+    ``os.system``, ``eval``, ``subprocess``, an allow-listed model class's constructor (``DetectionModel(cfg)``
+    evaluates the cfg's ``activation``), or as a plain ``pickle`` (protocol 5) file."""
+    import pickle
+
+    import torch
+
+    if how == "model constructor":
+        from ultralytics.nn.tasks import DetectionModel
+
+        cfg = {"nc": 1, "activation": f"__import__('os').system('touch {marker}')",
+               "backbone": [[-1, 1, "Conv", [16, 3, 2]]], "head": [[-1, 1, "Detect", ["nc"]]]}
+        payload = _Call(DetectionModel, cfg)
+    else:
+        touch = _Call(os.system, f"touch {marker}")
+        payload = {"os.system": touch, "plain pickle": touch,
+                   "eval": _Call(eval, f"open({str(marker)!r}, 'w').close()"),
+                   "subprocess": _Call(subprocess.call, ["touch", str(marker)])}[how]
+    if how == "plain pickle":
+        path.write_bytes(pickle.dumps({"model": payload}))
+    else:
+        torch.save({"model": payload}, path)
+    return path
+

@@ -63,10 +63,17 @@ def _add_model_options(p: argparse.ArgumentParser, task: str, streams: bool = Tr
                    help="onnx: run a PyTorch model (e.g. a YOLO .pt) on ONNX Runtime, exported once and cached; "
                         "faster on a CPU (default: the model's own runtime)")
     g.add_argument("--batch", type=_positive_int, default=1, help="frames per forward pass (default: 1)")
+    _add_trust_option(g)
     if streams:
         g.add_argument("--workers", type=_positive_int, metavar="N",
                        help="frames in inference at once, each in its own thread with cores/N CPU threads (default: "
                             "2 for videos and folders on a multi-core CPU when the model allows it, else 1)")
+
+
+def _add_trust_option(g: Any) -> None:
+    g.add_argument("--trust-weights", action="store_true", dest="trust_weights",
+                   help="load a .pt file even if it needs more than a model checkpoint does: unpickling it can run "
+                        "any code it holds, so only for files you trust (catalog files with a matching sha256 are)")
 
 
 def _add_detect_options(p: argparse.ArgumentParser) -> None:
@@ -180,6 +187,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--task", default="detect", help="the model's task (default: detect)")
     p.add_argument("--weights", help="weights file for a catalog architecture")
     p.add_argument("--output", "-o", metavar="FILE", help="also copy the ONNX file to FILE")
+    _add_trust_option(p)
     p.set_defaults(handler=_run_export)
 
     p = sub.add_parser("eval", help="score a model on a labelled dataset",
@@ -280,7 +288,7 @@ def _load(args: argparse.Namespace, evaluate: bool = False) -> Any:
     from . import Predictor
 
     common = dict(weights=args.weights, device=args.device, runtime=args.runtime, batch_size=args.batch,
-                  workers=_workers(args), **_predictor_options(args))
+                  workers=_workers(args), trust_weights=args.trust_weights, **_predictor_options(args))
     if args.task == "track":
         from .tasks.track import TrackingPredictor
 
@@ -441,7 +449,7 @@ class _Window:
 def _run_export(args: argparse.Namespace) -> int:
     from . import export_onnx
 
-    path = export_onnx(args.model, args.task, args.weights)
+    path = export_onnx(args.model, args.task, args.weights, trust_weights=args.trust_weights)
     if args.output:
         from .io.sinks import copy_file
 
@@ -519,7 +527,8 @@ def _run_eval_pose(args: argparse.Namespace) -> int:
     scorer: Any = pose
     if hasattr(pose.backend, "predict_in_boxes"):  # single-person model: top-down on detected people
         # COCO scores at most 20 people per image, so more boxes change nothing but the run time.
-        persons = Predictor("detect", args.detector, classes=[0], evaluate=True, max_det=20, device=args.device)
+        persons = Predictor("detect", args.detector, classes=[0], evaluate=True, max_det=20, device=args.device,
+                            trust_weights=args.trust_weights)
         scorer = PersonPose(persons, pose)
         report["detector"] = persons.entry.name
         pck = evaluate_pck(pose, args.images, args.annotations)

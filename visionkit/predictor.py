@@ -31,7 +31,8 @@ from .io.sources import ErrorHandler, Frame, Source, open_source
 from .io.threads import BackgroundIterator, ordered_map
 from .results import Result, Speed
 from .tasks.base import Backend, backend_class, backend_for_file, merge_options
-from .weights import resolve as resolve_weights
+from .tasks.checkpoints import trusting
+from .weights import resolve_verified
 
 log = logging.getLogger("visionkit")
 RUNTIME_NAMES = {"torch": "PyTorch", "onnx": "ONNX Runtime", "tflite": "TensorFlow Lite", "opencv": "OpenCV"}
@@ -40,7 +41,7 @@ RUNTIME_NAMES = {"torch": "PyTorch", "onnx": "ONNX Runtime", "tflite": "TensorFl
 class Predictor:
     def __init__(self, task: str, model: str | Path | None = None, *, weights: str | Path | None = None,
                  device: str = "auto", runtime: str | None = None, batch_size: int = 1, workers: int | None = 1,
-                 evaluate: bool = False, **options: Any):
+                 evaluate: bool = False, trust_weights: bool = False, **options: Any):
         """
         Args:
             task: detect, classify, pose, segment or action.
@@ -59,6 +60,9 @@ class Predictor:
                 image. None = 2 on a multi-core CPU when the backend can run inputs side by side, else 1 (the
                 CLI's default for videos and folders).
             evaluate: use the catalog's scoring settings (e.g. conf 0.001) instead of the interactive ones.
+            trust_weights: load a pickled checkpoint (.pt) with the full unpickler, which runs any code the file
+                names; by default only what a model checkpoint is made of is loaded, and anything else is refused
+                (a catalog file whose sha256 matched the catalog is trusted either way).
             options: backend options such as conf, iou, imgsz, max_det; unknown names raise.
         """
         self.task = task
@@ -67,6 +71,7 @@ class Predictor:
         if self._exporter is not None:
             self._backend_cls = backend_class(task, self._exporter.ONNX_BACKEND)
         self.weights_arg = weights if weights is not None else model_path
+        self.trust_weights = bool(trust_weights)
         self.device_spec = device
         self.batch_size = max(int(batch_size), 1)
         self._auto_workers = workers is None
@@ -90,16 +95,17 @@ class Predictor:
 
             device = replace(device, threads=max(cpu_cores() // self.workers, 1))
             torch.set_num_threads(device.threads)
-        path = resolve_weights(self.entry, self.weights_arg)
-        if self._exporter is not None:
-            path = self._exporter.export_onnx(path)
-        try:
-            backend = self._backend_cls(self.entry, path, device, self.options)
-        except (WeightsError, ModelNotFoundError, OptionError):  # already user-facing: keep the type
-            raise
-        except Exception as e:  # a library's own failure to parse the file: report it as bad weights
-            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-            raise WeightsError(f"cannot load {self.entry.name} from {path}: {first}") from e
+        path, verified = resolve_verified(self.entry, self.weights_arg)
+        with trusting(path if self.trust_weights or verified else None):
+            if self._exporter is not None:
+                path = self._exporter.export_onnx(path)
+            try:
+                backend = self._backend_cls(self.entry, path, device, self.options)
+            except (WeightsError, ModelNotFoundError, OptionError):  # already user-facing: keep the type
+                raise
+            except Exception as e:  # a library's own failure to parse the file: report it as bad weights
+                first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+                raise WeightsError(f"cannot load {self.entry.name} from {path}: {first}") from e
         log.info("loaded %s (%s) on %s", self.entry.name, self._backend_cls.name, device)
         return backend
 
@@ -235,15 +241,18 @@ def _resolve_model(task: str, model: str | Path | None) -> tuple[catalog.ModelEn
     return entry, backend_class(task, entry.backend), None
 
 
-def export_onnx(model: str | Path, task: str = "detect", weights: str | Path | None = None) -> Path:
+def export_onnx(model: str | Path, task: str = "detect", weights: str | Path | None = None,
+                trust_weights: bool = False) -> Path:
     """The ONNX file ``runtime="onnx"`` runs for ``model`` (a catalog name or a .pt file), exported once by the
-    model family's own exporter and cached; for deploying the model elsewhere (ONNX Runtime, TensorRT, OpenVINO)."""
+    model family's own exporter and cached; for deploying the model elsewhere (ONNX Runtime, TensorRT, OpenVINO).
+    ``trust_weights`` as for ``Predictor``."""
     entry, cls, path = _resolve_model(task, model)
     exporter = _exporter_for(cls, entry, "onnx")
-    local = resolve_weights(entry, weights if weights is not None else path)
+    local, verified = resolve_verified(entry, weights if weights is not None else path)
     if exporter is None:
         raise OptionError(f"{entry.name} is an ONNX model already: {local}")
-    return exporter.export_onnx(local)
+    with trusting(local if trust_weights or verified else None):
+        return exporter.export_onnx(local)
 
 
 def _check_workers(workers: int | None, cls: type[Backend], entry: catalog.ModelEntry) -> int:

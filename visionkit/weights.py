@@ -41,32 +41,39 @@ def sha256_of(path: Path, chunk: int = 1 << 20) -> str:
     return h.hexdigest()
 
 
-def verify(path: Path, entry: ModelEntry) -> None:
-    """Raise if ``path`` does not hash to what the catalog pins (full sha256 or torchvision's prefix)."""
+def verify(path: Path, entry: ModelEntry) -> bool:
+    """Raise if ``path`` does not hash to what the catalog pins (full sha256 or torchvision's prefix); True when the
+    full sha256 matched, i.e. the file is byte for byte the official release (a prefix alone does not prove that)."""
     expected = entry.sha256 or entry.hash_prefix
     if not expected:
-        return
+        return False
     actual = sha256_of(path)
     if not actual.startswith(expected):
         raise WeightsError(
             f"{path} is not the official {entry.name} weights: sha256 {actual[:16]}... != expected "
             f"{expected[:16]}... (corrupt or partial file? delete it and try again)"
         )
+    return bool(entry.sha256)
 
 
 def resolve(entry: ModelEntry, weights: str | os.PathLike | None = None) -> Path:
     """Local path of verified weights for ``entry``; an explicit ``weights`` path wins and is not hash-checked."""
+    return resolve_verified(entry, weights)[0]
+
+
+def resolve_verified(entry: ModelEntry, weights: str | os.PathLike | None = None) -> tuple[Path, bool]:
+    """``resolve``, and whether the file's full sha256 matched the catalog: then the catalog vouches for its contents
+    (it is the official release), so it may be loaded as a trusted pickle."""
     if weights is not None:
         path = Path(weights).expanduser()
         if not path.is_file():
             raise WeightsError(f"weights file not found: {path}")
-        return path
+        return path, False
     for folder in [*weights_dirs(), cache_dir()]:
         candidate = folder / entry.file
         if candidate.is_file():
-            verify(candidate, entry)
-            return candidate
-    return download(entry)
+            return candidate, verify(candidate, entry)
+    return download(entry), bool(entry.sha256)
 
 
 def _where_to_put_it(entry: ModelEntry) -> str:

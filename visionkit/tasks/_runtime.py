@@ -13,6 +13,7 @@ from typing import Any
 
 from ..device import Device
 from ..errors import WeightsError
+from .checkpoints import check_checkpoint, is_trusted, load_ultralytics_checkpoint
 
 
 def ultralytics_offline() -> None:
@@ -92,12 +93,11 @@ def load_ultralytics(weights: Path, device: Device, expected_task: str) -> Any:
     """An ultralytics ``.pt`` checkpoint as a fused, frozen eval model on ``device`` (fp16 on CUDA).
 
     Shared by every task's ultralytics backend; a checkpoint of another task (e.g. a -cls file given to detect)
-    is refused here with a clear message instead of failing later on an unexpected output shape.
+    is refused here with a clear message instead of failing later on an unexpected output shape. The file is read
+    without running code from it unless it is trusted (``checkpoints.trusting``).
     """
     ultralytics_offline()
-    from ultralytics.nn.tasks import load_checkpoint
-
-    model, _ = load_checkpoint(weights, device=device.torch)
+    model = load_ultralytics_checkpoint(weights, device.torch)
     model_task = getattr(model, "task", "detect")
     if model_task != expected_task:
         raise WeightsError(f"{weights} is an ultralytics {model_task} model, not a {expected_task} model")
@@ -159,6 +159,8 @@ def export_ultralytics_onnx(weights: Path) -> Path:
     with tempfile.TemporaryDirectory(dir=target.parent, prefix=".export-") as tmp:
         source = Path(tmp) / weights.name  # the exporter writes next to its input: keep it out of a weights folder
         shutil.copyfile(weights, source)
+        if not is_trusted(weights):  # the exporter unpickles the copy itself: it must hold nothing but a model
+            check_checkpoint(source, label=f"cannot export {weights} to ONNX")
         try:
             with _quiet_ultralytics():
                 exported = YOLO(str(source)).export(format="onnx", dynamic=True, simplify=False, device="cpu")

@@ -1,0 +1,97 @@
+"""Stop signals (SIGINT, SIGTERM, SIGHUP) as ``KeyboardInterrupt``, for the command line.
+
+A service manager stops a run with SIGTERM, a closed terminal or SSH session sends SIGHUP; both kill Python
+on the spot by default, before any video is finalised. ``stop_signals()`` turns each into ``Interrupted``, a
+``KeyboardInterrupt`` raised in the main thread, so the cleanup that Ctrl-C already runs (finish the videos,
+flush the sinks, print the summary) runs for all three, and the exit status is the shell's ``128 + signal``
+(130, 143, 129). A signal the parent process ignores (``nohup`` ignores SIGHUP) stays ignored. Nothing here
+is installed on import: only the CLI enters ``stop_signals()``, so a program that uses the library keeps its
+own handlers.
+
+Once one stop signal has been raised, the next ones are ignored while the outputs are finalised (a second
+Ctrl-C must not cut a video short); SIGKILL still ends a run that hangs, and the video survives that too.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import threading
+from collections.abc import Iterator
+from types import FrameType
+
+STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name))
+
+
+class Interrupted(KeyboardInterrupt):
+    """A run stopped by ``signum``; a KeyboardInterrupt, so every Ctrl-C cleanup path handles it."""
+
+    def __init__(self, signum: int = signal.SIGINT):
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+    @property
+    def signal_name(self) -> str:
+        return signal.Signals(self.signum).name
+
+    @property
+    def exit_code(self) -> int:
+        """What a shell reports for a process ended by the signal: 130 SIGINT, 143 SIGTERM, 129 SIGHUP."""
+        return 128 + self.signum
+
+
+class _StopHandler:
+    """Raise ``Interrupted`` for the first stop signal, unless outputs are being finished (then it is held)."""
+
+    def __init__(self) -> None:
+        self.received: int | None = None
+        self.finishing = 0
+
+    def __call__(self, signum: int, frame: FrameType | None) -> None:
+        if self.received is not None:
+            return  # already stopping
+        self.received = signum
+        if not self.finishing:
+            raise Interrupted(signum)
+
+
+_active: _StopHandler | None = None
+
+
+@contextlib.contextmanager
+def stop_signals() -> Iterator[None]:
+    """While inside, SIGINT/SIGTERM/SIGHUP raise ``Interrupted`` in the main thread; the previous handlers come
+    back on exit. Outside the main thread (where Python allows no handlers) this does nothing."""
+    global _active
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    handler, outer = _StopHandler(), _active
+    # A signal the parent set to be ignored stays ignored: `nohup visionkit ...` must survive a hang-up.
+    previous = {signum: signal.signal(signum, handler) for signum in STOP_SIGNALS
+                if signal.getsignal(signum) is not signal.SIG_IGN}
+    _active = handler
+    try:
+        yield
+    finally:
+        _active = outer
+        for signum, old in previous.items():
+            signal.signal(signum, old)
+
+
+@contextlib.contextmanager
+def finishing_outputs() -> Iterator[None]:
+    """Finalise outputs without being cut short: a stop signal that arrives inside is raised as ``Interrupted``
+    when the block ends (after the files are complete). Without ``stop_signals()`` active it changes nothing."""
+    handler = _active
+    if handler is None:
+        yield
+        return
+    already_stopping = handler.received is not None
+    handler.finishing += 1
+    try:
+        yield
+    finally:
+        handler.finishing -= 1
+    if handler.received is not None and not already_stopping and not handler.finishing:
+        raise Interrupted(handler.received)

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ModelNotFoundError, OptionError, VisionkitError
-from .interrupts import Interrupted, finishing_outputs, stop_signals
+from .interrupts import Interrupted, hold_stop_signals, stop_requested, stop_signals
 from .io.sources import __doc__ as SOURCES_DOC
 
 log = logging.getLogger("visionkit")
@@ -370,34 +370,34 @@ def _run_task(args: argparse.Namespace) -> int:
     speed_sum = [0.0, 0.0, 0.0]
     start = time.perf_counter()
     stop: KeyboardInterrupt | None = None
-    try:  # Ctrl-C, SIGTERM and SIGHUP (see visionkit.interrupts) end the loop; the outputs are finished below
-        try:
-            for frame, result in predictor.stream(source, on_error=on_error):
-                if writer is not None:  # handed over before it is counted: the summary counts what was written
-                    writer.submit(frame, result)
-                elif not window.show(emit(frame, result)):
-                    break
-                frames += 1
-                objects += len(result) if isinstance(result, Detections) else 0
-                speed_sum = [a + b for a, b in zip(speed_sum, (result.speed.preprocess, result.speed.inference,
-                                                               result.speed.postprocess))]
-                if not frame.is_video and not args.quiet:
-                    tqdm.write(f"{frame.name}: {frame.image.shape[1]}x{frame.image.shape[0]} {_describe(result)} "
-                               f"({result.speed.total:.1f} ms)")
-                bar.update(1)
-        finally:
-            with finishing_outputs():
-                bar.close()
-                try:
-                    if writer is not None:
-                        writer.close()
-                finally:
-                    for sink in sinks:
-                        sink.close()
-                    if window:
-                        window.close()
+    try:  # Ctrl-C, SIGTERM and SIGHUP (visionkit.interrupts) end the loop; the outputs are finished below
+        for frame, result in predictor.stream(source, on_error=on_error):
+            if writer is not None:  # handed over before it is counted: the summary counts what was written
+                writer.submit(frame, result)
+            elif not window.show(emit(frame, result)):
+                break
+            frames += 1
+            objects += len(result) if isinstance(result, Detections) else 0
+            speed_sum = [a + b for a, b in zip(speed_sum, (result.speed.preprocess, result.speed.inference,
+                                                           result.speed.postprocess))]
+            if not frame.is_video and not args.quiet:
+                tqdm.write(f"{frame.name}: {frame.image.shape[1]}x{frame.image.shape[0]} {_describe(result)} "
+                           f"({result.speed.total:.1f} ms)")
+            bar.update(1)
     except KeyboardInterrupt as e:
         stop = e
+    finally:
+        hold_stop_signals()  # a signal from here on must not cut a video short: it is reported below
+        bar.close()
+        try:
+            if writer is not None:
+                writer.close()
+        finally:
+            for sink in sinks:
+                sink.close()
+            if window:
+                window.close()
+    stop = stop or stop_requested()
     elapsed = time.perf_counter() - start
     code = _interrupted(stop) if stop is not None else EXIT_FAILED if errors or frames == 0 else EXIT_OK
     _summary(args, frames, objects, speed_sum, elapsed, errors, sinks)

@@ -41,17 +41,17 @@ class Interrupted(KeyboardInterrupt):
 
 
 class _StopHandler:
-    """Raise ``Interrupted`` for the first stop signal, unless outputs are being finished (then it is held)."""
+    """Raise ``Interrupted`` for the first stop signal, unless outputs are being finished (then only note it)."""
 
     def __init__(self) -> None:
         self.received: int | None = None
-        self.finishing = 0
+        self.held = False
 
     def __call__(self, signum: int, frame: FrameType | None) -> None:
         if self.received is not None:
             return  # already stopping
         self.received = signum
-        if not self.finishing:
+        if not self.held:
             raise Interrupted(signum)
 
 
@@ -79,19 +79,13 @@ def stop_signals() -> Iterator[None]:
             signal.signal(signum, old)
 
 
-@contextlib.contextmanager
-def finishing_outputs() -> Iterator[None]:
-    """Finalise outputs without being cut short: a stop signal that arrives inside is raised as ``Interrupted``
-    when the block ends (after the files are complete). Without ``stop_signals()`` active it changes nothing."""
-    handler = _active
-    if handler is None:
-        yield
-        return
-    already_stopping = handler.received is not None
-    handler.finishing += 1
-    try:
-        yield
-    finally:
-        handler.finishing -= 1
-    if handler.received is not None and not already_stopping and not handler.finishing:
-        raise Interrupted(handler.received)
+def hold_stop_signals() -> None:
+    """Outputs are being finished: from now until ``stop_signals()`` ends, a stop signal is only noted (see
+    ``stop_requested``), not raised, so no file is cut short. Without ``stop_signals()`` it does nothing."""
+    if _active is not None:
+        _active.held = True
+
+
+def stop_requested() -> Interrupted | None:
+    """The stop signal received since ``stop_signals()`` began (raised or held), if any."""
+    return Interrupted(_active.received) if _active is not None and _active.received is not None else None

@@ -1,15 +1,18 @@
 """Fault matrix, video outputs: runs stopped mid-way by SIGTERM (a service manager), SIGHUP (a closed terminal)
-and SIGINT (Ctrl-C), through the real console script.
+and SIGINT (Ctrl-C), through the real console script: detect, track, the demo (headless and serving its page)
+and an evaluation.
 
 Every row checks what ``check_fault`` checks (the exit code 128 + signal, exactly one ``visionkit: interrupted by
-SIG...`` line, no traceback, untouched inputs), and that the annotated video decodes frame by frame and holds
-every frame the summary line and the JSONL report: a stop loses nothing that was processed.
+SIG...`` line, no traceback, untouched inputs), and, where the run writes a video, that it decodes frame by frame
+and holds every frame that the summary line and the JSONL report: a stop loses nothing that was processed.
 """
 
 from __future__ import annotations
 
 import re
 import signal
+import socket
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -52,6 +55,12 @@ def _fault(case: str, tmp: Path, video: Path, data: Path) -> Fault:
         return Fault(case, argv, 143, "interrupted by SIGTERM", [video],
                      lambda: _video_holds_every_line(out / "vtest.mp4", jsonl, extra=1),
                      stop=_stop(signal.SIGTERM, jsonl))
+    if case.endswith("demo --serve"):  # SIGTERM: uvicorn shuts down and re-raises it; SIGHUP: ours alone
+        port = _free_port()
+        signum = signal.SIGTERM if case.startswith("SIGTERM") else signal.SIGHUP
+        argv = ["demo", "--source", video, "--loop", "--serve", "--port", str(port), "--model", MODEL]
+        return Fault(case, argv, 128 + signum, f"interrupted by {signal.Signals(signum).name}", [video],
+                     stop=Stop(signum, lambda printed: _answers(f"http://127.0.0.1:{port}/stats")))
     if case == "SIGTERM eval track":  # stopped in the second sequence: no half-written report
         report, first = tmp / "scores.json", data / "MOT17-02-FRCNN"
         argv = ["eval", "track", "-m", MODEL, "--classes", "0", "--gt", first, data / "PETS09-S2L1", "--json", report]
@@ -64,7 +73,22 @@ def _fault(case: str, tmp: Path, video: Path, data: Path) -> Fault:
     raise AssertionError(case)
 
 
-CASES = ["SIGTERM detect", "SIGHUP track", "SIGINT detect", "SIGTERM demo --headless", "SIGTERM eval track"]
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _answers(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+CASES = ["SIGTERM detect", "SIGHUP track", "SIGINT detect", "SIGTERM demo --headless", "SIGTERM demo --serve",
+         "SIGHUP demo --serve", "SIGTERM eval track"]
 
 
 def _summary_frames(outcome: Outcome) -> int | None:

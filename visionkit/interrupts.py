@@ -17,7 +17,7 @@ from __future__ import annotations
 import contextlib
 import signal
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from types import FrameType
 
 STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name))
@@ -41,13 +41,19 @@ class Interrupted(KeyboardInterrupt):
 
 
 class _StopHandler:
-    """Raise ``Interrupted`` for the first stop signal, unless outputs are being finished (then only note it)."""
+    """Raise ``Interrupted`` for the first stop signal, unless outputs are being finished (then only note it) or
+    a graceful stop is set (then call it)."""
 
     def __init__(self) -> None:
         self.received: int | None = None
         self.held = False
+        self.graceful: Callable[[], None] | None = None
 
     def __call__(self, signum: int, frame: FrameType | None) -> None:
+        if self.graceful is not None:
+            self.received = self.received or signum
+            self.graceful()
+            return
         if self.received is not None:
             return  # already stopping
         self.received = signum
@@ -84,6 +90,24 @@ def hold_stop_signals() -> None:
     ``stop_requested``), not raised, so no file is cut short. Without ``stop_signals()`` it does nothing."""
     if _active is not None:
         _active.held = True
+
+
+@contextlib.contextmanager
+def stop_gracefully(stop: Callable[[], None]) -> Iterator[None]:
+    """Within, a stop signal calls ``stop()`` (e.g. tell a server to shut down) instead of raising wherever the
+    main thread is (inside an event loop that would leave a task's exception unretrieved); once the block has
+    ended, ``Interrupted`` is raised for it. Without ``stop_signals()`` it changes nothing."""
+    handler = _active
+    if handler is None:
+        yield
+        return
+    handler.graceful = stop
+    try:
+        yield
+    finally:
+        handler.graceful = None
+    if handler.received is not None:
+        raise Interrupted(handler.received)
 
 
 def stop_requested() -> Interrupted | None:

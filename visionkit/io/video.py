@@ -55,7 +55,7 @@ def _missing_encoder(name: str) -> str | None:
 
 
 def _rate(fps: float) -> Fraction:
-    """The frame rate as the exact fraction containers store (29.97 -> 30000/1001)."""
+    """The frame rate as the exact fraction containers store (OpenCV's 29.97003 for NTSC -> 30000/1001)."""
     return Fraction(fps).limit_denominator(1001)
 
 
@@ -83,17 +83,18 @@ class _PyAVEncoder:
         self._pts = 0
 
     def write(self, bgr: np.ndarray) -> None:
-        frame = av.VideoFrame.from_ndarray(bgr, format="bgr24")
+        frame = av.VideoFrame.from_ndarray(bgr, format="bgr24")  # converted to yuv420p by the encoder (swscale)
         frame.pts = self._pts
-        self._pts += 1
         self._mux(self._stream.encode(frame))
+        self._pts += 1
 
     def _mux(self, packets: list[Any]) -> None:
         try:
-            for packet in packets:
-                self._container.mux(packet)
-                if packet.is_keyframe:  # the muxer has just written out the previous fragment
-                    self._sync()
+            # One call for all of a frame's packets (PyAV loops in C): a Ctrl-C in the caller's thread cannot
+            # land between two of them and leave a gap in the stream.
+            self._container.mux(packets)
+            if any(packet.is_keyframe for packet in packets):  # the muxer has just written the previous fragment
+                self._sync()
         except (av.FFmpegError, OSError) as e:
             raise SinkError(f"cannot write {self.path}: {getattr(e, 'strerror', None) or e}") from None
 

@@ -25,7 +25,7 @@ from clip_helpers import make_clip
 from fault_harness import Outcome, Stop, assert_jsonl_valid, assert_video_valid, run_cli
 
 from visionkit.errors import SinkError
-from visionkit.interrupts import Interrupted, hold_stop_signals, stop_requested, stop_signals
+from visionkit.interrupts import Interrupted, hold_stop_signals, stop_gracefully, stop_requested, stop_signals
 from visionkit.io.video import VideoWriter
 
 MODEL = "ssd_mobilenet_v1_coco"  # the fastest real model (~10 ms/image on a CPU)
@@ -272,3 +272,13 @@ def test_signals_while_finishing_outputs_are_held() -> None:
         held = stop_requested()
     assert held is not None and held.exit_code == 143
     assert stop_requested() is None  # nothing is left over outside the command
+
+
+def test_a_graceful_stop_is_called_then_raised() -> None:
+    """``stop_gracefully``: a server is told to shut down, and the stop is raised once the block has ended."""
+    calls: list[str] = []
+    with stop_signals(), pytest.raises(Interrupted) as stopped:
+        with stop_gracefully(lambda: calls.append("stop")):
+            signal.raise_signal(signal.SIGHUP)
+            calls.append("still running")  # the signal did not interrupt the block
+    assert calls == ["stop", "still running"] and stopped.value.exit_code == 129

@@ -374,12 +374,15 @@ def _run_task(args: argparse.Namespace) -> int:
         for frame, result in predictor.stream(source, on_error=on_error):
             if writer is not None:  # handed over before it is counted: the summary counts what was written
                 writer.submit(frame, result)
-            elif not window.show(emit(frame, result)):
-                break
+                quit_window = False
+            else:
+                quit_window = not window.show(emit(frame, result))
             frames += 1
             objects += len(result) if isinstance(result, Detections) else 0
             speed_sum = [a + b for a, b in zip(speed_sum, (result.speed.preprocess, result.speed.inference,
                                                            result.speed.postprocess))]
+            if quit_window:
+                break
             if not frame.is_video and not args.quiet:
                 tqdm.write(f"{frame.name}: {frame.image.shape[1]}x{frame.image.shape[0]} {_describe(result)} "
                            f"({result.speed.total:.1f} ms)")

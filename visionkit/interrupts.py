@@ -10,6 +10,9 @@ own handlers.
 
 Once one stop signal has been raised, the next ones are ignored while the outputs are finalised (a second
 Ctrl-C must not cut a video short); SIGKILL still ends a run that hangs, and the video survives that too.
+``hold_stop_signals()`` marks the point where outputs are being finished (a stop then is only noted, see
+``stop_requested()``), and ``stop_gracefully(stop)`` hands a stop to code that shuts down by itself (the demo's
+web server) and raises it once that is done.
 """
 
 from __future__ import annotations

@@ -3,10 +3,10 @@
 ``VideoWriter`` encodes H.264 (``libx264``, yuv420p) through PyAV into a *fragmented* MP4
 (``movflags=frag_keyframe+empty_moov+default_base_moof``): the header goes first and each keyframe starts a
 self-contained fragment that is flushed and fsync'ed as soon as it is complete. A run killed by SIGKILL or a
-power cut therefore leaves a file that plays up to its last keyframe (one keyframe a second of video), and a
-finished file plays in Chromium, Firefox and Safari. OpenCV's own ``mp4v`` writer has neither property (its
-``moov`` index is written on release, and browsers do not decode MPEG-4 Part 2), so it is only the fallback
-for a PyAV whose FFmpeg lacks the encoder; that is said once, in a warning.
+power cut therefore leaves a file that plays up to its last keyframe (one keyframe a second of video), and
+finished and killed files alike play in a browser's ``<video>`` (tested in Chromium). OpenCV's own ``mp4v``
+writer has neither property (its ``moov`` index is written on release, and browsers do not decode MPEG-4
+Part 2), so it is only the fallback for a PyAV whose FFmpeg lacks the encoder; that is said once, in a warning.
 
 ``VISIONKIT_VIDEO_ENCODER`` names another FFmpeg encoder for PyAV (e.g. ``libopenh264``); a name this
 FFmpeg does not have selects the OpenCV fallback, which is how the fallback is tested.
@@ -31,9 +31,10 @@ log = logging.getLogger("visionkit")
 
 ENCODER_ENV = "VISIONKIT_VIDEO_ENCODER"
 DEFAULT_ENCODER = "libx264"
-# Empty header first, a fragment per keyframe, offsets relative to each fragment (what MSE players expect).
+# Empty header first, a fragment per keyframe, data offsets relative to each fragment (as browsers' players want);
+# flush_packets: each finished fragment leaves FFmpeg's buffer at once.
 FRAGMENTED_MP4 = {"movflags": "frag_keyframe+empty_moov+default_base_moof", "flush_packets": "1"}
-X264_OPTIONS = {"preset": "veryfast"}  # keeps up with live video on a CPU core; ~2x the size of "medium"
+X264_OPTIONS = {"preset": "veryfast"}  # ~2.4 ms CPU per 480x360 frame (bench_track.py --encoders-only): live-capable
 KEYFRAME_SECONDS = 1.0  # what a SIGKILL can lose at most (plus the frames still in the encoder)
 FALLBACK_FOURCC = "mp4v"  # encodable by every opencv-python wheel
 

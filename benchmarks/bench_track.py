@@ -35,6 +35,13 @@ default, all cores) and ONNX Runtime's default.
     python benchmarks/bench_track.py --runtime torch
     python benchmarks/bench_track.py --workers 1     # one frame at a time: what the runtime alone brings
     python benchmarks/bench_track.py --accuracy      # also: HOTA/MOTA/IDF1 table for the README (yolov5n)
+    python benchmarks/bench_track.py --encoders-only # what writing the annotated video costs, per writer
+
+``--encoders`` times the two video writers on the same decoded frames of vtest.avi, as the CLI's writer thread
+runs them: OpenCV's ``mp4v`` (what visionkit wrote before) and PyAV's H.264 in fragmented MP4
+(``visionkit.io.video.VideoWriter``, what it writes now: plays in browsers, survives SIGKILL). Wall time is what
+the writer thread spends per frame; CPU time also counts the encoder's own threads, i.e. what it takes from
+inference on a small CPU.
 """
 
 from __future__ import annotations
@@ -300,6 +307,50 @@ def accuracy(args: argparse.Namespace) -> None:
               f"{s['hota']:.3f} | {s['mota']:.3f} | {s['idf1']:.3f} | {s['id_switches']} |")
 
 
+# -- video writers -----------------------------------------------------------------------------------------
+def encoders(args: argparse.Namespace) -> None:
+    """ms per frame (wall and CPU) and file size of each annotated-video writer on the first frames of vtest.avi."""
+    from visionkit.io.video import FALLBACK_FOURCC, VideoWriter
+
+    cap = cv2.VideoCapture(str(VIDEO))
+    fps = cap.get(cv2.CAP_PROP_FPS)
+    frames = [image for _ in range(args.frames) if (image := cap.read()[1]) is not None]
+    cap.release()
+    h, w = frames[0].shape[:2]
+
+    def opencv_mp4v(path: Path) -> None:
+        writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*FALLBACK_FOURCC), fps, (w, h))
+        for image in frames:
+            writer.write(image)
+        writer.release()
+
+    def pyav_h264(path: Path) -> None:
+        with VideoWriter(path, fps, (w, h)) as video:
+            for image in frames:
+                video.write(image)
+
+    writers = {"OpenCV mp4v (.mp4, not fragmented)": opencv_mp4v, "PyAV libx264 veryfast, fragmented MP4": pyav_h264}
+    timings: dict[str, list[tuple[float, float]]] = {name: [] for name in writers}
+    sizes: dict[str, int] = {}
+    with tempfile.TemporaryDirectory(prefix="bench-encoders-") as tmp:
+        for repeat in range(args.repeats):  # interleaved, as the throughput runs
+            for name, write in writers.items():
+                path = Path(tmp) / f"{repeat}_{len(sizes)}.mp4"
+                wall, cpu = time.perf_counter(), time.process_time()
+                write(path)
+                timings[name].append(((time.perf_counter() - wall) * 1000 / len(frames),
+                                      (time.process_time() - cpu) * 1000 / len(frames)))
+                sizes[name] = path.stat().st_size
+                path.unlink()
+    print(f"\nvideo writers: {len(frames)} frames of {VIDEO.name} ({w}x{h}, {fps:g} fps), {args.repeats} runs, "
+          f"{os.cpu_count()} cores")
+    print("| writer | median ms/frame (wall) | median CPU ms/frame | file size |")
+    print("|---|---:|---:|---:|")
+    for name, rows in timings.items():
+        print(f"| {name} | {statistics.median(r[0] for r in rows):.2f} | {statistics.median(r[1] for r in rows):.2f} "
+              f"| {sizes[name] / 1e6:.2f} MB |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--frames", type=int, default=150, help="frames of vtest.avi to run on (default: 150)")
@@ -322,12 +373,17 @@ def main() -> None:
     parser.add_argument("--accuracy", action="store_true",
                         help="also print HOTA/MOTA/IDF1 per sequence (yolov5n and gt-as-detections)")
     parser.add_argument("--accuracy-only", action="store_true", help="only the accuracy table")
+    parser.add_argument("--encoders", action="store_true",
+                        help="also time the annotated-video writers (OpenCV mp4v vs PyAV H.264) per frame")
+    parser.add_argument("--encoders-only", action="store_true", help="only the video writers' timing")
     if len(sys.argv) > 1 and sys.argv[1] == "--worker":
         worker(sys.argv[2:])
         return
     args = parser.parse_args()
-    if not args.accuracy_only:
+    if not (args.accuracy_only or args.encoders_only):
         throughput(args)
+    if args.encoders or args.encoders_only:
+        encoders(args)
     if args.accuracy or args.accuracy_only:
         accuracy(args)
 

@@ -14,6 +14,8 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,13 +37,38 @@ class Outcome:
         return [line for line in self.stderr.replace("\r", "\n").splitlines() if line.strip()]
 
 
+@dataclass
+class Stop:
+    """Send ``signum`` to a run once ``ready(printed)`` holds (``printed``: its stdout so far; or look at its output
+    files), as a service manager, a closed terminal or the OOM killer would."""
+
+    signum: int
+    ready: Callable[[str], bool]
+
+
 def run_cli(*argv: str | Path, cwd: Path | None = None, env: dict[str, str] | None = None,
-            timeout: float = 300, preexec: Callable[[], None] | None = None) -> Outcome:
-    """``visionkit argv...`` as a user runs it: the installed console script in a fresh process, no TTY."""
-    full_env = {**os.environ, "COLUMNS": "200", **(env or {})}
-    proc = subprocess.run([str(CONSOLE_SCRIPT), *map(str, argv)], cwd=cwd, env=full_env, capture_output=True,
-                          text=True, timeout=timeout, stdin=subprocess.DEVNULL, preexec_fn=preexec)
-    return Outcome(proc.returncode, proc.stdout, proc.stderr)
+            timeout: float = 300, preexec: Callable[[], None] | None = None, stop: Stop | None = None) -> Outcome:
+    """``visionkit argv...`` as a user runs it: the installed console script in a fresh process, no TTY; with
+    ``stop``, signalled mid-run (the run must still be going when ``stop.ready`` first holds)."""
+    full_env = {**os.environ, "COLUMNS": "200", "PYTHONUNBUFFERED": "1", **(env or {})}
+    with tempfile.TemporaryDirectory() as tmp:  # output to files, read while it runs: no pipe to drain
+        out, err = Path(tmp, "stdout"), Path(tmp, "stderr")
+        with out.open("w") as out_file, err.open("w") as err_file:
+            proc = subprocess.Popen([str(CONSOLE_SCRIPT), *map(str, argv)], cwd=cwd, env=full_env, stdout=out_file,
+                                    stderr=err_file, stdin=subprocess.DEVNULL, preexec_fn=preexec)
+        try:
+            if stop is not None:
+                deadline = time.monotonic() + timeout
+                while not stop.ready(out.read_text()) and proc.poll() is None and time.monotonic() < deadline:
+                    time.sleep(0.05)
+                assert proc.poll() is None, "the run ended before it could be stopped"
+                proc.send_signal(stop.signum)
+            proc.wait(timeout=timeout)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        return Outcome(proc.returncode, out.read_text(), err.read_text())
 
 
 def snapshot(paths: Iterable[Path]) -> dict[Path, str]:
@@ -75,9 +102,10 @@ def assert_one_line(outcome: Outcome, code: int, contains: str = "") -> str:
 
 
 def _is_summary(line: str) -> bool:
-    """visionkit's own closing or status lines (summary, 'no SOURCE given', warnings it writes itself)."""
-    return line.startswith("visionkit: warning") or (": " in line and " frame(s)" in line) or \
-        line.startswith("no SOURCE given")
+    """visionkit's own closing or status lines (summary, 'no SOURCE given', warnings it writes itself, the demo's
+    ``visionkit demo: ...`` status lines)."""
+    return line.startswith(("visionkit: warning", "visionkit demo: ", "no SOURCE given")) or \
+        (": " in line and " frame(s)" in line)
 
 
 def assert_video_valid(path: Path, min_frames: int = 1) -> int:
@@ -143,11 +171,12 @@ class Fault:
     inputs: list[Path] = field(default_factory=list)
     outputs_valid: Callable[[], None] | None = None
     env: dict[str, str] | None = None
+    stop: Stop | None = None  # signal the run mid-way
 
 
 def check_fault(fault: Fault, cwd: Path | None = None) -> Outcome:
     before = snapshot(fault.inputs)
-    outcome = run_cli(*fault.argv, cwd=cwd, env=fault.env)
+    outcome = run_cli(*fault.argv, cwd=cwd, env=fault.env, stop=fault.stop)
     assert_one_line(outcome, fault.code, fault.says)
     assert_unchanged(before)
     if fault.outputs_valid is not None:

@@ -2,7 +2,9 @@
 
 Exit codes: 0 all inputs processed; 1 a runtime failure (an input, the weights or an output could not be
 used; in a multi-input run the other inputs were still processed); 2 a bad command line (unknown option,
-model or value); 130 interrupted (outputs written so far are kept and finalised).
+model or value); 130 interrupted by Ctrl-C (SIGINT), 143 stopped by SIGTERM, 129 by SIGHUP (a closed terminal):
+the videos written so far are finalised, the other outputs flushed and the summary printed, after one
+``visionkit: interrupted by SIGNAL`` line. Only this module installs signal handlers (``main``).
 """
 
 from __future__ import annotations
@@ -18,11 +20,12 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ModelNotFoundError, OptionError, VisionkitError
+from .interrupts import Interrupted, hold_stop_signals, stop_requested, stop_signals
 from .io.sources import __doc__ as SOURCES_DOC
 
 log = logging.getLogger("visionkit")
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2  # interrupted: 128 + the signal (visionkit.interrupts)
 
 SOURCE_HELP = ("image, folder, quoted glob, video, camera index or stream URL (default: the built-in sample "
                "bus.jpg); see the list below")
@@ -150,8 +153,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="visionkit", description="Computer-vision applications behind one predictor interface.",
         epilog="exit codes: 0 ok, 1 runtime failure (other inputs still processed), 2 bad command line, "
-               "130 interrupted. Weights are looked up in $VISIONKIT_WEIGHTS, then ~/.cache/visionkit, "
-               "then downloaded from the official URL.")
+               "130 interrupted (Ctrl-C), 143 SIGTERM, 129 SIGHUP. Weights are looked up in $VISIONKIT_WEIGHTS, "
+               "then ~/.cache/visionkit, then downloaded from the official URL.")
     parser.add_argument("--version", action="version", version=f"visionkit {_version()}")
     parser.add_argument("--debug", action="store_true", help="show tracebacks for errors")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -374,24 +377,28 @@ def _run_task(args: argparse.Namespace) -> int:
     frames = objects = 0
     speed_sum = [0.0, 0.0, 0.0]
     start = time.perf_counter()
-    interrupted = False
-    try:
+    stop: KeyboardInterrupt | None = None
+    try:  # Ctrl-C, SIGTERM and SIGHUP (visionkit.interrupts) end the loop; the outputs are finished below
         for frame, result in predictor.stream(source, on_error=on_error):
+            if writer is not None:  # handed over before it is counted: the summary counts what was written
+                writer.submit(frame, result)
+                quit_window = False
+            else:
+                quit_window = not window.show(emit(frame, result))
             frames += 1
             objects += len(result) if isinstance(result, Detections) else 0
             speed_sum = [a + b for a, b in zip(speed_sum, (result.speed.preprocess, result.speed.inference,
                                                            result.speed.postprocess))]
-            if writer is not None:
-                writer.submit(frame, result)
-            elif not window.show(emit(frame, result)):
+            if quit_window:
                 break
             if not frame.is_video and not args.quiet:
                 tqdm.write(f"{frame.name}: {frame.image.shape[1]}x{frame.image.shape[0]} {_describe(result)} "
                            f"({result.speed.total:.1f} ms)")
             bar.update(1)
-    except KeyboardInterrupt:
-        interrupted = True
+    except KeyboardInterrupt as e:
+        stop = e
     finally:
+        hold_stop_signals()  # a signal from here on must not cut a video short: it is reported below
         bar.close()
         try:
             if writer is not None:
@@ -401,11 +408,11 @@ def _run_task(args: argparse.Namespace) -> int:
                 sink.close()
             if window:
                 window.close()
+    stop = stop or stop_requested()
     elapsed = time.perf_counter() - start
+    code = _interrupted(stop) if stop is not None else EXIT_FAILED if errors or frames == 0 else EXIT_OK
     _summary(args, frames, objects, speed_sum, elapsed, errors, sinks)
-    if interrupted:
-        return EXIT_INTERRUPTED
-    return EXIT_FAILED if errors or frames == 0 else EXIT_OK
+    return code
 
 
 def _summary(args: argparse.Namespace, frames: int, objects: int, speed_sum: list[float], elapsed: float,
@@ -587,7 +594,20 @@ def _run_eval_track(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _interrupted(stop: KeyboardInterrupt) -> int:
+    """Print the one ``visionkit: interrupted`` line, naming the signal; return 128 + its number."""
+    if not isinstance(stop, Interrupted):  # Ctrl-C where no handler could be installed (not the main thread)
+        stop = Interrupted()
+    print(f"visionkit: interrupted by {stop.signal_name}", file=sys.stderr)
+    return stop.exit_code
+
+
 def main(argv: list[str] | None = None) -> int:
+    with stop_signals():  # only the command sets signal handlers; the library leaves the process's alone
+        return _main(argv)
+
+
+def _main(argv: list[str] | None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(format="visionkit: %(levelname)s: %(message)s", level=logging.WARNING)
@@ -603,9 +623,8 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"visionkit: error: {e}", file=sys.stderr)
         return EXIT_FAILED
-    except KeyboardInterrupt:
-        print("visionkit: interrupted", file=sys.stderr)
-        return EXIT_INTERRUPTED
+    except KeyboardInterrupt as e:
+        return _interrupted(e)
     except Exception as e:  # a bug: still one line, with the way to see more
         if args.debug:
             raise

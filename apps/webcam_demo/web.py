@@ -17,6 +17,7 @@ from typing import Any
 import cv2
 
 import visionkit
+from visionkit.interrupts import stop_gracefully
 
 try:
     import uvicorn
@@ -78,12 +79,12 @@ class Processor(threading.Thread):
         super().__init__(name="visionkit-demo-processor", daemon=True)
         self.engine, self.frames, self.latest = engine, frames, latest
         self.error: BaseException | None = None
-        self._stop = threading.Event()
+        self._stopping = threading.Event()  # not _stop: that is a threading.Thread method
 
     def run(self) -> None:
         try:
             for item in self.frames:
-                if self._stop.is_set():
+                if self._stopping.is_set():
                     break
                 if not self.engine.paused:
                     annotated, _ = self.engine.process(item.frame.image, item.captured_at)
@@ -94,7 +95,7 @@ class Processor(threading.Thread):
             self.latest.close()
 
     def stop(self) -> None:
-        self._stop.set()
+        self._stopping.set()
 
 
 def create_app(engine: DemoEngine, latest: LatestJpeg, snapshots: Path, guard: Guard) -> Starlette:
@@ -215,8 +216,14 @@ def serve(engine: DemoEngine, frames: Iterator[Captured], host: str, port: int, 
             await asyncio.sleep(0.2)
         await task
 
+    def shut_down() -> None:
+        server.should_exit = True
+
     try:
-        asyncio.run(run())
+        # uvicorn shuts down on SIGINT/SIGTERM by itself, then re-raises the signal; SIGHUP has it shut down too.
+        # The stop is raised after the event loop has ended, so the demo exits as the other commands do.
+        with stop_gracefully(shut_down):
+            asyncio.run(run())
     finally:
         processor.stop()
         latest.close()

@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -17,8 +18,7 @@ import numpy as np
 from ..errors import SinkError
 from ..results import Detections, Result
 from .sources import Frame
-
-VIDEO_FOURCC = "mp4v"  # encodable by every opencv-python wheel; plays in browsers via ffmpeg/VLC
+from .video import VideoWriter
 
 
 def _ensure_dir(path: Path) -> Path:
@@ -54,13 +54,17 @@ class Sink:
 
 
 class AnnotatedSink(Sink):
-    """Annotated stills as ``DIR/<name>`` and annotated videos as ``DIR/<stem>.mp4`` (one writer per video)."""
+    """Annotated stills as ``DIR/<name>`` and annotated videos as ``DIR/<stem>.mp4`` (one writer per video).
+
+    Videos are H.264 in fragmented MP4 (``visionkit.io.video``): they play in a browser, and a run that is
+    killed leaves them playable up to the last keyframe.
+    """
 
     needs_annotation = True
 
     def __init__(self, directory: str | Path):
         self.directory = _ensure_dir(Path(directory))
-        self._writers: dict[str, cv2.VideoWriter] = {}
+        self._writers: dict[str, VideoWriter] = {}
         self._taken: set[Path] = set()
         self.written: list[Path] = []
 
@@ -91,7 +95,7 @@ class AnnotatedSink(Sink):
         self._taken.add(target)
         return target
 
-    def _video_writer(self, frame: Frame, image: np.ndarray) -> cv2.VideoWriter:
+    def _video_writer(self, frame: Frame, image: np.ndarray) -> VideoWriter:
         writer = self._writers.get(frame.source)
         if writer is None:
             # "camera 0" (a live camera) -> camera0.mp4; any file or URL, even one named camera*.avi -> its stem
@@ -99,17 +103,16 @@ class AnnotatedSink(Sink):
             stem = frame.source.replace(" ", "") if camera else Path(frame.source).stem
             target = self._unique(self.directory / f"{stem or 'stream'}.mp4")
             h, w = image.shape[:2]
-            writer = cv2.VideoWriter(str(target), cv2.VideoWriter_fourcc(*VIDEO_FOURCC), frame.fps or 30.0, (w, h))
-            if not writer.isOpened():
-                raise SinkError(f"cannot open video writer for {target}")
+            writer = VideoWriter(target, frame.fps or 30.0, (w, h))
             self._writers[frame.source] = writer
             self.written.append(target)
         return writer
 
     def close(self) -> None:
-        for writer in self._writers.values():
-            writer.release()
-        self._writers.clear()
+        writers, self._writers = list(self._writers.values()), {}
+        with contextlib.ExitStack() as stack:  # every video is finished even if one of them fails
+            for writer in writers:
+                stack.callback(writer.close)
 
 
 class _LineSink(Sink):

@@ -75,8 +75,9 @@ def assert_one_line(outcome: Outcome, code: int, contains: str = "") -> str:
 
 
 def _is_summary(line: str) -> bool:
-    """visionkit's own closing or status lines (summary, 'no SOURCE given', warnings it writes itself)."""
-    return line.startswith("visionkit: warning") or (": " in line and " frame(s)" in line) or \
+    """visionkit's own closing or status lines (summary, 'no SOURCE given', warnings it writes itself, which its
+    logging prints as ``visionkit: WARNING: ...``)."""
+    return line.lower().startswith("visionkit: warning") or (": " in line and " frame(s)" in line) or \
         line.startswith("no SOURCE given")
 
 

@@ -277,18 +277,15 @@ def test_on_error_collects_and_goes_on(tmp_path: Path, coco_jpg: Path, clip: Pat
     write_png(folder / "6_good.png", np.full((5, 5, 3), 6, np.uint8))
     errors: list[SourceError] = []
     source = open_source(folder, on_error=errors.append)
-    assert [str(e) for e in errors] == [f"{folder / '4_zero.mp4'}: empty file (0 bytes)"]  # videos open early
     assert len(source) == 1 + 1 + 1 + 1 + 3 + 1  # an unopenable video counts as one item
+    assert errors == []  # inputs open when their turn comes, so errors come in order
     frames = list(source)
     assert [f.name for f in frames] == ["1_good.png", "5_clip.avi", "5_clip.avi", "5_clip.avi", "6_good.png"]
     assert all(isinstance(e, SourceError) for e in errors)
-    named = sorted(Path(str(e).split(":")[0]).name for e in errors)
+    named = [Path(str(e).split(":")[0]).name for e in errors]
     assert named == ["2_zero.jpg", "3_truncated.jpg", "4_zero.mp4"]
 
     # without on_error the first bad item raises
-    with pytest.raises(SourceError, match="4_zero.mp4: empty file"):
-        open_source(folder)
-    (folder / "4_zero.mp4").unlink()
     with pytest.raises(SourceError, match="2_zero.jpg: empty file"):
         list(open_source(folder))
 

@@ -308,3 +308,36 @@ def test_unreachable_stream_fails_fast_with_one_line(url: str, capfd) -> None:
     assert time.monotonic() - start < 15  # a closed port is refused at once; the open timeout caps the rest
     captured = capfd.readouterr()
     assert captured.err == "" and captured.out == ""  # no FFmpeg/OpenCV chatter: the SourceError says it all
+
+
+def test_video_that_ends_early_is_an_error_after_its_frames(tmp_path: Path, clip: Path) -> None:
+    """A truncated file (11 of the 20 frames its header promises): the 11 frames, then one SourceError naming the
+    file and the count - through on_error when given (the CLI's exit 1), raised otherwise."""
+    cut = truncated_copy(clip, tmp_path / "cut.avi", 0.5)
+    errors: list[SourceError] = []
+    frames = frames_of(cut, on_error=errors.append)
+    assert [f.index for f in frames] == list(range(11))
+    assert [str(e) for e in errors] == [f"{cut}: video ended early: 11 of 20 frames decoded (truncated or corrupt "
+                                        "file)"]
+    source = open_source(cut)
+    seen = []
+    with pytest.raises(SourceError, match="11 of 20 frames"):
+        for frame in source:
+            seen.append(frame.index)
+    assert seen == list(range(11))
+    assert len(frames_of(clip, on_error=errors.append)) == 20 and len(errors) == 1  # a whole file: no error
+
+
+def test_len_of_many_videos_opens_none_for_good(tmp_path: Path) -> None:
+    """len() probes each video's header and releases it; iterating opens one video at a time."""
+    import os
+
+    videos = [synthetic_clip(tmp_path / f"v{i}.avi", frames=3) for i in range(40)]
+    fds = len(os.listdir("/proc/self/fd"))
+    source = open_source(videos)
+    assert len(source) == 40 * 3
+    assert len(os.listdir("/proc/self/fd")) <= fds + 1
+    frames = iter(source)
+    next(frames)
+    assert len(os.listdir("/proc/self/fd")) <= fds + 3  # the one video being read
+    assert sum(1 for _ in frames) == 40 * 3 - 1

@@ -27,7 +27,7 @@ from . import catalog
 from .device import Device, cpu_cores, select_device
 from .errors import ModelNotFoundError, OptionError, WeightsError
 from .io.images import IMAGE_SUFFIXES, VIDEO_SUFFIXES, read_image, to_bgr
-from .io.sources import ErrorHandler, Frame, Source, open_source
+from .io.sources import ErrorHandler, Frame, Source, open_source, reconnect_attempts
 from .io.threads import BackgroundIterator, ordered_map
 from .results import Result, Speed
 from .tasks.base import Backend, backend_class, backend_for_file, merge_options
@@ -73,7 +73,7 @@ class Predictor:
         self.batch_size = max(int(batch_size), 1)
         self._auto_workers = workers is None
         self.workers = _check_workers(workers, self._backend_cls, self.entry)
-        self.reconnect = reconnect
+        self.reconnect = reconnect_attempts(reconnect)
         self.options = merge_options(self._backend_cls, self.entry, options, evaluate)
         self._backend: Backend | None = None
 

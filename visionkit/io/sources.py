@@ -124,7 +124,8 @@ class VideoSource(Source):
         self.target = target
         self.live = live
         self.on_error = on_error
-        self.reconnect = _check_reconnect(reconnect) if live else 0
+        attempts = reconnect_attempts(reconnect)
+        self.reconnect = attempts if live else 0
         self.name = f"camera {target}" if isinstance(target, int) else str(target)
         self._cap: cv2.VideoCapture | None = self._open()
         self.fps = self._cap.get(cv2.CAP_PROP_FPS) or None
@@ -156,7 +157,7 @@ class VideoSource(Source):
         return self.frame_count
 
     def __iter__(self) -> Iterator[Frame]:
-        cap, self._cap = (self._cap or self._open()), None  # a second pass reopens
+        cap, self._cap = (self._cap if self._cap is not None else self._open()), None  # a second pass reopens
         index, start = 0, time.monotonic()
         dropped: float | None = None  # when the drop being recovered from happened
         attempt = 0
@@ -217,7 +218,8 @@ class VideoSource(Source):
         self.on_error(error)
 
 
-def _check_reconnect(reconnect: int | None) -> int:
+def reconnect_attempts(reconnect: int | None) -> int:
+    """The number of reopen attempts ``reconnect`` asks for (None = the default, 5), or OptionError."""
     if reconnect is None:
         return RECONNECT_ATTEMPTS
     if isinstance(reconnect, bool) or not isinstance(reconnect, int) or reconnect < 0:
@@ -345,6 +347,7 @@ def open_source(spec: Any, on_error: ErrorHandler | None = None, reconnect: int 
     without it, the first of these raises ``SourceError``. A single input that cannot be opened always raises.
     ``reconnect``: attempts to reopen a camera or stream that drops (None = 5, 0 = off); files ignore it.
     """
+    reconnect = reconnect_attempts(reconnect)
     if isinstance(spec, Source):
         return spec
     if isinstance(spec, (list, tuple)):

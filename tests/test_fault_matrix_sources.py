@@ -107,19 +107,33 @@ def _iou(a: list[float], b: list[float]) -> float:
     return w * h / union if union > 0 else 0.0
 
 
+def _wait_for_lines(path: Path, count: int, timeout: float = 120) -> int:
+    """Wait until ``path`` holds at least ``count`` lines; returns how many it holds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        lines = len(path.read_text().splitlines()) if path.is_file() else 0
+        if lines >= count:
+            return lines
+        time.sleep(0.05)
+    raise AssertionError(f"{path}: fewer than {count} lines after {timeout} s")
+
+
 def test_track_keeps_ids_across_a_reconnect(tmp_path: Path, shared_data: Path, shared_weights: Path) -> None:
     """PETS09 served as an MJPEG camera that drops for a second mid-run: `visionkit track URL --reconnect 3`
     reconnects under the same source name, so the tracker is not reset and people keep their ids. (yolov5n:
     PETS09's people are too small for the SSD model.)"""
     out = tmp_path / "tracks.jsonl"
-    server = MjpegServer(_pets_frames(shared_data, 120), fps=10).start()
+    server = MjpegServer(_pets_frames(shared_data, 300), fps=10).start()
 
-    def restart() -> None:
+    def drop_mid_run() -> None:  # by the results written, not by frames sent: those can wait in socket buffers
+        _wait_for_lines(out, 15)
+        server.stop()
         time.sleep(1.0)
         server.start()
-        server.stop_after(110)  # then gone for good: the run ends once the reconnect attempts are used up
+        _wait_for_lines(out, _wait_for_lines(out, 0) + 15)
+        server.stop()  # gone for good: the run ends once the reconnect attempts are used up
 
-    server.stop_after(60, then=restart)  # the first frames wait in socket buffers while the model loads
+    threading.Thread(target=drop_mid_run, daemon=True).start()
     try:
         outcome = run_cli("track", server.url, "-m", "yolov5n", "--classes", "0", "--json", out, "--reconnect", "3",
                           timeout=180)

@@ -18,7 +18,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from clip_helpers import make_clip, synthetic_clip, truncated_copy, write_png
+from clip_helpers import damaged_copy, make_clip, synthetic_clip, truncated_copy, write_png
 from fault_harness import Fault, assert_jsonl_valid, assert_one_line, check_fault, run_cli
 from mjpeg_server import MjpegServer
 from rtsp_server import RtspServer, available
@@ -62,6 +62,11 @@ def _fault(case: str, tmp: Path, clip: Path, coco_jpg: Path) -> Fault:
     if case == "truncated image":
         image = truncated_copy(coco_jpg, tmp / "cut.jpg", 0.5)
         return Fault(case, [*detect, image], 1, f"{image}: not a decodable image", [image])
+    if case in ("corrupt png", "truncated png"):  # libpng prints its own "libpng error: ..." line
+        png = write_png(tmp / "good.png", cv2.imread(str(coco_jpg)))
+        damage = damaged_copy if case == "corrupt png" else truncated_copy
+        image = damage(png, tmp / "bad.png")
+        return Fault(case, [*detect, image], 1, f"{image}: not a decodable image", [image])
     if case == "video that is not one":
         fake = tmp / "fake.mp4"
         fake.write_text("not a video\n")
@@ -72,13 +77,23 @@ def _fault(case: str, tmp: Path, clip: Path, coco_jpg: Path) -> Fault:
 
 
 CASES = ["truncated video", "truncated video in a folder", "missing camera index", "unreachable rtsp",
-         "truncated image", "video that is not one", "--reconnect -1"]
+         "truncated image", "corrupt png", "truncated png", "video that is not one", "--reconnect -1"]
 
 
 @pytest.mark.parametrize("case", CASES)
 def test_source_fault(case: str, tmp_path: Path, clip: Path, shared_data: Path, shared_weights: Path) -> None:
     coco_jpg = sorted((shared_data / "coco_val2017" / "images").glob("*.jpg"))[0]
     check_fault(_fault(case, tmp_path, clip, coco_jpg))
+
+
+def test_corrupt_jpeg_that_still_decodes_prints_only_visionkit_lines(tmp_path: Path, shared_data: Path,
+                                                                     shared_weights: Path) -> None:
+    """Damaged entropy data: libjpeg recovers (exit 0) but would print "Corrupt JPEG data: ..." itself."""
+    image = damaged_copy(sorted((shared_data / "coco_val2017" / "images").glob("*.jpg"))[0], tmp_path / "damaged.jpg")
+    outcome = run_cli("detect", image, "-m", MODEL, "--json", tmp_path / "out.jsonl")
+    assert outcome.code == 0, outcome.stderr
+    assert [line for line in outcome.stderr_lines if "frame(s)" not in line] == [], outcome.stderr
+    assert len(assert_jsonl_valid(tmp_path / "out.jsonl")) == 1
 
 
 def test_stream_lost_for_good_ends_the_run_cleanly(tmp_path: Path, shared_weights: Path) -> None:

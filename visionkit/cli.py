@@ -591,6 +591,10 @@ def _run_eval_track(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if argv is None and not args.debug:  # a console run (not main([...]) from Python): native libraries' lines off
+        from .io.console import divert_native_stderr
+
+        divert_native_stderr()
     logging.basicConfig(format="visionkit: %(levelname)s: %(message)s", level=logging.WARNING)
     try:
         return args.handler(args)

@@ -279,3 +279,29 @@ def test_rtsp_stream_reconnects_after_the_server_restarts(rtsp_server: RtspServe
     assert max(b - a for a, b in zip(stamps, stamps[1:])) > 1.0  # the second without a server
     messages = [r.getMessage() for r in caplog.records]
     assert len(messages) == 2 and "stream dropped after" in messages[0] and "reconnected after" in messages[1], messages
+
+
+def test_predictor_reconnect_option(shared_weights: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """`load(..., reconnect=N)` reaches the stream: with 0 a drop ends `stream()` after the frames before it;
+    `stream(..., reconnect=2)` overrides it and rides over a drop."""
+    import visionkit
+
+    with pytest.raises(visionkit.OptionError, match="reconnect must be"):
+        visionkit.load("detect", MODEL, reconnect=-2)
+    detector = visionkit.load("detect", MODEL, reconnect=0)
+    images = [np.full((48, 64, 3), 20 * i, np.uint8) for i in range(10)]
+    with MjpegServer(images, fps=20) as server:
+        server.stop_after(8)
+        results = list(detector.stream(server.url))
+        assert 1 <= len(results) <= 8
+        server.start()
+        server.stop_after(server.sent + 8, then=lambda: threading.Timer(0.3, server.start).start())
+        with caplog.at_level("WARNING", logger="visionkit"):
+            frames = []
+            for frame, _ in detector.stream(server.url, reconnect=2):
+                frames.append(frame)
+                if len(frames) == 15:
+                    break
+    indices = [f.index for f in frames]  # live: stream() keeps only the newest frame, so some are skipped
+    assert all(b > a for a, b in zip(indices, indices[1:])), indices
+    assert any("reconnected after" in r.getMessage() for r in caplog.records), caplog.text

@@ -72,3 +72,12 @@ def truncated_copy(source: Path, target: Path, fraction: float = 0.5) -> Path:
 def write_png(path: Path, image: np.ndarray) -> Path:
     assert cv2.imwrite(str(path), image), f"cannot write {path}"
     return path
+
+
+def damaged_copy(source: Path, target: Path, length: int = 200) -> Path:
+    """``source`` with ``length`` bytes in the middle scrambled: the header intact, the data behind it broken."""
+    data = bytearray(source.read_bytes())
+    middle = len(data) // 2
+    data[middle:middle + length] = bytes(b ^ 0x5A for b in data[middle:middle + length])
+    target.write_bytes(bytes(data))
+    return target

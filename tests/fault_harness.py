@@ -102,10 +102,10 @@ def assert_one_line(outcome: Outcome, code: int, contains: str = "") -> str:
 
 
 def _is_summary(line: str) -> bool:
-    """visionkit's own closing or status lines (summary, 'no SOURCE given', warnings it writes itself, the demo's
-    ``visionkit demo: ...`` status lines)."""
-    return line.startswith(("visionkit: warning", "visionkit demo: ", "no SOURCE given")) or \
-        (": " in line and " frame(s)" in line)
+    """visionkit's own closing or status lines (summary, 'no SOURCE given', warnings it writes itself, which its
+    logging prints as ``visionkit: WARNING: ...``, the demo's ``visionkit demo: ...`` status lines)."""
+    return line.lower().startswith("visionkit: warning") or line.startswith(("visionkit demo: ", "no SOURCE given")) \
+        or (": " in line and " frame(s)" in line)
 
 
 def assert_video_valid(path: Path, min_frames: int = 1) -> int:

@@ -93,3 +93,16 @@ def test_workers_need_a_backend_that_runs_inputs_side_by_side(shared_weights: Pa
         visionkit.load("detect", "yunet_face", workers=2)
     with pytest.raises(OptionError, match="workers must be a positive integer, got 0"):
         visionkit.load("detect", MODEL, workers=0)
+
+
+def test_ordered_map_finishes_the_work_in_flight_before_a_source_error() -> None:
+    """A source that fails mid-way (a truncated video without on_error): every item it gave still comes out."""
+    def items():
+        yield from range(5)
+        raise ValueError("source failed after 5 items")
+
+    got = []
+    with pytest.raises(ValueError, match="after 5 items"):
+        for item, result in ordered_map(lambda i: i * 10, items(), workers=2):
+            got.append((item, result))
+    assert got == [(i, i * 10) for i in range(5)]

@@ -54,6 +54,13 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _attempts(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 (off) or a positive number of attempts, got {text}")
+    return value
+
+
 def _add_model_options(p: argparse.ArgumentParser, task: str, streams: bool = True) -> None:
     """Model choice and placement; ``streams``: the command runs frames through ``stream()`` (--workers)."""
     g = p.add_argument_group("model")
@@ -71,6 +78,9 @@ def _add_model_options(p: argparse.ArgumentParser, task: str, streams: bool = Tr
         g.add_argument("--workers", type=_positive_int, metavar="N",
                        help="frames in inference at once, each in its own thread with cores/N CPU threads (default: "
                             "2 for videos and folders on a multi-core CPU when the model allows it, else 1)")
+        g.add_argument("--reconnect", type=_attempts, metavar="N",
+                       help="reopen a camera or stream that drops up to N times, waiting 0.5 s doubling to 8 s; "
+                            "0 = off (default: 5)")
 
 
 def _add_trust_option(g: Any) -> None:
@@ -338,7 +348,7 @@ def _run_task(args: argparse.Namespace) -> int:
         errors.append(str(e))
         tqdm.write(f"visionkit: error: {e}", file=sys.stderr)
 
-    source = open_source(args.source, on_error=on_error)
+    source = open_source(args.source, on_error=on_error, reconnect=args.reconnect)
     predictor.warmup()  # load weights before opening outputs: a bad model must not leave empty files behind
     sinks = []
     if args.save:
@@ -610,6 +620,10 @@ def main(argv: list[str] | None = None) -> int:
 def _main(argv: list[str] | None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if argv is None and not args.debug:  # a console run (not main([...]) from Python): native libraries' lines off
+        from .io.console import divert_native_stderr
+
+        divert_native_stderr()
     logging.basicConfig(format="visionkit: %(levelname)s: %(message)s", level=logging.WARNING)
     try:
         return args.handler(args)

@@ -27,7 +27,7 @@ from . import catalog
 from .device import Device, cpu_cores, select_device
 from .errors import ModelNotFoundError, OptionError, WeightsError
 from .io.images import IMAGE_SUFFIXES, VIDEO_SUFFIXES, read_image, to_bgr
-from .io.sources import ErrorHandler, Frame, Source, open_source
+from .io.sources import ErrorHandler, Frame, Source, open_source, reconnect_attempts
 from .io.threads import BackgroundIterator, ordered_map
 from .results import Result, Speed
 from .tasks.base import Backend, backend_class, backend_for_file, merge_options
@@ -41,7 +41,7 @@ RUNTIME_NAMES = {"torch": "PyTorch", "onnx": "ONNX Runtime", "tflite": "TensorFl
 class Predictor:
     def __init__(self, task: str, model: str | Path | None = None, *, weights: str | Path | None = None,
                  device: str = "auto", runtime: str | None = None, batch_size: int = 1, workers: int | None = 1,
-                 evaluate: bool = False, trust_weights: bool = False, **options: Any):
+                 reconnect: int | None = None, evaluate: bool = False, trust_weights: bool = False, **options: Any):
         """
         Args:
             task: detect, classify, pose, segment or action.
@@ -59,6 +59,8 @@ class Predictor:
                 2 is the throughput setting for videos and folders; 1 (default) gives the lowest latency per
                 image. None = 2 on a multi-core CPU when the backend can run inputs side by side, else 1 (the
                 CLI's default for videos and folders).
+            reconnect: times ``stream`` reopens a camera or stream URL that drops, with backoff from 0.5 s doubling
+                to 8 s (None = 5, 0 = off); the frames after a reconnect go on under the same source name.
             evaluate: use the catalog's scoring settings (e.g. conf 0.001) instead of the interactive ones.
             trust_weights: load a pickled checkpoint (.pt) with the full unpickler, which runs any code the file
                 names; by default only what a model checkpoint is made of is loaded, and anything else is refused
@@ -76,6 +78,7 @@ class Predictor:
         self.batch_size = max(int(batch_size), 1)
         self._auto_workers = workers is None
         self.workers = _check_workers(workers, self._backend_cls, self.entry)
+        self.reconnect = reconnect_attempts(reconnect)
         self.options = merge_options(self._backend_cls, self.entry, options, evaluate)
         self._backend: Backend | None = None
 
@@ -175,17 +178,17 @@ class Predictor:
             return [result for _, result in self.stream(inputs)]
         return self.predict([inputs])[0]
 
-    def stream(self, source: Any, on_error: ErrorHandler | None = None,
-               prefetch: int = 4) -> Iterator[tuple[Frame, Result]]:
+    def stream(self, source: Any, on_error: ErrorHandler | None = None, prefetch: int = 4,
+               reconnect: int | None = None) -> Iterator[tuple[Frame, Result]]:
         """Yield ``(frame, result)`` for every frame of any source (see ``visionkit.open_source``).
 
         ``on_error`` receives a ``SourceError`` for each bad item of a multi-item source and the run goes on;
         without it the first bad item raises. Frames are decoded ``prefetch`` ahead in a background thread
         (0 = in this thread); for live sources (camera, stream URL) only the newest frame is kept, so results
         never fall behind the scene. With ``workers`` > 1, that many batches are in inference at once and
-        results still come out in frame order.
+        results still come out in frame order. ``reconnect`` overrides the predictor's (see ``__init__``).
         """
-        src: Source = open_source(source, on_error)
+        src: Source = open_source(source, on_error, self.reconnect if reconnect is None else reconnect)
         frames: Iterator[Frame] = iter(src)
         if prefetch > 0 and (src.live or len(src) > 1):
             frames = iter(BackgroundIterator(frames, maxsize=prefetch, latest_only=src.live, name="decode"))

@@ -25,17 +25,36 @@ from typing import Any
 import cv2
 import numpy as np
 
-from ..errors import SourceError
+from ..errors import OptionError, SourceError
 from .images import IMAGE_SUFFIXES, VIDEO_SUFFIXES, read_image, to_bgr
 
 log = logging.getLogger("visionkit")
-os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # FFmpeg quiet: stream failures become one SourceError line
 
 OPEN_TIMEOUT_MS = 10_000  # network streams: give up opening / reading after this long instead of hanging
 READ_TIMEOUT_MS = 10_000
 URL_SCHEMES = ("rtsp://", "rtsps://", "rtmp://", "http://", "https://", "udp://", "tcp://")
+RECONNECT_ATTEMPTS = 5  # live sources: reopen attempts after a drop (0 = off), waiting 0.5, 1, 2, 4, 8 s
+RECONNECT_FIRST_DELAY_S = 0.5
+RECONNECT_MAX_DELAY_S = 8.0
 
 ErrorHandler = Callable[[SourceError], None]
+
+
+def quiet_native_logs() -> None:
+    """Turn OpenCV's and FFmpeg's own log lines off, unless the user set their levels.
+
+    Every failure they log (a camera that is absent, a stream that times out, a truncated file) reaches the user
+    as visionkit's one SourceError line; their own ``[ WARN:0@0.1] global cap_ffmpeg_impl.hpp ...`` and
+    ``[h264 @ 0x...]`` lines would only repeat it in a form nobody can act on. OpenCV's level is process-wide
+    (worker threads included); FFmpeg's is read when OpenCV first uses FFmpeg, so this runs at import, before
+    any capture or writer opens.
+    """
+    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # AV_LOG_QUIET
+    if "OPENCV_LOG_LEVEL" not in os.environ:
+        cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
+
+
+quiet_native_logs()
 
 
 @dataclass
@@ -91,24 +110,35 @@ class ImageSource(Source):
 
 
 class VideoSource(Source):
-    """Frames of a video file, a camera or a network stream, decoded by OpenCV (FFmpeg)."""
+    """Frames of a video file, a camera or a network stream, decoded by OpenCV (FFmpeg).
 
-    def __init__(self, target: str | int, live: bool = False):
+    The capture opens in ``__init__`` (a bad input fails at once) and is released as soon as its frames are
+    done. A failure after the first frame - a file that ends early, a live source lost for good - goes to
+    ``on_error`` (raised without one) once the frames before it have been yielded. A live source that drops is
+    reopened up to ``reconnect`` times with exponential backoff; frames go on under the same name, with
+    ``index`` still counting and timestamps still increasing, so per-stream state (a tracker) carries over.
+    """
+
+    def __init__(self, target: str | int, live: bool = False, on_error: ErrorHandler | None = None,
+                 reconnect: int | None = None):
         self.target = target
         self.live = live
+        self.on_error = on_error
+        attempts = reconnect_attempts(reconnect)
+        self.reconnect = attempts if live else 0
         self.name = f"camera {target}" if isinstance(target, int) else str(target)
-        self._cap = self._open()
+        self._cap: cv2.VideoCapture | None = self._open()
         self.fps = self._cap.get(cv2.CAP_PROP_FPS) or None
         self.frame_count = 0 if live else max(int(self._cap.get(cv2.CAP_PROP_FRAME_COUNT)), 0)
         self.size = (int(self._cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(self._cap.get(cv2.CAP_PROP_FRAME_HEIGHT)))
 
     def _open(self) -> cv2.VideoCapture:
         if isinstance(self.target, int):
-            cap = _quietly(lambda: cv2.VideoCapture(self.target))
+            cap = cv2.VideoCapture(self.target)
             what = "not available (no camera at that index, or it is in use)"
         elif str(self.target).startswith(URL_SCHEMES):
-            cap = _quietly(lambda: cv2.VideoCapture(self.target, cv2.CAP_FFMPEG, [
-                cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, OPEN_TIMEOUT_MS, cv2.CAP_PROP_READ_TIMEOUT_MSEC, READ_TIMEOUT_MS]))
+            cap = cv2.VideoCapture(self.target, cv2.CAP_FFMPEG, [
+                cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, OPEN_TIMEOUT_MS, cv2.CAP_PROP_READ_TIMEOUT_MSEC, READ_TIMEOUT_MS])
             what = "cannot be opened (unreachable, not a video stream, or timed out)"
         else:
             path = Path(self.target)
@@ -127,47 +157,97 @@ class VideoSource(Source):
         return self.frame_count
 
     def __iter__(self) -> Iterator[Frame]:
-        cap, index, start = self._cap, 0, time.monotonic()
+        cap, self._cap = (self._cap if self._cap is not None else self._open()), None  # a second pass reopens
+        index, start = 0, time.monotonic()
+        dropped: float | None = None  # when the drop being recovered from happened
+        attempt = 0
         try:
-            while True:
+            while cap is not None:
                 ok, image = cap.read()
-                if not ok or image is None:
+                if ok and image is not None:
+                    if dropped is not None:
+                        log.warning("%s: reconnected after %.1f s (attempt %d of %d), going on from frame %d",
+                                    self.name, time.monotonic() - dropped, attempt, self.reconnect, index)
+                        dropped, attempt = None, 0
+                    stamp = time.monotonic() - start if self.live else cap.get(cv2.CAP_PROP_POS_MSEC) / 1000.0
+                    yield Frame(image, self.name, index, stamp, self.fps, is_video=True)
+                    index += 1
+                    continue
+                cap.release()
+                cap = None
+                if index == 0 or attempt >= self.reconnect:
                     break
-                stamp = time.monotonic() - start if self.live else cap.get(cv2.CAP_PROP_POS_MSEC) / 1000.0
-                yield Frame(image, self.name, index, stamp, self.fps, is_video=True)
-                index += 1
+                if dropped is None:
+                    dropped = time.monotonic()
+                    log.warning("%s: stream dropped after %d frames (%.1f s); reconnecting, up to %d attempts",
+                                self.name, index, dropped - start, self.reconnect)
+                cap, attempt = self._reopen(attempt)
         finally:
-            cap.release()
-        if index == 0:
-            raise SourceError(f"{self.name}: no frame could be decoded")
-        if self.live:
-            log.warning("%s: stream ended after %d frames", self.name, index)
-        elif self.frame_count and index < self.frame_count - 1:
-            log.warning("%s: video ended early at frame %d of %d (truncated or unreadable frames)",
-                        self.name, index, self.frame_count)
+            if cap is not None:
+                cap.release()
+        self._check_end(index, dropped)
+
+    def _reopen(self, attempt: int) -> tuple[cv2.VideoCapture | None, int]:
+        """The reopened capture and the attempt that opened it, after waiting 0.5 s, 1 s, 2 s... (8 s at most)
+        before each try; no capture once ``reconnect`` attempts have failed."""
+        while attempt < self.reconnect:
+            time.sleep(min(RECONNECT_FIRST_DELAY_S * 2 ** attempt, RECONNECT_MAX_DELAY_S))
+            attempt += 1
+            try:
+                return self._open(), attempt
+            except SourceError:
+                continue
+        return None, attempt
+
+    def _check_end(self, frames: int, dropped: float | None) -> None:
+        """Report how the frames ended when that is a failure: none at all, a stream lost, a file cut short."""
+        if frames == 0:
+            self._report(SourceError(f"{self.name}: no frame could be decoded"))
+        elif dropped is not None:
+            self._report(SourceError(f"{self.name}: stream lost after {frames} frames; {self.reconnect} reconnect "
+                                     f"attempt(s) over {time.monotonic() - dropped:.1f} s failed"))
+        elif self.live:
+            log.warning("%s: stream ended after %d frames", self.name, frames)
+        elif self.frame_count and frames < self.frame_count - 1:  # a container's count can be one off
+            self._report(SourceError(f"{self.name}: video ended early: {frames} of {self.frame_count} frames "
+                                     "decoded (truncated or corrupt file)"))
+
+    def _report(self, error: SourceError) -> None:
+        if self.on_error is None:
+            raise error
+        self.on_error(error)
 
 
-def _quietly(open_capture: Callable[[], cv2.VideoCapture]) -> cv2.VideoCapture:
-    """Open a capture with OpenCV's own logging off: a failure is reported as one SourceError line instead."""
-    level = cv2.utils.logging.getLogLevel()
-    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
+def reconnect_attempts(reconnect: int | None) -> int:
+    """The number of reopen attempts ``reconnect`` asks for (None = the default, 5), or OptionError."""
+    if reconnect is None:
+        return RECONNECT_ATTEMPTS
+    if isinstance(reconnect, bool) or not isinstance(reconnect, int) or reconnect < 0:
+        raise OptionError(f"reconnect must be a number of attempts (0 = off), got {reconnect!r}")
+    return reconnect
+
+
+def probe_frame_count(path: str | Path) -> int:
+    """The frame count a video's header gives (0 when unknown or unreadable), with the file open only meanwhile:
+    progress bars over many videos need it, and keeping every capture open would exhaust file descriptors."""
+    cap = cv2.VideoCapture(str(path))
     try:
-        return open_capture()
+        return max(int(cap.get(cv2.CAP_PROP_FRAME_COUNT)), 0) if cap.isOpened() else 0
     finally:
-        cv2.utils.logging.setLogLevel(level)
+        cap.release()
 
 
 class MultiSource(Source):
-    """Several inputs in a row. One bad input is reported through ``on_error`` and the rest go on."""
+    """Several inputs in a row, opened one at a time when their turn comes and released when done (so ten
+    thousand files need one descriptor at a time). A bad input goes to ``on_error`` and the rest go on."""
 
-    def __init__(self, specs: list[Any], on_error: ErrorHandler | None, name: str = ""):
+    def __init__(self, specs: list[Any], on_error: ErrorHandler | None, name: str = "",
+                 reconnect: int | None = None):
         self.specs = specs
         self.on_error = on_error
+        self.reconnect = reconnect
         self.name = name or f"{len(specs)} inputs"
-        self._sources: list[Source | None] = [None] * len(specs)
-        for i, spec in enumerate(specs):
-            if _is_video_spec(spec):  # open videos now so len() can count their frames
-                self._sources[i] = self._try(lambda s=spec: _single(s))
+        self._length: int | None = None
 
     def _try(self, fn: Callable[[], Any]) -> Any:
         try:
@@ -179,11 +259,15 @@ class MultiSource(Source):
             return None
 
     def __len__(self) -> int:
-        return sum(len(s) if s is not None else 1 for s in self._sources)
+        """Frames in all inputs (probed from video headers once, each file opened only for that); an unreadable
+        video counts as one item."""
+        if self._length is None:
+            self._length = sum(_item_length(spec) for spec in self.specs)
+        return self._length
 
     def __iter__(self) -> Iterator[Frame]:
         for i, spec in enumerate(self.specs):
-            source = self._sources[i] or (None if _is_video_spec(spec) else self._try(lambda s=spec: _single(s)))
+            source = self._try(lambda s=spec: _single(s, self.on_error, self.reconnect))
             if source is None:
                 continue
             frames = iter(source)
@@ -196,6 +280,12 @@ class MultiSource(Source):
                 yield frame
 
 
+def _item_length(spec: Any) -> int:
+    if isinstance(spec, Source):
+        return len(spec)
+    return max(probe_frame_count(spec), 1) if _is_video_spec(spec) else 1
+
+
 def _is_video_spec(spec: Any) -> bool:
     return isinstance(spec, (str, Path)) and Path(str(spec)).suffix.lower() in VIDEO_SUFFIXES
 
@@ -206,17 +296,18 @@ def is_live(spec: Any) -> bool:
             or (isinstance(spec, (str, Path)) and str(spec).startswith(URL_SCHEMES)))
 
 
-def _single(spec: Any) -> Source:
+def _single(spec: Any, on_error: ErrorHandler | None = None, reconnect: int | None = None) -> Source:
     if isinstance(spec, Source):
         return spec
     if not isinstance(spec, (str, Path, int)):
         return ArraySource(spec)
     if is_live(spec):
-        return VideoSource(int(spec) if str(spec).isdigit() else str(spec), live=True)
+        return VideoSource(int(spec) if str(spec).isdigit() else str(spec), live=True, on_error=on_error,
+                           reconnect=reconnect)
     text = str(spec)
     path = Path(text).expanduser()
     if path.suffix.lower() in VIDEO_SUFFIXES:
-        return VideoSource(str(path))
+        return VideoSource(str(path), on_error=on_error)
     if not path.exists():
         raise SourceError(f"{path}: no such file or directory")
     if path.suffix.lower() not in IMAGE_SUFFIXES and path.is_file():
@@ -225,7 +316,7 @@ def _single(spec: Any) -> Source:
             read_image(path)
         except SourceError:
             try:
-                return VideoSource(str(path))
+                return VideoSource(str(path), on_error=on_error)
             except SourceError:
                 raise SourceError(f"{path}: neither an image nor a video OpenCV can decode") from None
     return ImageSource(path)
@@ -248,20 +339,23 @@ def _expand(spec: str | Path) -> list[Path] | None:
     return None
 
 
-def open_source(spec: Any, on_error: ErrorHandler | None = None) -> Source:
+def open_source(spec: Any, on_error: ErrorHandler | None = None, reconnect: int | None = None) -> Source:
     """Open any accepted input (see the module docstring).
 
     With ``on_error`` set, a bad item of a multi-item source (directory, glob, list) is passed to it and the
-    run goes on; without it, the first bad item raises ``SourceError``.
+    run goes on, and so is a failure after the first frame (a video that ends early, a stream lost for good);
+    without it, the first of these raises ``SourceError``. A single input that cannot be opened always raises.
+    ``reconnect``: attempts to reopen a camera or stream that drops (None = 5, 0 = off); files ignore it.
     """
+    reconnect = reconnect_attempts(reconnect)
     if isinstance(spec, Source):
         return spec
     if isinstance(spec, (list, tuple)):
-        return MultiSource(list(spec), on_error)
+        return MultiSource(list(spec), on_error, reconnect=reconnect)
     if isinstance(spec, np.ndarray) or not isinstance(spec, (str, Path, int)):
         return ArraySource(spec)
     if isinstance(spec, (str, Path)):
         files = _expand(spec)
         if files is not None:
             return MultiSource(files, on_error, name=str(spec))
-    return _single(spec)
+    return _single(spec, on_error, reconnect)

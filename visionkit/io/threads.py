@@ -133,15 +133,25 @@ def ordered_map(fn: Callable[[T], R], items: Iterable[T], workers: int,
 
     For work that releases the GIL (ONNX Runtime, PyTorch kernels): two single-threaded inferences side by side
     get more out of a few CPU cores than one inference split over them. At most ``workers`` + 1 items are in
-    flight, so memory stays flat; leaving the loop early cancels what has not started.
+    flight, so memory stays flat; leaving the loop early cancels what has not started. When ``items`` itself
+    raises (a source that fails mid-way), the items before the failure are still finished and yielded first.
     """
     from collections import deque
     from concurrent.futures import Future, ThreadPoolExecutor
 
     pending: deque[tuple[T, Future[R]]] = deque()
+    failure: Exception | None = None
     with ThreadPoolExecutor(workers, thread_name_prefix=f"visionkit-{name}") as pool:
         try:
-            for item in items:
+            iterator = iter(items)
+            while True:
+                try:
+                    item = next(iterator)
+                except StopIteration:
+                    break
+                except Exception as e:  # raised below, after the work already in flight
+                    failure = e
+                    break
                 pending.append((item, pool.submit(fn, item)))
                 if len(pending) > workers:
                     first, future = pending.popleft()
@@ -152,3 +162,5 @@ def ordered_map(fn: Callable[[T], R], items: Iterable[T], workers: int,
         finally:
             for _, future in pending:
                 future.cancel()
+    if failure is not None:
+        raise failure

@@ -33,6 +33,7 @@ from hypothesis import strategies as st
 from PIL import Image
 
 import visionkit
+from visionkit import catalog
 from visionkit.cli import main as cli_main
 from visionkit.errors import VisionkitError
 from visionkit.results import Detections
@@ -411,6 +412,18 @@ def test_load_any_task_and_model(task: Any, model: Any) -> None:
     user_facing(visionkit.load, task, model, device="cpu")
     user_facing(visionkit.available_models, task)
     user_facing(visionkit.list_models, task, model if isinstance(model, str) else None)
+
+
+@fuzz(100)
+@example(value=5)  # each was a bare AttributeError or TypeError from a lookup
+@example(value=[1])
+@example(value=b"x")
+@given(value=st.one_of(WEIRD, st.binary(max_size=4), st.sampled_from(["*", "[", "yolo*", "detect", "pose"])))
+def test_catalog_lookups(value: Any) -> None:
+    user_facing(catalog.get_entry, value)
+    user_facing(catalog.default_model, value)
+    user_facing(visionkit.list_models, pattern=value)
+    user_facing(visionkit.available_models, value)
 
 
 @fuzz(150)

@@ -96,6 +96,10 @@ KNOWN_BUGS = [
                                          "raises numpy's UFuncNoLoopError in the SSD postprocess"),
     KnownBug("track.py", "__init__", "tracker_params that is not a dict (a number, a list) raises TypeError/ValueError "
                                      "from dict.update instead of OptionError"),
+    KnownBug("results.py", "from_probs", "tasks/classify.py: the ONNX classifier backend runs any ONNX file (a "
+                                         "detector such as ssd_mobilenet_v1_coco: its [1, 10, 4] boxes are taken "
+                                         "for 40 class scores), so Classification.from_probs gets more scores than "
+                                         "class names instead of a WeightsError at load"),
     KnownBug("device.py", "select_device", "a device that is not a string (nan, 1, []) raises AttributeError "
                                            "(spec.strip) instead of OptionError"),
     KnownBug("weights.py", "resolve", "weights that is not a path (a list, a number) raises TypeError instead of "
@@ -374,9 +378,9 @@ def test_image_and_video_files(models: dict[str, Any], samples: dict[str, Path],
 def test_model_files(samples: dict[str, Path], scratch: Path, data: st.DataObject, suffix: str, task: str) -> None:
     real = samples[suffix].read_bytes() if suffix != ".json" else b'{"model": "yolov5n", "task": "detect"}'
     path = write_unique(scratch, data.draw(file_bytes(real)), suffix)
-    predictor = user_facing(visionkit.load, task, str(path), device="cpu")
-    if not isinstance(predictor, VisionkitError):
-        user_facing(predictor.warmup)
+    predictor = tolerating_known(visionkit.load, task, str(path), device="cpu")
+    if not isinstance(predictor, Exception):
+        tolerating_known(predictor.warmup)
 
 
 def check_options(models: dict[str, Any], samples: dict[str, Path], key: str, options: dict[str, Any], call: str,
@@ -615,6 +619,12 @@ def test_known_bug_threshold_as_string(models: dict[str, Any], samples: dict[str
 def test_known_bug_tracker_params_type(models: dict[str, Any], samples: dict[str, Path],
                                        options: dict[str, Any]) -> None:
     check_options(models, samples, "track", options, "one", strict)
+
+
+@pytest.mark.xfail(strict=True, reason=_bug("results.py", "from_probs").what)
+def test_known_bug_classifier_runs_any_onnx(samples: dict[str, Path]) -> None:
+    predictor = visionkit.load("classify", str(samples[".onnx"]), device="cpu")  # ssd_mobilenet_v1_coco's ONNX file
+    user_facing(predictor.warmup)
 
 
 @pinned(_bug("device.py", "select_device"))

@@ -323,6 +323,8 @@ class Classification(Result):
                    **kwargs: Any) -> Classification:
         """Top ``top_k`` of a probability vector over ``names``."""
         probs = np.asarray(probs, dtype=np.float32).reshape(-1)
+        if len(probs) > len(names):
+            raise ValueError(f"{len(probs)} class scores but {len(names)} class names")
         order = np.argsort(-probs, kind="stable")[:top_k]
         return cls(class_ids=order, class_names=np.array([names[i] for i in order], dtype=object),
                    scores=probs[order], probs=probs if keep_probs else None, **kwargs)

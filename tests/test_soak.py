@@ -22,7 +22,8 @@ def run_soak(*args: str, timeout: float = 600) -> tuple[int, dict]:
 
 
 def test_soak_1000_frames_is_flat(shared_weights: Path, shared_data: Path, tmp_path: Path) -> None:
-    code, report = run_soak("--frames", "1000", "--every", "250", "--warmup", "100", "--out", str(tmp_path))
+    code, report = run_soak("--frames", "1000", "--every", "250", "--warmup", "100", "--out", str(tmp_path),
+                            "--video", str(shared_data / "tracking" / "demo" / "vtest.avi"))
     assert report["warm"]["frames"] == 100 and report["last"]["frames"] == 1000
     assert report["rss_growth_mb"] < 50, report
     assert abs(report["fd_growth"]) <= 2, report
@@ -38,6 +39,7 @@ def test_soak_1000_frames_is_flat(shared_weights: Path, shared_data: Path, tmp_p
 
 def test_soak_fails_when_a_target_is_missed(shared_weights: Path, shared_data: Path) -> None:
     """The pass/fail is real: an impossible RSS target makes the script exit 1 and name what was missed."""
-    code, report = run_soak("--frames", "150", "--every", "50", "--warmup", "50", "--max-rss-growth", "-1")
+    code, report = run_soak("--frames", "150", "--every", "50", "--warmup", "50", "--max-rss-growth", "-1",
+                            "--video", str(shared_data / "tracking" / "demo" / "vtest.avi"))
     assert code == 1 and not report["passed"]
     assert any(f.startswith("RSS grew") for f in report["failures"]), report["failures"]

@@ -301,4 +301,5 @@ def test_from_dict_names_the_bad_field(record: object, field: str) -> None:
     with pytest.raises(ResultFormatError) as info:
         Detections.from_dict(record)
     assert field in str(info.value) and "\n" not in str(info.value)
+    assert str(info.value).count("detections record") == 1, str(info.value)
     assert isinstance(info.value, VisionkitError) and isinstance(info.value, ValueError)

@@ -254,6 +254,8 @@ def _read(what: str, convert: Callable[[Any], T], value: Any) -> T:
         if value is _MISSING:
             raise KeyError("missing")
         return convert(value)
+    except ResultFormatError:  # a field inside ``value`` already named itself
+        raise
     except (TypeError, ValueError, KeyError, IndexError, OverflowError, UnicodeError) as e:
         reason = str(e).strip().strip("'").splitlines()[0] if str(e).strip() else type(e).__name__
         raise ResultFormatError(f"detections record: bad {what}: {reason}") from None

@@ -276,3 +276,30 @@ def test_plot_empty_is_identical_copy() -> None:
     out = Detections.empty().plot(image)
     assert out is not image
     np.testing.assert_array_equal(out, image)
+
+
+@pytest.mark.parametrize("record, field", [
+    ([], "must be a dict"),
+    ({"detections": "boxes"}, "'detections' must be a list of dicts"),
+    ({"frame_index": "3"}, "bad frame_index: expected an integer"),
+    ({"image_shape": [10]}, "bad image_shape"),
+    ({"speed": {"inference": "fast"}}, "bad speed: expected a number"),
+    ({"detections": [{"box": [0, 0, 1], "score": 0.5, "class_id": 0, "class_name": "a"}]}, "bad detections[0].box"),
+    ({"detections": [{"box": [0, 0, 1, 1], "score": float("nan"), "class_id": 0, "class_name": "a"}]},
+     "bad detections[0].score: expected finite numbers"),
+    ({"detections": [{"box": [0, 0, 1, 1], "score": 0.5, "class_id": 0, "class_name": "a", "track_id": 1},
+                     {"box": [0, 0, 1, 1], "score": 0.5, "class_id": 0, "class_name": "a"}]},
+     "bad detections[1].track_id: missing"),
+    ({"detections": [{"box": [0, 0, 1, 1], "score": 0.5, "class_id": 0, "class_name": "a",
+                      "mask": {"size": [2], "counts": "x"}}]}, "bad detections[0].mask"),
+])
+def test_from_dict_names_the_bad_field(record: object, field: str) -> None:
+    """A malformed record (e.g. a hand-edited JSONL line) is one ResultFormatError naming the field, not a bare
+    KeyError/TypeError from deep inside numpy."""
+    from visionkit.errors import ResultFormatError, VisionkitError
+
+    with pytest.raises(ResultFormatError) as info:
+        Detections.from_dict(record)
+    assert field in str(info.value) and "\n" not in str(info.value)
+    assert str(info.value).count("detections record") == 1, str(info.value)
+    assert isinstance(info.value, VisionkitError) and isinstance(info.value, ValueError)

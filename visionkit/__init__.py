@@ -9,7 +9,15 @@
 """
 
 from .catalog import ModelEntry, list_models
-from .errors import ModelNotFoundError, OptionError, SinkError, SourceError, VisionkitError, WeightsError
+from .errors import (
+    ModelNotFoundError,
+    OptionError,
+    ResultFormatError,
+    SinkError,
+    SourceError,
+    VisionkitError,
+    WeightsError,
+)
 from .io.sources import Frame, open_source
 from .pipeline import PersonPose
 from .predictor import Predictor, export_onnx, load
@@ -25,6 +33,6 @@ def available_models(task: str | None = None) -> list[str]:
 
 __all__ = [
     "ActionPrediction", "Classification", "Detections", "Frame", "ModelEntry", "ModelNotFoundError", "OptionError",
-    "PersonPose", "Predictor", "Result", "SemanticMask", "SinkError", "SourceError", "Speed", "VisionkitError",
-    "WeightsError", "available_models", "export_onnx", "list_models", "load", "open_source",
+    "PersonPose", "Predictor", "Result", "ResultFormatError", "SemanticMask", "SinkError", "SourceError", "Speed",
+    "VisionkitError", "WeightsError", "available_models", "export_onnx", "list_models", "load", "open_source",
 ]

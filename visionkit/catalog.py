@@ -15,7 +15,7 @@ from functools import cache
 from importlib import resources
 from typing import Any
 
-from .errors import ModelNotFoundError
+from .errors import ModelNotFoundError, OptionError
 
 try:
     import tomllib
@@ -89,6 +89,9 @@ def load_class_names(list_name: str) -> list[str]:
 
 def list_models(task: str | None = None, pattern: str | None = None) -> list[ModelEntry]:
     """Catalog entries sorted by task then name, optionally filtered by task and an fnmatch pattern."""
+    for what, value in (("task", task), ("pattern", pattern)):
+        if value is not None and not isinstance(value, str):
+            raise OptionError(f"a model {what} must be a string, got {type(value).__name__}")
     rows = [e for e in _entries().values() if (task is None or e.task == task)]
     if pattern:
         rows = [e for e in rows if fnmatch.fnmatch(e.name, pattern)]
@@ -96,6 +99,8 @@ def list_models(task: str | None = None, pattern: str | None = None) -> list[Mod
 
 
 def get_entry(name: str) -> ModelEntry:
+    if not isinstance(name, str):
+        raise ModelNotFoundError(f"a model name must be a string, got {type(name).__name__}")
     entries = _entries()
     if name in entries:
         return entries[name]

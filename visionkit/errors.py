@@ -32,3 +32,7 @@ class SinkError(VisionkitError):
 
 class OptionError(VisionkitError, ValueError):
     """An option unknown to the chosen task/backend, or a value out of range."""
+
+
+class ResultFormatError(VisionkitError, ValueError):
+    """A result record (``to_dict`` / a JSONL line) that is not one: a field missing, of the wrong type or shape."""

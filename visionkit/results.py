@@ -7,10 +7,15 @@ filtered with boolean masks (``d[d.scores > 0.5]``), convertible to and from ``s
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 import numpy as np
+
+from .errors import ResultFormatError
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -164,23 +169,34 @@ class Detections(Result):
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Detections:
-        """Inverse of ``to_dict`` (masks are decoded from RLE)."""
+        """Inverse of ``to_dict`` (masks are decoded from RLE); keys it does not know (e.g. a JSONL line's
+        ``source``) are ignored. A record that is not one raises ``ResultFormatError`` naming the field."""
+        if not isinstance(data, dict):
+            raise ResultFormatError(f"a detections record must be a dict, got {type(data).__name__}")
         items = data.get("detections", [])
-        h, w = data.get("image_shape", (0, 0))
-        meta = {"frame_index": data.get("frame_index", 0), "image_shape": (h, w),
-                "speed": Speed(**data.get("speed", {})), "metadata": data.get("metadata", {})}
+        if not isinstance(items, list) or not all(isinstance(d, dict) for d in items):
+            raise ResultFormatError("detections record: 'detections' must be a list of dicts")
+        meta = {"frame_index": _read("frame_index", _integer, data.get("frame_index", 0)),
+                "image_shape": _read("image_shape", _image_shape, data.get("image_shape", (0, 0))),
+                "speed": _read("speed", lambda s: Speed(**{k: _number(v) for k, v in _mapping(s).items()}),
+                               data.get("speed", {})),
+                "metadata": _read("metadata", _mapping, data.get("metadata", {}))}
         if not items:
             return cls.empty(**meta)
-        return cls(
-            xyxy=np.array([d["box"] for d in items], np.float32),
-            scores=np.array([d["score"] for d in items], np.float32),
-            class_ids=np.array([d["class_id"] for d in items], np.int64),
-            class_names=np.array([d["class_name"] for d in items], object),
-            track_ids=np.array([d["track_id"] for d in items]) if "track_id" in items[0] else None,
-            keypoints=np.array([d["keypoints"] for d in items], np.float32) if "keypoints" in items[0] else None,
-            masks=np.stack([_decode_rle(d["mask"]) for d in items]) if "mask" in items[0] else None,
-            **meta,
-        )
+        first = items[0]
+
+        def column(key: str, convert: Callable[[Any], Any]) -> list[Any]:
+            return [_read(f"detections[{i}].{key}", convert, d.get(key, _MISSING)) for i, d in enumerate(items)]
+
+        return _read("detections", lambda _: cls(
+            xyxy=np.array(column("box", lambda b: _finite(b, (4,))), np.float32),
+            scores=np.array(column("score", lambda s: _finite(s, ())), np.float32),
+            class_ids=np.array(column("class_id", _integer), np.int64),
+            class_names=np.array(column("class_name", _text), object),
+            track_ids=np.array(column("track_id", _integer), np.int64) if "track_id" in first else None,
+            keypoints=np.stack(column("keypoints", lambda k: _finite(k, (-1, 3)))) if "keypoints" in first else None,
+            masks=np.stack(column("mask", _decode_rle)) if "mask" in first else None,
+            **meta), None)
 
     def to_supervision(self) -> Any:
         """A ``supervision.Detections`` with the same boxes (requires ``pip install supervision``)."""
@@ -219,11 +235,72 @@ def _encode_rle(mask: np.ndarray) -> dict[str, Any]:
     return {"size": [int(s) for s in rle["size"]], "counts": rle["counts"].decode("ascii")}
 
 
-def _decode_rle(rle: dict[str, Any]) -> np.ndarray:
+def _decode_rle(rle: Any) -> np.ndarray:
     from pycocotools import mask as mask_utils
 
-    return mask_utils.decode({"size": rle["size"], "counts": rle["counts"].encode("ascii")}).astype(bool)
+    if not isinstance(rle, dict) or not isinstance(rle.get("counts"), str):
+        raise TypeError("expected a COCO RLE dict with 'size' and 'counts'")
+    h, w = _image_shape(rle.get("size"))
+    return mask_utils.decode({"size": [h, w], "counts": rle["counts"].encode("ascii")}).astype(bool)
 
+
+# -- reading result records (``from_dict``): each check raises TypeError/ValueError, which ``_read`` names ------
+_MISSING = object()
+
+
+def _read(what: str, convert: Callable[[Any], T], value: Any) -> T:
+    """``convert(value)``, or ResultFormatError naming the field ``what`` and why it is not one."""
+    try:
+        if value is _MISSING:
+            raise KeyError("missing")
+        return convert(value)
+    except ResultFormatError:  # a field inside ``value`` already named itself
+        raise
+    except (TypeError, ValueError, KeyError, IndexError, OverflowError, UnicodeError) as e:
+        reason = str(e).strip().strip("'").splitlines()[0] if str(e).strip() else type(e).__name__
+        raise ResultFormatError(f"detections record: bad {what}: {reason}") from None
+
+
+def _integer(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"expected an integer, got {type(value).__name__}")
+    return value
+
+
+def _number(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"expected a number, got {type(value).__name__}")
+    return float(value)
+
+
+def _text(value: Any) -> str:
+    if not isinstance(value, str):
+        raise TypeError(f"expected a string, got {type(value).__name__}")
+    return value
+
+
+def _mapping(value: Any) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise TypeError(f"expected a dict, got {type(value).__name__}")
+    return value
+
+
+def _image_shape(value: Any) -> tuple[int, int]:
+    if not isinstance(value, (list, tuple)) or len(value) != 2 or min(_integer(v) for v in value) < 0:
+        raise ValueError("expected [height, width], two integers >= 0")
+    return int(value[0]), int(value[1])
+
+
+def _finite(value: Any, shape: tuple[int, ...]) -> np.ndarray:
+    """``value`` as finite float64 numbers of ``shape`` (-1: any length)."""
+    if isinstance(value, bool) or not isinstance(value, (list, int, float)):
+        raise TypeError(f"expected numbers, got {type(value).__name__}")
+    array = np.array(value, np.float64)  # ValueError for strings, None, ragged lists
+    if array.ndim != len(shape) or any(want not in (-1, got) for want, got in zip(shape, array.shape)):
+        raise ValueError(f"expected shape {shape}, got {array.shape}")
+    if not np.isfinite(array).all() or (array.size and np.abs(array).max() > np.finfo(np.float32).max):
+        raise ValueError("expected finite numbers")
+    return array
 
 
 @dataclass(kw_only=True)
@@ -248,6 +325,8 @@ class Classification(Result):
                    **kwargs: Any) -> Classification:
         """Top ``top_k`` of a probability vector over ``names``."""
         probs = np.asarray(probs, dtype=np.float32).reshape(-1)
+        if len(probs) > len(names):
+            raise ValueError(f"{len(probs)} class scores but {len(names)} class names")
         order = np.argsort(-probs, kind="stable")[:top_k]
         return cls(class_ids=order, class_names=np.array([names[i] for i in order], dtype=object),
                    scores=probs[order], probs=probs if keep_probs else None, **kwargs)

@@ -39,25 +39,18 @@ def to_bgr(image: Any, name: str = "image") -> np.ndarray:
     """Accept a numpy array (BGR/BGRA/gray, uint8/uint16/float in 0..1) or a PIL image; return BGR uint8.
 
     Numpy input is taken as BGR, OpenCV's convention (as ultralytics does); PIL input is RGB by definition.
+    Anything else, an empty image or pixels that are not numbers (NaN) raise SourceError: the backends' resize
+    and colour conversions would otherwise fail deep inside OpenCV or silently see black.
     """
     if not isinstance(image, np.ndarray):
-        try:
-            from PIL import Image
-        except ImportError:  # pragma: no cover - pillow is a dependency
-            Image = None
-        if Image is not None and isinstance(image, Image.Image):
-            if image.mode.startswith("I;16") or image.mode == "I":  # 16-bit gray: PIL's convert("RGB") saturates
-                gray = np.clip(np.asarray(image), 0, 65535).astype(np.uint16)
-                return to_bgr(gray, name)
-            rgb = np.asarray(image.convert("RGB"))
-            return np.ascontiguousarray(rgb[..., ::-1])
-        raise SourceError(f"{name}: unsupported input type {type(image).__name__} "
-                          "(expected a path, a numpy BGR array or a PIL image)")
+        return _pil_to_bgr(image, name)
     if image.size == 0 or image.ndim not in (2, 3):
         raise SourceError(f"{name}: expected an (H, W) or (H, W, C) image, got shape {image.shape}")
     if image.dtype == np.uint16:
         image = (image // 257).astype(np.uint8)
     elif image.dtype.kind == "f":
+        if np.isnan(image).any():
+            raise SourceError(f"{name}: {image.dtype} image holds NaN values")
         image = (np.clip(image, 0, 1) * 255 + 0.5).astype(np.uint8)
     elif image.dtype != np.uint8:
         raise SourceError(f"{name}: unsupported pixel type {image.dtype} (expected uint8, uint16 or float)")
@@ -68,3 +61,20 @@ def to_bgr(image: Any, name: str = "image") -> np.ndarray:
     if image.shape[2] != 3:
         raise SourceError(f"{name}: expected 1, 3 or 4 channels, got {image.shape[2]}")
     return np.ascontiguousarray(image)
+
+
+def _pil_to_bgr(image: Any, name: str) -> np.ndarray:
+    from PIL import Image
+
+    if not isinstance(image, Image.Image):
+        raise SourceError(f"{name}: unsupported input type {type(image).__name__} "
+                          "(expected a path, a numpy BGR array or a PIL image)")
+    if image.width == 0 or image.height == 0:
+        raise SourceError(f"{name}: empty PIL image ({image.width}x{image.height} pixels)")
+    if image.mode.startswith("I;16") or image.mode == "I":  # 16-bit gray: PIL's convert("RGB") saturates
+        return to_bgr(np.clip(np.asarray(image), 0, 65535).astype(np.uint16), name)
+    try:
+        rgb = np.asarray(image.convert("RGB"))
+    except (ValueError, OSError) as e:  # modes PIL has no RGB conversion for (e.g. "La", "PA")
+        raise SourceError(f"{name}: cannot convert a PIL {image.mode} image to RGB ({e})") from None
+    return np.ascontiguousarray(rgb[..., ::-1])

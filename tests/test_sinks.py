@@ -171,7 +171,7 @@ def test_coco_results(tmp_path: Path) -> None:
         assert not path.exists()  # written atomically on close
     rows = json.loads(path.read_text())
     assert isinstance(rows, list) and len(rows) == 4
-    assert [r["image_id"] for r in rows] == [139, 139, 785, 3]  # non-numeric stem: running number
+    assert [r["image_id"] for r in rows] == [139, 139, 785, 1000]  # non-numeric stem: numbered after the largest id
     assert [r["category_id"] for r in rows] == [1, 72, 90, 18]  # official COCO category ids
     assert rows[0]["bbox"] == [10.0, 12.0, 30.0, 38.0]  # x, y, w, h
     assert rows[0]["score"] == pytest.approx(0.9)

@@ -66,6 +66,11 @@ class Source(Iterable[Frame]):
     def __len__(self) -> int:
         return 0
 
+    def files(self) -> Iterator[Path]:
+        """The files this source reads (none for cameras, streams and arrays), listed without opening them, so
+        that outputs can be kept off them."""
+        return iter(())
+
 
 class ArraySource(Source):
     def __init__(self, image: Any, name: str = "array"):
@@ -88,6 +93,9 @@ class ImageSource(Source):
 
     def __len__(self) -> int:
         return 1
+
+    def files(self) -> Iterator[Path]:
+        yield Path(self.name)
 
 
 class VideoSource(Source):
@@ -125,6 +133,10 @@ class VideoSource(Source):
 
     def __len__(self) -> int:
         return self.frame_count
+
+    def files(self) -> Iterator[Path]:
+        if not self.live:
+            yield Path(self.target)
 
     def __iter__(self) -> Iterator[Frame]:
         cap, index, start = self._cap, 0, time.monotonic()
@@ -180,6 +192,13 @@ class MultiSource(Source):
 
     def __len__(self) -> int:
         return sum(len(s) if s is not None else 1 for s in self._sources)
+
+    def files(self) -> Iterator[Path]:
+        for spec in self.specs:
+            if isinstance(spec, Source):
+                yield from spec.files()
+            elif isinstance(spec, (str, Path)) and not is_live(spec):
+                yield Path(spec).expanduser()
 
     def __iter__(self) -> Iterator[Frame]:
         for i, spec in enumerate(self.specs):

@@ -36,6 +36,9 @@ from fault_harness import (
     snapshot,
 )
 
+from visionkit.errors import SinkError, raise_if_interrupted
+from visionkit.io.threads import BackgroundWorker
+
 MODEL = "yolov5n"  # ONNX: starts in about a second, no torch import
 SEGMENTER = "deeplabv3_mnv2_257"
 
@@ -352,3 +355,39 @@ def test_ctrl_c_at_any_moment_is_interrupted(delay: float, torch_model: Path, sh
     assert_one_line(outcome, 130, "visionkit: interrupted")
     if (tmp_path / "r.jsonl").exists():
         assert_jsonl_valid(tmp_path / "r.jsonl")
+
+
+# -- API level: the mechanisms behind the rows above ----------------------------------------------------------
+def test_writer_thread_error_is_raised_as_it_was_until_closed() -> None:
+    """A sink's error in the writer thread reaches the CLI as that error (a SinkError stays one), at every later
+    submit and at close, and no later call runs after it."""
+    calls: list[int] = []
+
+    def write(i: int) -> None:
+        calls.append(i)
+        if i == 1:
+            raise SinkError("cannot write out.jsonl: No space left on device")
+
+    worker = BackgroundWorker(write)
+    worker.submit(0)
+    worker.submit(1)
+    deadline = time.monotonic() + 10
+    while len(calls) < 2 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    for step in (lambda: worker.submit(2), worker.close):
+        with pytest.raises(SinkError, match="No space left"):
+            step()
+    assert calls == [0, 1]
+
+
+def test_an_error_that_replaced_ctrl_c_is_ctrl_c() -> None:
+    """What Predictor._build and the loaders check before calling a library's failure "bad weights"."""
+    try:
+        try:
+            raise KeyboardInterrupt
+        finally:
+            raise RuntimeError("partially initialized module 'torch' has no attribute 'nn'")  # noqa: B012
+    except RuntimeError as error:
+        with pytest.raises(KeyboardInterrupt):
+            raise_if_interrupted(error)
+    raise_if_interrupted(ValueError("a real failure"))  # nothing to re-raise

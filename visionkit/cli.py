@@ -504,8 +504,7 @@ class _Window:
 def _run_export(args: argparse.Namespace) -> int:
     from . import export_onnx
 
-    if args.output:
-        _claim_output(args, args.output, args.model, args.weights)
+    _claim_output(args, args.output, args.model, args.weights)
     path = export_onnx(args.model, args.task, args.weights)
     if args.output:
         from .io.sinks import copy_file

@@ -34,7 +34,8 @@ def _ensure_dir(path: Path, for_file: Path | None = None) -> Path:
     except OSError as e:
         raise SinkError(f"cannot create output directory {path}{what}: {e.strerror}") from None
     if not os.access(path, os.W_OK):
-        raise SinkError(f"output directory {path} is not writable{what and ': cannot write ' + str(for_file)}")
+        raise SinkError(f"cannot write {for_file}: output directory {path} is not writable" if for_file is not None
+                        else f"output directory {path} is not writable")
     return path
 
 
@@ -73,11 +74,14 @@ class OutputGuard:
         """Claimed by this run already, or (without ``exist_ok``) there before it: a name to avoid."""
         return path.resolve() in self._claimed or (not self.exist_ok and os.path.lexists(path))
 
+    def _refuse_input(self, path: Path) -> None:
+        if self.is_input(path):
+            raise OutputConflictError(f"{path} is an input of this run: refusing to write an output over it")
+
     def claim(self, path: str | Path) -> Path:
         """``path``, reserved for one output; an ``OutputConflictError`` when the rules above forbid it."""
         path = Path(path)
-        if self.is_input(path):
-            raise OutputConflictError(f"{path} is an input of this run: refusing to write an output over it")
+        self._refuse_input(path)
         if path.resolve() in self._claimed:
             raise OutputConflictError(f"{path} is already an output of this run")
         if not self.exist_ok and path.is_file():  # a device (/dev/null) or a pipe is written to, not replaced
@@ -88,12 +92,11 @@ class OutputGuard:
     def unique(self, path: Path) -> Path:
         """Claim ``path``, or ``stem_1``, ``stem_2``... beside it when this run or an earlier one took the name
         (same-named inputs from two folders, a rerun into the same folder); refused when it is an input."""
-        stem, n, candidate = path.stem, 0, path
-        if self.is_input(path):
-            return self.claim(path)  # raises: the user pointed an output at the inputs
+        self._refuse_input(path)  # the output is aimed at the inputs: say so rather than write a name_1 beside them
+        candidate, n = path, 0
         while self.is_taken(candidate):
             n += 1
-            candidate = path.with_name(f"{stem}_{n}{path.suffix}")
+            candidate = path.with_name(f"{path.stem}_{n}{path.suffix}")
         return self.claim(candidate)
 
 
@@ -266,9 +269,9 @@ class MotSink(Sink):
     def __init__(self, path: str | Path, guard: OutputGuard | None = None):
         self.path = self.location = Path(path)
         self.guard = guard or OutputGuard()
-        self.per_sequence = self.path.suffix.lower() != ".txt"
-        self._files: dict[str, _LineSink] = {}
-        if self.per_sequence:
+        self._files: dict[str, _LineSink] = {}  # sequence key -> its file
+        self._single: _LineSink | None = None  # the .txt file, opened up front so a bad path fails before the run
+        if self.path.suffix.lower() != ".txt":  # a folder: one file per sequence, opened as each one starts
             _ensure_dir(self.path)
             return
         sequences = count_sequences(self.guard.inputs)
@@ -282,7 +285,7 @@ class MotSink(Sink):
         sink = self._files.get(key)
         if sink is not None:
             return sink
-        if not self.per_sequence:
+        if self._single is not None:
             if self._files:
                 raise SinkError(f"{self.path}: a MOT results file holds one sequence, but {frame.source} starts "
                                 "another; give a folder to get one <name>.txt per sequence")
@@ -301,12 +304,9 @@ class MotSink(Sink):
             for (x1, y1, x2, y2), tid, score in zip(result.xyxy.tolist(), result.track_ids.tolist(),
                                                     result.scores.tolist())))
 
-    @property
-    def written(self) -> list[Path]:
-        return [sink.path for sink in self._files.values()]
-
     def close(self) -> None:
-        files = list(self._files.values()) + ([] if self.per_sequence else [self._single])
+        """Close every file, then raise the first error any of them had."""
+        files = [self._single] if self._single is not None else list(self._files.values())
         errors = []
         for sink in files:
             try:

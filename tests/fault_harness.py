@@ -172,11 +172,20 @@ class Fault:
     outputs_valid: Callable[[], None] | None = None
     env: dict[str, str] | None = None
     stop: Stop | None = None  # signal the run mid-way
+    preexec: Callable[[], None] | None = None  # run in the child before exec, e.g. ``limit_file_size(n)``
+
+
+def limit_file_size(max_bytes: int) -> Callable[[], None]:
+    """A ``preexec`` that makes every write past ``max_bytes`` fail with EFBIG ("File too large"), like a full disk,
+    even for root (whom permission bits never stop). Python ignores SIGXFSZ, so the write returns the error."""
+    import resource
+
+    return lambda: resource.setrlimit(resource.RLIMIT_FSIZE, (max_bytes, max_bytes))
 
 
 def check_fault(fault: Fault, cwd: Path | None = None) -> Outcome:
     before = snapshot(fault.inputs)
-    outcome = run_cli(*fault.argv, cwd=cwd, env=fault.env, stop=fault.stop)
+    outcome = run_cli(*fault.argv, cwd=cwd, env=fault.env, preexec=fault.preexec, stop=fault.stop)
     assert_one_line(outcome, fault.code, fault.says)
     assert_unchanged(before)
     if fault.outputs_valid is not None:

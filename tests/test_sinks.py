@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 from clip_helpers import count_frames, make_clip
 
-from visionkit.errors import SinkError
-from visionkit.io.sinks import AnnotatedSink, CocoResultsSink, JsonlSink, MotSink
+from visionkit.errors import OutputConflictError, SinkError
+from visionkit.io.sinks import AnnotatedSink, CocoResultsSink, JsonlSink, MotSink, OutputGuard, new_run_dir
 from visionkit.io.sources import Frame, open_source
 from visionkit.results import Classification, Detections
 
@@ -171,7 +171,7 @@ def test_coco_results(tmp_path: Path) -> None:
         assert not path.exists()  # written atomically on close
     rows = json.loads(path.read_text())
     assert isinstance(rows, list) and len(rows) == 4
-    assert [r["image_id"] for r in rows] == [139, 139, 785, 3]  # non-numeric stem: running number
+    assert [r["image_id"] for r in rows] == [139, 139, 785, 1000]  # non-numeric stem: numbered after the largest id
     assert [r["category_id"] for r in rows] == [1, 72, 90, 18]  # official COCO category ids
     assert rows[0]["bbox"] == [10.0, 12.0, 30.0, 38.0]  # x, y, w, h
     assert rows[0]["score"] == pytest.approx(0.9)
@@ -262,3 +262,134 @@ def test_annotated_image_cannot_be_written(tmp_path: Path) -> None:
     (tmp_path / "photo.jpg").mkdir()  # the target name is taken by a folder
     with pytest.raises(SinkError, match="cannot write .*photo.jpg"):
         sink.write(still("photo.jpg"), dets())
+
+
+# -- OutputGuard: never over an input, an existing file only with exist_ok ----------------------------------
+@pytest.fixture
+def an_input(tmp_path: Path) -> Path:
+    path = tmp_path / "in" / "photo.jpg"
+    path.parent.mkdir()
+    path.write_bytes(b"input bytes")
+    return path
+
+
+@pytest.mark.parametrize("link", ["same path", "hard link", "symlink", "through a symlinked folder"])
+def test_guard_refuses_an_input_however_it_is_named(tmp_path: Path, an_input: Path, link: str) -> None:
+    if link == "same path":
+        output = an_input
+    elif link == "hard link":
+        output = tmp_path / "results.jsonl"
+        output.hardlink_to(an_input)
+    elif link == "symlink":
+        output = tmp_path / "results.jsonl"
+        output.symlink_to(an_input)
+    else:
+        (tmp_path / "alias").symlink_to(an_input.parent)
+        output = tmp_path / "alias" / an_input.name
+    guard = OutputGuard([an_input.parent], exist_ok=True)  # a folder input counts for every file in it
+    with pytest.raises(OutputConflictError, match="is an input of this run"):
+        JsonlSink(output, guard)
+    assert an_input.read_bytes() == b"input bytes"
+
+
+def test_guard_lists_lazy_inputs_only_when_an_output_exists(tmp_path: Path, an_input: Path) -> None:
+    listed = []
+
+    def inputs():
+        listed.append(True)
+        yield an_input
+
+    guard = OutputGuard(inputs(), exist_ok=False)
+    guard.claim(tmp_path / "new.jsonl")
+    assert not listed
+    with pytest.raises(OutputConflictError, match="is an input"):
+        guard.claim(an_input)
+    assert listed == [True]
+
+
+def test_guard_existing_files_and_devices(tmp_path: Path) -> None:
+    existing = tmp_path / "r.jsonl"
+    existing.write_text("old\n")
+    with pytest.raises(OutputConflictError, match=r"r.jsonl already exists \(--exist-ok replaces it\)"):
+        JsonlSink(existing, OutputGuard(exist_ok=False))
+    assert existing.read_text() == "old\n"
+    OutputGuard(exist_ok=False).claim("/dev/null")  # written to, not replaced
+    with JsonlSink(existing, OutputGuard(exist_ok=True)) as sink:
+        sink.write(still(), dets(1))
+    assert len(existing.read_text().splitlines()) == 1
+
+
+def test_guard_one_path_one_output(tmp_path: Path) -> None:
+    guard = OutputGuard()
+    JsonlSink(tmp_path / "r.json", guard).close()
+    with pytest.raises(OutputConflictError, match="already an output of this run"):
+        CocoResultsSink(tmp_path / "r.json", guard)
+
+
+def test_annotated_sink_takes_a_free_name_unless_exist_ok(tmp_path: Path) -> None:
+    (tmp_path / "photo.jpg").write_bytes(b"earlier run")
+    with AnnotatedSink(tmp_path, OutputGuard(exist_ok=False)) as sink:
+        sink.write(still("photo.jpg"), dets(1))
+        sink.write(still("/other/photo.jpg"), dets(1))
+    assert sink.written == [tmp_path / "photo_1.jpg", tmp_path / "photo_2.jpg"]
+    assert (tmp_path / "photo.jpg").read_bytes() == b"earlier run"
+    with AnnotatedSink(tmp_path, OutputGuard(exist_ok=True)) as sink:
+        sink.write(still("photo.jpg"), dets(1))
+    assert sink.written == [tmp_path / "photo.jpg"] and (tmp_path / "photo.jpg").read_bytes()[:2] == b"\xff\xd8"
+
+
+def test_annotated_sink_refuses_to_write_over_its_input(an_input: Path) -> None:
+    sink = AnnotatedSink(an_input.parent, OutputGuard([an_input], exist_ok=False))
+    with pytest.raises(OutputConflictError, match="photo.jpg is an input"):
+        sink.write(still(str(an_input)), dets(1))
+    assert an_input.read_bytes() == b"input bytes"
+
+
+def test_new_run_dir_numbers_like_ultralytics(tmp_path: Path) -> None:
+    assert [new_run_dir(tmp_path / "runs/detect").name for _ in range(3)] == ["predict", "predict2", "predict3"]
+
+
+# -- one sequence per MOT file; COCO ids across folders; write errors --------------------------------------
+def video(source: str, index: int) -> Frame:
+    return Frame(np.zeros((48, 64, 3), np.uint8), source, index, is_video=True)
+
+
+def test_mot_folder_one_file_per_sequence(tmp_path: Path) -> None:
+    with MotSink(tmp_path / "mot") as sink:
+        for source in ("/a/walk.mp4", "/b/walk.mp4", "camera 0"):
+            for i in range(2):
+                sink.write(video(source, i), dets(1, track_ids=[1]))
+        sink.write(still("/seq/img1/000001.jpg"), dets(1, track_ids=[4]))
+    names = sorted(p.name for p in (tmp_path / "mot").iterdir())
+    assert names == ["camera0.txt", "img1.txt", "walk.txt", "walk_1.txt"]
+    assert [line.split(",")[0] for line in (tmp_path / "mot/walk_1.txt").read_text().splitlines()] == ["1", "2"]
+
+
+def test_mot_file_refuses_a_second_sequence(tmp_path: Path, clip: Path) -> None:
+    with pytest.raises(OutputConflictError, match="holds one sequence, but this run reads 2"):
+        MotSink(tmp_path / "m.txt", OutputGuard([clip, clip.with_name("other.mp4")]))
+    sink = MotSink(tmp_path / "m.txt")  # no inputs known: the second sequence is refused when it comes
+    sink.write(video("a.mp4", 0), dets(1, track_ids=[1]))
+    with pytest.raises(SinkError, match="b.mp4 starts another"):
+        sink.write(video("b.mp4", 0), dets(1, track_ids=[1]))
+    sink.close()
+    assert len((tmp_path / "m.txt").read_text().splitlines()) == 1
+
+
+def test_coco_ids_unique_across_folders_and_videos(tmp_path: Path) -> None:
+    with CocoResultsSink(tmp_path / "r.json") as sink:
+        sink.write(still("/a/000000000139.jpg", index=0), dets(1))
+        sink.write(still("/b/000000000139.jpg", index=1), dets(1))  # the same stem in another folder
+        sink.write(still("/b/000000000785.jpg", index=2), dets(1))
+        sink.write(video("/v/000000000785.mp4", 0), dets(1))
+    ids = [r["image_id"] for r in json.loads((tmp_path / "r.json").read_text())]
+    assert ids[2] == 785 and len(set(ids)) == 4 and min(ids[:2] + ids[3:]) > 785
+
+
+def test_line_sink_disk_full_is_a_sink_error() -> None:
+    sink = JsonlSink("/dev/full")
+    with pytest.raises(SinkError, match="cannot write /dev/full: No space left on device"):
+        sink.write(still(), dets(1))
+    with pytest.raises(SinkError, match="cannot write /dev/full"):  # the unwritten line is still buffered
+        sink.close()
+    sink.close()  # closed all the same: a second close is quiet

@@ -8,7 +8,11 @@
         print(frame.index, result.to_json())
 """
 
-from .catalog import ModelEntry, list_models
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from .errors import (
     ModelNotFoundError,
     OptionError,
@@ -18,16 +22,42 @@ from .errors import (
     VisionkitError,
     WeightsError,
 )
-from .io.sources import Frame, open_source
-from .pipeline import PersonPose
-from .predictor import Predictor, export_onnx, load
-from .results import ActionPrediction, Classification, Detections, Result, SemanticMask, Speed
+
+if TYPE_CHECKING:
+    from .catalog import ModelEntry, list_models
+    from .io.sources import Frame, open_source
+    from .pipeline import PersonPose
+    from .predictor import Predictor, export_onnx, load
+    from .results import ActionPrediction, Classification, Detections, Result, SemanticMask, Speed
 
 __version__ = "0.1.0"
+
+# The rest of the API is imported on first use (PEP 562): `import visionkit` and the `visionkit` command then
+# start without loading numpy, OpenCV and the model code, so Ctrl-C or `--help` in the first half second is
+# handled by the command like at any other time, instead of interrupting a chain of imports.
+_LAZY = {
+    ".catalog": ("ModelEntry", "list_models"),
+    ".io.sources": ("Frame", "open_source"),
+    ".pipeline": ("PersonPose",),
+    ".predictor": ("Predictor", "export_onnx", "load"),
+    ".results": ("ActionPrediction", "Classification", "Detections", "Result", "SemanticMask", "Speed"),
+}
+_MODULE_OF = {name: module for module, names in _LAZY.items() for name in names}
+
+
+def __getattr__(name: str) -> Any:
+    module = _MODULE_OF.get(name)
+    if module is None:
+        raise AttributeError(f"module 'visionkit' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module, __name__), name)
+    globals()[name] = value
+    return value
 
 
 def available_models(task: str | None = None) -> list[str]:
     """Catalog model names, optionally for one task."""
+    from .catalog import list_models
+
     return [e.name for e in list_models(task)]
 
 

@@ -10,6 +10,7 @@ the videos written so far are finalised, the other outputs flushed and the summa
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import os
@@ -19,9 +20,8 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from .errors import ModelNotFoundError, OptionError, VisionkitError
+from .errors import ModelNotFoundError, OptionError, SinkError, VisionkitError
 from .interrupts import Interrupted, hold_stop_signals, stop_requested, stop_signals
-from .io.sources import __doc__ as SOURCES_DOC
 
 log = logging.getLogger("visionkit")
 
@@ -29,9 +29,15 @@ EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2  # interrupted: 128 + the signal (vis
 
 SOURCE_HELP = ("image, folder, quoted glob, video, camera index or stream URL (default: the built-in sample "
                "bus.jpg); see the list below")
-SOURCES_EPILOG = "SOURCE can be:\n" + "\n".join(
-    line for line in SOURCES_DOC.split("Accepted specs (also the CLI's SOURCE help):")[1].splitlines()
-    if line.strip() and "Python API" not in line)
+RUNS_DIR = Path("runs")  # `--save` without DIR: runs/<task>/predict, predict2... as ultralytics numbers them
+
+
+def _sources_epilog() -> str:
+    from .io.sources import __doc__ as sources_doc  # imported here: OpenCV loads only once a command runs
+
+    return "SOURCE can be:\n" + "\n".join(
+        line for line in sources_doc.split("Accepted specs (also the CLI's SOURCE help):")[1].splitlines()
+        if line.strip() and "Python API" not in line)
 
 
 def _default_sample() -> str:
@@ -100,15 +106,32 @@ def _add_detect_options(p: argparse.ArgumentParser) -> None:
 
 
 def _add_output_options(p: argparse.ArgumentParser, coco: bool = False, mot: bool = False) -> None:
-    g = p.add_argument_group("output")
-    g.add_argument("--save", metavar="DIR", help="write annotated images (same names) and videos (.mp4) into DIR")
+    g = p.add_argument_group("output (never written over an input; an existing file is replaced only with "
+                             "--exist-ok)")
+    g.add_argument("--save", metavar="DIR", nargs="?", const=True,
+                   help="write annotated images (same names; name_1.jpg... where the name is taken) and videos "
+                        "(.mp4) into DIR; without DIR into a new folder runs/TASK/predict, predict2...")
     g.add_argument("--json", metavar="FILE", help="write one JSON line per image/frame to FILE (JSONL)")
     if coco:
         g.add_argument("--coco", metavar="FILE", help="write COCO detection results JSON to FILE")
     if mot:
-        g.add_argument("--mot", metavar="FILE", help="write MOTChallenge results (frame,id,x,y,w,h,conf,...) to FILE")
+        g.add_argument("--mot", metavar="DIR|FILE.txt",
+                       help="write MOTChallenge results (frame,id,x,y,w,h,conf,...): one DIR/NAME.txt per video or "
+                            "image sequence, or FILE.txt when the run has a single sequence")
+    _add_exist_ok(g)
     g.add_argument("--show", action="store_true", help="show annotated frames in a window (q or Esc quits)")
     g.add_argument("--quiet", "-q", action="store_true", help="no per-image lines and no progress bar")
+
+
+def _add_exist_ok(g: Any) -> None:
+    """--exist-ok on a parser or an argument group."""
+    g.add_argument("--exist-ok", action="store_true", dest="exist_ok",
+                   help="replace output files that already exist (never an input of the run)")
+
+
+def _add_json_report(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--json", metavar="FILE", help="also write the scores as JSON to FILE")
+    _add_exist_ok(p)
 
 
 def _add_track_options(p: argparse.ArgumentParser) -> None:
@@ -169,8 +192,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--debug", action="store_true", help="show tracebacks for errors")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
+    epilog = _sources_epilog()
     for task, add_options in TASK_OPTIONS.items():
-        p = sub.add_parser(task, help=TASK_HELP[task], description=TASK_HELP[task] + ".", epilog=SOURCES_EPILOG,
+        p = sub.add_parser(task, help=TASK_HELP[task], description=TASK_HELP[task] + ".", epilog=epilog,
                            formatter_class=argparse.RawDescriptionHelpFormatter)
         p.add_argument("source", nargs="?", metavar="SOURCE", help=SOURCE_HELP)
         _add_model_options(p, task)
@@ -201,6 +225,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--weights", help="weights file for a catalog architecture")
     p.add_argument("--output", "-o", metavar="FILE", help="also copy the ONNX file to FILE")
     _add_trust_option(p)
+    _add_exist_ok(p)
     p.set_defaults(handler=_run_export)
 
     p = sub.add_parser("eval", help="score a model on a labelled dataset",
@@ -214,7 +239,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--annotations", required=True, help="COCO instances JSON (e.g. instances_val2017.json)")
     _add_model_options(e, "detect", streams=False)
     _add_detect_options(e)
-    e.add_argument("--json", metavar="FILE", help="also write the scores as JSON to FILE")
+    _add_json_report(e)
     e.set_defaults(handler=_run_eval_detect, task="detect")
     c = esub.add_parser("classify", help="top-1 / top-5 accuracy on a folder of images and a labels CSV",
                         description="Top-1 and top-5 accuracy. The labels CSV has a header with `file` and "
@@ -223,7 +248,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--labels", required=True, help="CSV with file,class_index columns")
     _add_model_options(c, "classify", streams=False)
     c.add_argument("--imgsz", type=_positive_int, help="inference size in pixels (default: the model's)")
-    c.add_argument("--json", metavar="FILE", help="also write the scores as JSON to FILE")
+    _add_json_report(c)
     c.set_defaults(handler=_run_eval_classify, task="classify")
     k = esub.add_parser("pose", help="keypoint OKS-AP (pycocotools) and PCK on COCO person keypoints",
                         description="Keypoint OKS mAP with pycocotools. A single-person model (MoveNet) runs on the "
@@ -235,7 +260,7 @@ def build_parser() -> argparse.ArgumentParser:
                                                          "(default: yolov5n)")
     _add_model_options(k, "pose", streams=False)
     _add_detect_options(k)
-    k.add_argument("--json", metavar="FILE", help="also write the scores as JSON to FILE")
+    _add_json_report(k)
     k.set_defaults(handler=_run_eval_pose, task="pose")
     g = esub.add_parser("segment", help="mIoU of a VOC-class model on COCO (VOC classes) or CamVid",
                         description="Semantic segmentation mIoU from a confusion matrix (ignore index 255). COCO "
@@ -248,7 +273,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--images", help="folder with the COCO images")
     _add_model_options(g, "segment", streams=False)
     g.add_argument("--imgsz", type=_positive_int, help="inference size in pixels (default: the model's)")
-    g.add_argument("--json", metavar="FILE", help="also write the scores as JSON to FILE")
+    _add_json_report(g)
     g.set_defaults(handler=_run_eval_segment, task="segment")
     t = esub.add_parser("track", help="HOTA, MOTA, IDF1 (TrackEval) on MOTChallenge-format sequences",
                         description="Track each MOTChallenge sequence folder (img1/, gt/gt.txt, seqinfo.ini) and "
@@ -257,7 +282,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--gt", nargs="+", required=True, metavar="SEQ_DIR", help="sequence folder(s)")
     _add_model_options(t, "detect")
     _add_track_options(t)
-    t.add_argument("--json", metavar="FILE", help="also write the scores as JSON to FILE")
+    _add_json_report(t)
     t.set_defaults(handler=_run_eval_track, task="track")
     return parser
 
@@ -332,7 +357,6 @@ def _run_task(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from .draw import TraceAnnotator
-    from .io.sinks import AnnotatedSink, CocoResultsSink, JsonlSink, MotSink
     from .io.sources import open_source
     from .io.threads import BackgroundWorker
     from .results import Detections
@@ -350,15 +374,14 @@ def _run_task(args: argparse.Namespace) -> int:
 
     source = open_source(args.source, on_error=on_error, reconnect=args.reconnect)
     predictor.warmup()  # load weights before opening outputs: a bad model must not leave empty files behind
-    sinks = []
-    if args.save:
-        sinks.append(AnnotatedSink(args.save))
-    if args.json:
-        sinks.append(JsonlSink(args.json, task=args.task, model=predictor.entry.name))
-    if getattr(args, "coco", None):
-        sinks.append(CocoResultsSink(args.coco))
-    if getattr(args, "mot", None):
-        sinks.append(MotSink(args.mot))
+    sinks = _open_sinks(args, predictor.entry.name, source.files())
+
+    def drop(sink: Any, error: SinkError) -> None:
+        """A sink that cannot write (disk full, permissions) is reported, closed and dropped; the others go on."""
+        sinks.remove(sink)
+        _close_quietly(sink)
+        on_error(error)
+
     window = _Window() if args.show else None
     trails = TraceAnnotator(args.trails) if getattr(args, "trails", 0) > 0 else None
     trails_source = None
@@ -377,8 +400,11 @@ def _run_task(args: argparse.Namespace) -> int:
                 trails.reset()
             trails_source = frame.source
             trails.annotate(annotated, result)
-        for sink in sinks:
-            sink.write(frame, result, annotated)
+        for sink in list(sinks):
+            try:
+                sink.write(frame, result, annotated)
+            except SinkError as e:
+                drop(sink, e)
         return annotated
 
     # Drawing and encoding run in a writer thread, overlapping the next frame's inference; a window must be
@@ -414,8 +440,12 @@ def _run_task(args: argparse.Namespace) -> int:
             if writer is not None:
                 writer.close()
         finally:
-            for sink in sinks:
-                sink.close()
+            for sink in list(sinks):
+                try:
+                    sink.close()
+                except SinkError as e:
+                    sinks.remove(sink)
+                    on_error(e)
             if window:
                 window.close()
     stop = stop or stop_requested()
@@ -425,11 +455,44 @@ def _run_task(args: argparse.Namespace) -> int:
     return code
 
 
+def _open_sinks(args: argparse.Namespace, model: str, inputs: Any) -> list[Any]:
+    """The outputs asked for, all under one ``OutputGuard``: none over an input (``inputs``, listed lazily), an
+    existing file replaced only with --exist-ok. If one cannot be opened, those opened before it are closed."""
+    from .io.sinks import AnnotatedSink, CocoResultsSink, JsonlSink, MotSink, OutputGuard, new_run_dir
+
+    guard = OutputGuard(inputs, exist_ok=args.exist_ok)
+    openers = []
+    if args.json:
+        openers.append(lambda: JsonlSink(args.json, guard, task=args.task, model=model))
+    if getattr(args, "coco", None):
+        openers.append(lambda: CocoResultsSink(args.coco, guard))
+    if getattr(args, "mot", None):
+        openers.append(lambda: MotSink(args.mot, guard))
+    if args.save:  # last: a refused file above leaves no empty run folder behind
+        openers.append(lambda: AnnotatedSink(new_run_dir(RUNS_DIR / args.task) if args.save is True else args.save,
+                                             guard))
+    sinks: list[Any] = []
+    try:
+        for open_sink in openers:
+            sinks.append(open_sink())
+    except BaseException:
+        for sink in sinks:
+            _close_quietly(sink)
+        raise
+    return sinks
+
+
+def _close_quietly(sink: Any) -> None:
+    """Close a sink on the way out of an error: that error is the one to report, not a second one."""
+    with contextlib.suppress(SinkError):
+        sink.close()
+
+
 def _summary(args: argparse.Namespace, frames: int, objects: int, speed_sum: list[float], elapsed: float,
              errors: list[str], sinks: list[Any]) -> None:
+    """The closing line; ``sinks``: the outputs still written at the end (not those dropped after an error)."""
     per = [s / frames for s in speed_sum] if frames else [0.0, 0.0, 0.0]
-    outputs = [str(Path(args.save))] if args.save else []
-    outputs += [p for p in (args.json, getattr(args, "coco", None), getattr(args, "mot", None)) if p]
+    outputs = [str(sink.location) for sink in sinks]
     found = f"{objects} object(s), " if args.task in ("detect", "track", "pose") or objects else ""
     line = (f"{args.task}: {frames} frame(s), {found}{len(errors)} error(s); "
             f"{per[0]:.1f} ms pre, {per[1]:.1f} ms inference, {per[2]:.1f} ms post per frame; "
@@ -466,6 +529,7 @@ class _Window:
 def _run_export(args: argparse.Namespace) -> int:
     from . import export_onnx
 
+    _claim_output(args, args.output, args.model, args.weights)
     path = export_onnx(args.model, args.task, args.weights, trust_weights=args.trust_weights)
     if args.output:
         from .io.sinks import copy_file
@@ -510,6 +574,7 @@ def _scored(args: argparse.Namespace, evaluate: Any, *data: Any) -> tuple[Any, A
     """Load the model with its evaluation settings and score it with ``evaluate(predictor, *data, progress)``."""
     from tqdm import tqdm
 
+    _claim_output(args, args.json, *data)
     predictor = _load(args, evaluate=True)
     predictor.warmup()
     with tqdm(desc="eval", unit="image", file=sys.stderr, dynamic_ncols=True, disable=None) as bar:
@@ -539,6 +604,7 @@ def _run_eval_pose(args: argparse.Namespace) -> int:
     from .eval.keypoints import evaluate_keypoints, evaluate_pck
     from .pipeline import PersonPose
 
+    _claim_output(args, args.json, args.images, args.annotations)
     pose = _load(args, evaluate=True)
     report: dict[str, Any] = {"model": pose.entry.name}
     scorer: Any = pose
@@ -582,6 +648,15 @@ def _report(args: argparse.Namespace, predictor: Any, score: Any, line: str) -> 
     return EXIT_OK
 
 
+def _claim_output(args: argparse.Namespace, output: str | None, *inputs: str | None) -> None:
+    """Check an output file before the work that fills it (an evaluation, an export): never over one of
+    ``inputs`` (files or folders), an existing file only with --exist-ok; an OutputConflictError if not."""
+    if output:
+        from .io.sinks import OutputGuard
+
+        OutputGuard([p for p in inputs if p], exist_ok=args.exist_ok).claim(output)
+
+
 def _write_json(path: str | None, data: dict[str, Any]) -> None:
     if path:
         from .io.sinks import write_json
@@ -592,6 +667,7 @@ def _write_json(path: str | None, data: dict[str, Any]) -> None:
 def _run_eval_track(args: argparse.Namespace) -> int:
     from .eval.mot import evaluate_tracker
 
+    _claim_output(args, args.json, *args.gt)
     tracking = _load(args)
     tracking.warmup()
     rows = []
@@ -618,8 +694,10 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _main(argv: list[str] | None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = build_parser().parse_args(argv)
+    except KeyboardInterrupt as e:  # Ctrl-C while the command's modules (OpenCV, the demo) are still loading
+        return _interrupted(e)
     if argv is None and not args.debug:  # a console run (not main([...]) from Python): native libraries' lines off
         from .io.console import divert_native_stderr
 

@@ -36,3 +36,21 @@ class OptionError(VisionkitError, ValueError):
 
 class ResultFormatError(VisionkitError, ValueError):
     """A result record (``to_dict`` / a JSONL line) that is not one: a field missing, of the wrong type or shape."""
+
+
+class OutputConflictError(OptionError):
+    """An output that would overwrite one of the run's inputs, or an existing file without ``exist_ok``
+    (``--exist-ok``): a bad command line, refused before anything is written over it."""
+
+
+def raise_if_interrupted(error: BaseException) -> None:
+    """Raise the Ctrl-C (or exit) that ``error`` replaced, if any, for code that turns a library's failures into a
+    ``VisionkitError``: a library whose clean-up fails while an import or a load is interrupted (a half-initialised
+    module, a ``finally`` that raises) must not turn Ctrl-C into "bad weights"."""
+    seen: set[int] = set()
+    cause: BaseException | None = error
+    while cause is not None and id(cause) not in seen:
+        if not isinstance(cause, Exception):  # KeyboardInterrupt, SystemExit
+            raise cause
+        seen.add(id(cause))
+        cause = cause.__cause__ or cause.__context__

@@ -25,7 +25,7 @@ import numpy as np
 
 from . import catalog
 from .device import Device, cpu_cores, select_device
-from .errors import ModelNotFoundError, OptionError, WeightsError
+from .errors import ModelNotFoundError, OptionError, WeightsError, raise_if_interrupted
 from .io.images import IMAGE_SUFFIXES, VIDEO_SUFFIXES, read_image, to_bgr
 from .io.sources import ErrorHandler, Frame, Source, open_source, reconnect_attempts
 from .io.threads import BackgroundIterator, ordered_map
@@ -107,6 +107,7 @@ class Predictor:
             except (WeightsError, ModelNotFoundError, OptionError):  # already user-facing: keep the type
                 raise
             except Exception as e:  # a library's own failure to parse the file: report it as bad weights
+                raise_if_interrupted(e)
                 first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
                 raise WeightsError(f"cannot load {self.entry.name} from {path}: {first}") from e
         log.info("loaded %s (%s) on %s", self.entry.name, self._backend_cls.name, device)

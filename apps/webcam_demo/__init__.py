@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 import visionkit
+from visionkit.io.sinks import OutputGuard
 
 from .capture import LiveCapture
 from .engine import TASKS, DemoEngine
@@ -39,6 +40,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--port", type=int, default=8000, help="--serve port (default: 8000)")
     p.add_argument("--save", metavar="DIR", help="headless: write the annotated video into DIR")
     p.add_argument("--json", metavar="FILE", help="headless: write one JSON line per processed frame")
+    p.add_argument("--exist-ok", action="store_true", dest="exist_ok",
+                   help="headless: replace --save/--json files that already exist (never the --source file)")
     p.add_argument("--snapshots", default="snapshots", metavar="DIR", help="where snapshots go (default: snapshots/)")
     p.add_argument("--max-frames", type=int, metavar="N", help="stop after N processed frames")
     p.add_argument("--duration", type=float, metavar="S", help="stop after S seconds")
@@ -71,7 +74,8 @@ def run(args: argparse.Namespace) -> int:
         if args.serve:
             serve(engine, frames, args.host, args.port, Path(args.snapshots), log)
         elif headless:
-            run_headless(engine, frames, args.save, args.json, log)
+            inputs = [Path(args.source)] if capture.is_file else []
+            run_headless(engine, frames, args.save, args.json, log, OutputGuard(inputs, exist_ok=args.exist_ok))
         else:
             run_window(engine, frames, Path(args.snapshots), log)
     finally:

@@ -13,7 +13,7 @@ import cv2
 import numpy as np
 
 import visionkit
-from visionkit.io.sinks import AnnotatedSink, JsonlSink
+from visionkit.io.sinks import AnnotatedSink, JsonlSink, OutputGuard
 
 from .capture import Captured, LiveCapture
 from .engine import TASKS, DemoEngine
@@ -80,14 +80,15 @@ def run_window(engine: DemoEngine, frames: Iterator[Captured], snapshots: Path,
 
 
 def run_headless(engine: DemoEngine, frames: Iterator[Captured], save: str | None, json_path: str | None,
-                 log: Callable[[str], None]) -> None:
-    """No display: annotated video and/or JSONL, written as frames are processed."""
+                 log: Callable[[str], None], guard: OutputGuard | None = None) -> None:
+    """No display: annotated video and/or JSONL, written as frames are processed, under the CLI's output rules
+    (``guard``: never over the source file; an existing file kept unless --exist-ok)."""
     sinks: list[Any] = []
     try:
         if save:
-            sinks.append(AnnotatedSink(save))
+            sinks.append(AnnotatedSink(save, guard))
         if json_path:
-            sinks.append(JsonlSink(json_path, task=engine.task, model=engine.model))
+            sinks.append(JsonlSink(json_path, guard, task=engine.task, model=engine.model))
         for item in frames:
             annotated, result = engine.process(item.frame.image, item.captured_at)
             for sink in sinks:

@@ -42,15 +42,26 @@ def read_labels(labels_csv: str | Path) -> list[tuple[str, int]]:
     path = Path(labels_csv)
     if not path.is_file():
         raise SourceError(f"{path}: no such labels file")
-    with open(path, newline="", encoding="utf-8") as f:
-        reader = csv.DictReader(f)
-        missing = {"file", "class_index"} - set(reader.fieldnames or ())
-        if missing:
-            raise SourceError(f"{path}: expected the columns file,class_index; missing {', '.join(sorted(missing))}")
+    try:
+        with open(path, newline="", encoding="utf-8") as f:
+            reader = csv.DictReader(f)
+            missing = {"file", "class_index"} - set(reader.fieldnames or ())
+            if missing:
+                raise SourceError(f"{path}: expected the columns file,class_index; missing "
+                                  f"{', '.join(sorted(missing))}")
+            rows = list(reader)
+    except OSError as e:
+        raise SourceError(f"cannot read {path}: {e.strerror}") from None
+    except (UnicodeDecodeError, csv.Error) as e:
+        raise SourceError(f"{path}: not a UTF-8 CSV file ({e})") from None
+    labels = []
+    for line, row in enumerate(rows, 2):  # line 1 is the header
         try:
-            return [(row["file"], int(row["class_index"])) for row in reader]
-        except ValueError as e:
-            raise SourceError(f"{path}: class_index must be an integer ({e})") from None
+            labels.append((row["file"], int(row["class_index"])))
+        except (TypeError, ValueError):  # a short row leaves None; a non-number
+            raise SourceError(f"{path}, line {line}: class_index must be an integer, got "
+                              f"{row['class_index']!r}") from None
+    return labels
 
 
 def evaluate_classifier(predictor: Any, images_dir: str | Path, labels_csv: str | Path,

@@ -45,14 +45,30 @@ class CocoScore:
 
 
 def load_coco(annotations: str | Path) -> Any:
-    """A pycocotools ``COCO`` index of an annotation file, without pycocotools' progress prints."""
+    """A pycocotools ``COCO`` index of an annotation file, without pycocotools' progress prints; a file that is
+    missing, unreadable, not JSON or not COCO-shaped is a ``SourceError`` naming it (pycocotools would raise a
+    bare ``KeyError`` or ``JSONDecodeError``)."""
     from pycocotools.coco import COCO
 
     annotations = Path(annotations)
     if not annotations.is_file():
         raise SourceError(f"{annotations}: no such annotation file")
-    with contextlib.redirect_stdout(io.StringIO()):
-        return COCO(str(annotations))
+    try:
+        dataset = json.loads(annotations.read_bytes())
+    except OSError as e:
+        raise SourceError(f"cannot read {annotations}: {e.strerror}") from None
+    except ValueError as e:  # JSONDecodeError, UnicodeDecodeError
+        raise SourceError(f"{annotations}: not a JSON file ({e})") from None
+    if not isinstance(dataset, dict) or not isinstance(dataset.get("images"), list):
+        raise SourceError(f"{annotations}: not a COCO annotation file (no 'images' list)")
+    coco = COCO()
+    coco.dataset = dataset
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):
+            coco.createIndex()
+    except (KeyError, TypeError) as e:
+        raise SourceError(f"{annotations}: not a COCO annotation file (an entry lacks {e})") from None
+    return coco
 
 
 def coco_stats(gt: Any, rows: list[dict[str, Any]], image_ids: list[int], iou_type: str) -> list[float]:

@@ -50,18 +50,15 @@ class PckScore:
                 "keypoints": self.keypoints, "normaliser": "max(gt box width, gt box height)"}
 
 
-def _load_gt(annotations: str | Path) -> Any:
+def _load_gt(annotations: str | Path) -> tuple[Any, int]:
+    """The COCO index of a person keypoints file and its person category id, or a SourceError naming the file."""
     gt = load_coco(annotations)
     if not any("keypoints" in a for a in gt.dataset.get("annotations", [])):
         raise SourceError(f"{annotations}: no keypoint annotations (expected a COCO person_keypoints file)")
-    return gt
-
-
-def _person_category(gt: Any) -> int:
     ids = gt.getCatIds(catNms=["person"])
     if not ids:
-        raise SourceError("the annotation file has no 'person' category")
-    return int(ids[0])
+        raise SourceError(f"{annotations}: no 'person' category")
+    return gt, int(ids[0])
 
 
 def evaluate_keypoints(predictor: Callable[[str], Any], images_dir: str | Path, annotations: str | Path,
@@ -73,8 +70,7 @@ def evaluate_keypoints(predictor: Callable[[str], Any], images_dir: str | Path, 
     complete.
     """
 
-    gt = _load_gt(annotations)
-    category = _person_category(gt)
+    gt, category = _load_gt(annotations)
     images_dir = Path(images_dir)
     rows = []
     image_ids = sorted(gt.getImgIds())
@@ -103,8 +99,7 @@ def evaluate_pck(pose: Any, images_dir: str | Path, annotations: str | Path, alp
     if not hasattr(backend, "predict_in_boxes"):
         raise OptionError(f"PCK on ground-truth boxes needs a single-person pose model (e.g. movenet_lightning), "
                           f"not {pose.entry.name!r}")
-    gt = _load_gt(annotations)
-    category = _person_category(gt)
+    gt, category = _load_gt(annotations)
     images_dir = Path(images_dir)
     hits = np.zeros(len(alphas), np.int64)
     persons = labelled = 0

@@ -97,15 +97,16 @@ def _fmt(v: float) -> str:
     return str(int(v)) if float(v).is_integer() else f"{v:.6g}"
 
 
-def _write_gt(rows: list[list[float]], frames: int, target: Path) -> str:
-    """Write the gt rows of frames 1..frames in a layout TrackEval reads; return the TrackEval benchmark name."""
+def _write_gt(rows: list[list[float]], frames: int, source: Path, target: Path) -> str:
+    """Write the gt rows (read from ``source``) of frames 1..frames in a layout TrackEval reads; return the
+    TrackEval benchmark name."""
     columns = {len(r) for r in rows}
     if len(columns) > 1:
-        raise SourceError(f"gt rows have different column counts ({sorted(columns)})")
+        raise SourceError(f"{source}: gt rows have different column counts ({sorted(columns)})")
     ncols = columns.pop() if columns else 10
     if ncols not in (7, 9, 10):
-        raise SourceError(f"gt has {ncols} columns; expected MOT15 (10: …,flag,x,y,z world) or MOT16/17/20 "
-                          "(9: …,consider,class,visibility)")
+        raise SourceError(f"{source}: gt has {ncols} columns; expected MOT15 (10: …,flag,x,y,z world) or "
+                          "MOT16/17/20 (9: …,consider,class,visibility)")
     mot15 = ncols != 9
     lines = []
     for r in rows:
@@ -146,7 +147,7 @@ def evaluate_mot_files(sequence_dir: str | Path, results_txt: str | Path) -> Tra
 
     with tempfile.TemporaryDirectory(prefix="visionkit-mot-") as tmp:
         root = Path(tmp)
-        benchmark = _write_gt(gt_rows, frames, root / "gt" / SEQ / "gt" / "gt.txt")
+        benchmark = _write_gt(gt_rows, frames, seq.gt, root / "gt" / SEQ / "gt" / "gt.txt")
         (root / "gt" / SEQ / "seqinfo.ini").write_text(
             f"[Sequence]\nname={SEQ}\nimDir=img1\nseqLength={frames}\n", encoding="utf-8")
         (root / "seqmap.txt").write_text(f"name\n{SEQ}\n", encoding="utf-8")

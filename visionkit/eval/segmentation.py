@@ -15,8 +15,6 @@ Two protocols, both scored at the source resolution of each image (visionkit's m
 
 from __future__ import annotations
 
-import contextlib
-import io
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +24,7 @@ import numpy as np
 
 from ..errors import OptionError, SourceError
 from ..results import SemanticMask
+from .coco import load_coco
 
 IGNORE_INDEX = 255
 # torchvision references/segmentation/coco_utils.py: COCO category id of VOC class i (0 = background, no COCO id).
@@ -96,6 +95,20 @@ def _predict_mask(predictor: Any, path: Path) -> SemanticMask:
     return result
 
 
+def _read_label(path: Path) -> np.ndarray:
+    """A single-channel label image (mode L: the pixel value is the class id), or a SourceError naming it."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as image:
+            label = np.array(image)
+    except (OSError, UnidentifiedImageError) as e:  # unreadable, truncated, not an image
+        raise SourceError(f"{path}: not a readable label image ({e.strerror or e})") from None
+    if label.ndim != 2:
+        raise SourceError(f"{path}: a label image has one channel (class ids), this one has {label.shape[2]}")
+    return label
+
+
 def coco_voc_target(coco: Any, image_id: int) -> np.ndarray:
     """(H, W) uint8 VOC class map of one COCO image, as torchvision's ``FilterAndRemapCocoCategories`` +
     ``ConvertCocoPolysToMask``: annotations of the 20 VOC categories (crowd regions included) become masks via
@@ -123,17 +136,12 @@ def evaluate_coco_voc(predictor: Any, images_dir: str | Path, annotations: str |
                       progress: Callable[[int], None] | None = None) -> SegmentationScore:
     """mIoU of a 21-class PASCAL VOC model on every image of a COCO instances file (torchvision keeps all val
     images, including those without a VOC object: their target is all background)."""
-    from pycocotools.coco import COCO
-
-    images_dir, annotations = Path(images_dir), Path(annotations)
-    if not annotations.is_file():
-        raise SourceError(f"{annotations}: no such annotation file")
+    images_dir = Path(images_dir)
+    coco = load_coco(annotations)
     names = predictor.class_names
     if len(names) != len(COCO_VOC_CATEGORIES):
         raise OptionError(f"COCO-VOC mIoU needs a 21-class PASCAL VOC model; {predictor.entry.name} has "
                           f"{len(names)} classes")
-    with contextlib.redirect_stdout(io.StringIO()):
-        coco = COCO(str(annotations))
     matrix = ConfusionMatrix(len(names))
     image_ids = sorted(coco.getImgIds())
     for image_id in image_ids:
@@ -149,8 +157,6 @@ def evaluate_coco_voc(predictor: Any, images_dir: str | Path, annotations: str |
 def evaluate_camvid(predictor: Any, root: str | Path,
                     progress: Callable[[int], None] | None = None) -> SegmentationScore:
     """Car and person IoU of a VOC model on CamVid (``root/images/*.png`` with ``root/labels/*.png``)."""
-    from PIL import Image
-
     root = Path(root)
     images = sorted((root / "images").glob("*.png"))
     if not images:
@@ -172,8 +178,12 @@ def evaluate_camvid(predictor: Any, root: str | Path,
         label_path = root / "labels" / path.name
         if not label_path.is_file():
             raise SourceError(f"{label_path}: missing label for {path.name}")
-        label = np.array(Image.open(label_path))  # mode L: the pixel value is the class id
-        matrix.update(to_scored_gt[label], to_scored_pred[_predict_mask(predictor, path).class_map])
+        label = _read_label(label_path)
+        prediction = _predict_mask(predictor, path).class_map
+        if label.shape != prediction.shape:
+            raise SourceError(f"{label_path}: label is {label.shape[1]}x{label.shape[0]}, its image "
+                              f"{prediction.shape[1]}x{prediction.shape[0]}")
+        matrix.update(to_scored_gt[label], to_scored_pred[prediction])
         if progress:
             progress(1)
     protocol = ("CamVid at source size: VOC car+bus -> Car, VOC person -> Pedestrian+Bicyclist, other classes -> "

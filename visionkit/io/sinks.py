@@ -1,5 +1,8 @@
 """Where results go. Sinks are context managers: whatever they wrote stays valid if the run stops early
 (videos are finalised, JSONL is flushed per line, JSON documents are written atomically on close).
+
+Every file a sink creates is first claimed from the run's ``OutputGuard``: an output never replaces one of the
+run's inputs, nor (without ``exist_ok``) a file that was there before, and no two outputs share a path.
 """
 
 from __future__ import annotations
@@ -8,31 +11,138 @@ import contextlib
 import json
 import os
 import shutil
-from collections.abc import Callable
+from collections import Counter
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
 import cv2
 import numpy as np
 
-from ..errors import SinkError
+from ..errors import OutputConflictError, SinkError
 from ..results import Detections, Result
+from .images import VIDEO_SUFFIXES
 from .sources import Frame
 from .video import VideoWriter
 
 
-def _ensure_dir(path: Path) -> Path:
+def _ensure_dir(path: Path, for_file: Path | None = None) -> Path:
+    """``path`` as an existing, writable folder; the error names ``for_file`` too when it is for one file."""
+    what = f" for {for_file}" if for_file is not None else ""
     try:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as e:
-        raise SinkError(f"cannot create output directory {path}: {e.strerror}") from None
+        raise SinkError(f"cannot create output directory {path}{what}: {e.strerror}") from None
     if not os.access(path, os.W_OK):
-        raise SinkError(f"output directory {path} is not writable")
+        raise SinkError(f"cannot write {for_file}: output directory {path} is not writable" if for_file is not None
+                        else f"output directory {path} is not writable")
     return path
 
 
+class OutputGuard:
+    """What a run's outputs may replace, checked by every sink before it creates a file.
+
+    An output never replaces one of ``inputs`` (files or folders: whatever the run reads), compared by device
+    and inode, so a symlink or hard link to an input counts as the input. An existing file is replaced only with
+    ``exist_ok`` (the CLI's ``--exist-ok``; the API default, like ``open(path, "w")``). Two outputs of one run
+    never share a path. ``inputs`` may be a lazy iterable (``Source.files()``): it is listed only when an output
+    path already exists, or when a sink asks for ``inputs``.
+    """
+
+    def __init__(self, inputs: Iterable[str | Path] = (), exist_ok: bool = True):
+        self.exist_ok = exist_ok
+        self._pending: Iterable[str | Path] | None = inputs
+        self._inputs: list[Path] = []
+        self._inodes: set[tuple[int, int]] = set()
+        self._claimed: set[Path] = set()
+
+    @property
+    def inputs(self) -> list[Path]:
+        """The input paths as given (folders not expanded)."""
+        if self._pending is not None:
+            self._inputs = [Path(p) for p in self._pending]
+            self._pending = None
+            files = (f for path in self._inputs for f in (path.rglob("*") if path.is_dir() else [path]))
+            self._inodes = {inode for inode in map(_inode, files) if inode is not None}
+        return self._inputs
+
+    def is_input(self, path: Path) -> bool:
+        inode = _inode(path)
+        return inode is not None and bool(self.inputs) and inode in self._inodes
+
+    def is_taken(self, path: Path) -> bool:
+        """Claimed by this run already, or (without ``exist_ok``) there before it: a name to avoid."""
+        return path.resolve() in self._claimed or (not self.exist_ok and os.path.lexists(path))
+
+    def _refuse_input(self, path: Path) -> None:
+        if self.is_input(path):
+            raise OutputConflictError(f"{path} is an input of this run: refusing to write an output over it")
+
+    def claim(self, path: str | Path) -> Path:
+        """``path``, reserved for one output; an ``OutputConflictError`` when the rules above forbid it."""
+        path = Path(path)
+        self._refuse_input(path)
+        if path.resolve() in self._claimed:
+            raise OutputConflictError(f"{path} is already an output of this run")
+        if not self.exist_ok and path.is_file():  # a device (/dev/null) or a pipe is written to, not replaced
+            raise OutputConflictError(f"{path} already exists (--exist-ok replaces it)")
+        self._claimed.add(path.resolve())
+        return path
+
+    def unique(self, path: Path) -> Path:
+        """Claim ``path``, or ``stem_1``, ``stem_2``... beside it when this run or an earlier one took the name
+        (same-named inputs from two folders, a rerun into the same folder); refused when it is an input."""
+        self._refuse_input(path)  # the output is aimed at the inputs: say so rather than write a name_1 beside them
+        candidate, n = path, 0
+        while self.is_taken(candidate):
+            n += 1
+            candidate = path.with_name(f"{path.stem}_{n}{path.suffix}")
+        return self.claim(candidate)
+
+
+def _inode(path: Path) -> tuple[int, int] | None:
+    try:
+        st = os.stat(path)
+    except OSError:  # absent or unreadable: not a file this run reads
+        return None
+    return st.st_dev, st.st_ino
+
+
+def new_run_dir(parent: str | Path, name: str = "predict") -> Path:
+    """A fresh folder ``parent/name``, else ``name2``, ``name3``... (ultralytics' ``runs/detect/predict2``
+    numbering), created here so two runs started together never share one."""
+    parent = _ensure_dir(Path(parent))
+    for n in range(1, 10_000):
+        path = parent / (name if n == 1 else f"{name}{n}")
+        try:
+            path.mkdir()
+            return path
+        except FileExistsError:
+            continue
+        except OSError as e:
+            raise SinkError(f"cannot create output directory {path}: {e.strerror}") from None
+    raise SinkError(f"{parent}: no free run folder name {name}2..{name}9999")
+
+
+def sequence_key(frame: Frame) -> str:
+    """The sequence a frame belongs to: its video, camera or stream; all the stills of a run form one."""
+    return frame.source if frame.is_video else ""
+
+
+def count_sequences(files: Iterable[Path]) -> int:
+    """How many sequences a run over ``files`` has: one per video, plus one for all its stills."""
+    kinds = Counter(p.suffix.lower() in VIDEO_SUFFIXES for p in files)
+    return kinds[True] + (1 if kinds[False] else 0)
+
+
+def output_stem(source: str) -> str:
+    """The file stem outputs of ``source`` are named after: "camera 0" (a live camera) -> camera0; any file or
+    URL, even one named camera*.avi -> its stem."""
+    camera = source.startswith("camera ") and source[7:].isdigit()
+    return (source.replace(" ", "") if camera else Path(source).stem) or "stream"
+
+
 def _open_for_writing(path: Path) -> Any:
-    _ensure_dir(path.parent)
     try:
         return open(path, "w", encoding="utf-8")
     except OSError as e:
@@ -40,6 +150,8 @@ def _open_for_writing(path: Path) -> Any:
 
 
 class Sink:
+    location: Path  # the file or folder it writes, for the run's summary
+
     def write(self, frame: Frame, result: Result, annotated: np.ndarray | None = None) -> None:
         raise NotImplementedError
 
@@ -62,10 +174,10 @@ class AnnotatedSink(Sink):
 
     needs_annotation = True
 
-    def __init__(self, directory: str | Path):
-        self.directory = _ensure_dir(Path(directory))
+    def __init__(self, directory: str | Path, guard: OutputGuard | None = None):
+        self.directory = self.location = _ensure_dir(Path(directory))
+        self.guard = guard or OutputGuard()
         self._writers: dict[str, VideoWriter] = {}
-        self._taken: set[Path] = set()
         self.written: list[Path] = []
 
     def write(self, frame: Frame, result: Result, annotated: np.ndarray | None = None) -> None:
@@ -87,21 +199,14 @@ class AnnotatedSink(Sink):
         self.written.append(target)
 
     def _unique(self, target: Path) -> Path:
-        """Same-named inputs (e.g. from two folders of a glob) get ``_1``, ``_2``... instead of overwriting."""
-        stem, n = target.stem, 0
-        while target in self._taken:
-            n += 1
-            target = target.with_name(f"{stem}_{n}{target.suffix}")
-        self._taken.add(target)
-        return target
+        """Same-named inputs (e.g. from two folders of a glob) get ``_1``, ``_2``... instead of overwriting; so do
+        files already in the folder, unless the guard's ``exist_ok`` lets them be replaced."""
+        return self.guard.unique(target)
 
     def _video_writer(self, frame: Frame, image: np.ndarray) -> VideoWriter:
         writer = self._writers.get(frame.source)
         if writer is None:
-            # "camera 0" (a live camera) -> camera0.mp4; any file or URL, even one named camera*.avi -> its stem
-            camera = frame.source.startswith("camera ") and frame.source[7:].isdigit()
-            stem = frame.source.replace(" ", "") if camera else Path(frame.source).stem
-            target = self._unique(self.directory / f"{stem or 'stream'}.mp4")
+            target = self._unique(self.directory / f"{output_stem(frame.source)}.mp4")
             h, w = image.shape[:2]
             writer = VideoWriter(target, frame.fps or 30.0, (w, h))
             self._writers[frame.source] = writer
@@ -118,24 +223,34 @@ class AnnotatedSink(Sink):
 class _LineSink(Sink):
     """A text file written line by line and flushed per frame: complete up to the last processed frame."""
 
-    def __init__(self, path: str | Path):
-        self.path = Path(path)
+    def __init__(self, path: str | Path, guard: OutputGuard | None = None, unique: bool = False):
+        """``unique``: take ``stem_1``... when the name is taken (see ``OutputGuard.unique``) instead of refusing."""
+        self.guard = guard or OutputGuard()
+        path = Path(path)
+        _ensure_dir(path.parent, for_file=path)
+        self.path = self.location = self.guard.unique(path) if unique else self.guard.claim(path)
         self._file = _open_for_writing(self.path)
 
     def _write(self, text: str) -> None:
-        self._file.write(text)
-        self._file.flush()
+        try:
+            self._file.write(text)
+            self._file.flush()
+        except OSError as e:  # disk full, device gone, quota: the one line the user needs
+            raise SinkError(f"cannot write {self.path}: {e.strerror}") from None
 
     def close(self) -> None:
         if not self._file.closed:
-            self._file.close()
+            try:
+                self._file.close()
+            except OSError as e:
+                raise SinkError(f"cannot write {self.path}: {e.strerror}") from None
 
 
 class JsonlSink(_LineSink):
-    """One JSON object per frame."""
+    """One JSON object per frame (each names its source and frame, so one file holds any number of inputs)."""
 
-    def __init__(self, path: str | Path, **context: Any):
-        super().__init__(path)
+    def __init__(self, path: str | Path, guard: OutputGuard | None = None, **context: Any):
+        super().__init__(path, guard)
         self.context = context
 
     def write(self, frame: Frame, result: Result, annotated: np.ndarray | None = None) -> None:
@@ -145,47 +260,111 @@ class JsonlSink(_LineSink):
         self._write(json.dumps(record) + "\n")
 
 
-class MotSink(_LineSink):
-    """MOTChallenge results, one line per tracked box: ``frame,id,x,y,w,h,conf,-1,-1,-1`` (frame 1-based)."""
+class MotSink(Sink):
+    """MOTChallenge results, one line per tracked box: ``frame,id,x,y,w,h,conf,-1,-1,-1`` (frame 1-based).
+
+    A MOT file holds one sequence (frame numbers restart with each video), so ``path`` is either a ``.txt`` file
+    for a run over one sequence, or a folder that gets ``<stem>.txt`` per sequence (each video, camera or stream;
+    the stills of a folder or glob together, named after their folder). A ``.txt`` path for a run that the guard
+    knows to read several sequences is refused up front; a second sequence arriving anyway is a ``SinkError``.
+    """
+
+    def __init__(self, path: str | Path, guard: OutputGuard | None = None):
+        self.path = self.location = Path(path)
+        self.guard = guard or OutputGuard()
+        self._files: dict[str, _LineSink] = {}  # sequence key -> its file
+        self._single: _LineSink | None = None  # the .txt file, opened up front so a bad path fails before the run
+        if self.path.suffix.lower() != ".txt":  # a folder: one file per sequence, opened as each one starts
+            _ensure_dir(self.path)
+            return
+        sequences = count_sequences(self.guard.inputs)
+        if sequences > 1:
+            raise OutputConflictError(f"{self.path}: a MOT results file holds one sequence, but this run reads "
+                                      f"{sequences}; give a folder to get one <name>.txt per sequence")
+        self._single = _LineSink(self.path, self.guard)
+
+    def _file_for(self, frame: Frame) -> _LineSink:
+        key = sequence_key(frame)
+        sink = self._files.get(key)
+        if sink is not None:
+            return sink
+        if self._single is not None:
+            if self._files:
+                raise SinkError(f"{self.path}: a MOT results file holds one sequence, but {frame.source} starts "
+                                "another; give a folder to get one <name>.txt per sequence")
+            sink = self._single
+        else:
+            stem = output_stem(frame.source) if key else (Path(frame.source).parent.name or "images")
+            sink = _LineSink(self.path / f"{stem}.txt", self.guard, unique=True)
+        self._files[key] = sink
+        return sink
 
     def write(self, frame: Frame, result: Result, annotated: np.ndarray | None = None) -> None:
         if not isinstance(result, Detections) or result.track_ids is None:
             raise SinkError("MOT output needs tracked detections (use the track task)")
-        self._write("".join(
+        self._file_for(frame)._write("".join(
             f"{frame.index + 1},{tid},{x1:.2f},{y1:.2f},{x2 - x1:.2f},{y2 - y1:.2f},{score:.4f},-1,-1,-1\n"
             for (x1, y1, x2, y2), tid, score in zip(result.xyxy.tolist(), result.track_ids.tolist(),
                                                     result.scores.tolist())))
 
+    def close(self) -> None:
+        """Close every file, then raise the first error any of them had."""
+        files = [self._single] if self._single is not None else list(self._files.values())
+        errors = []
+        for sink in files:
+            try:
+                sink.close()
+            except SinkError as e:
+                errors.append(e)
+        if errors:
+            raise errors[0]
+
 
 class CocoResultsSink(Sink):
     """COCO detection results (``[{image_id, category_id, bbox: [x, y, w, h], score}]``), what pycocotools'
-    ``loadRes`` and the COCO evaluation server take. ``image_id`` is the file stem when numeric (COCO file
-    names are the ids), otherwise the running image number."""
+    ``loadRes`` and the COCO evaluation server take.
 
-    def __init__(self, path: str | Path):
+    ``image_id`` is the file stem when it is numeric and no other image of the run has the same one (COCO file
+    names are the ids); every other image and video frame is numbered after the largest such id, so ids stay
+    unique across videos and across folders holding equal names. Ids are given on close, when all are known.
+    """
+
+    def __init__(self, path: str | Path, guard: OutputGuard | None = None):
         from ..eval.coco import coco_category_id
 
-        self.path = Path(path)
-        _ensure_dir(self.path.parent)
+        self.path = self.location = Path(path)
+        _ensure_dir(self.path.parent, for_file=self.path)
+        (guard or OutputGuard()).claim(self.path)
         self._category_id = coco_category_id
-        self._rows: list[dict[str, Any]] = []
-        self._images: dict[tuple[str, int], int] = {}
+        self._rows: list[tuple[tuple[str, int], dict[str, Any]]] | None = []
+        self._stems: dict[tuple[str, int], int | None] = {}  # each image, in order: its numeric stem, if any
 
     def write(self, frame: Frame, result: Result, annotated: np.ndarray | None = None) -> None:
         if not isinstance(result, Detections):
             raise SinkError(f"COCO results hold detections, not {result.kind}")
-        stem = Path(frame.source).stem
-        image_id = self._images.setdefault(
-            (frame.source, frame.index), int(stem) if stem.isdigit() and not frame.is_video else len(self._images) + 1
-        )
+        key, stem = (frame.source, frame.index), Path(frame.source).stem
+        self._stems.setdefault(key, int(stem) if stem.isdigit() and not frame.is_video else None)
         for box, score, name in zip(result.xyxy, result.scores, result.class_names):
             x1, y1, x2, y2 = (float(v) for v in box)
-            self._rows.append({"image_id": image_id, "category_id": self._category_id(str(name)),
-                               "bbox": [round(x1, 2), round(y1, 2), round(x2 - x1, 2), round(y2 - y1, 2)],
-                               "score": round(float(score), 5)})
+            self._rows.append((key, {"category_id": self._category_id(str(name)),
+                                     "bbox": [round(x1, 2), round(y1, 2), round(x2 - x1, 2), round(y2 - y1, 2)],
+                                     "score": round(float(score), 5)}))
+
+    def _image_ids(self) -> dict[tuple[str, int], int]:
+        uses = Counter(self._stems.values())
+        ids = {key: stem for key, stem in self._stems.items() if stem is not None and uses[stem] == 1}
+        next_id = max(ids.values(), default=0) + 1
+        for key in self._stems:
+            if key not in ids:
+                ids[key], next_id = next_id, next_id + 1
+        return ids
 
     def close(self) -> None:
-        write_json(self.path, self._rows)
+        if self._rows is None:
+            return
+        ids = self._image_ids()
+        rows, self._rows = [{"image_id": ids[key], **row} for key, row in self._rows], None
+        write_json(self.path, rows)
 
 
 def _write_atomically(path: str | Path, write: Callable[[Path], object]) -> Path:

@@ -85,6 +85,11 @@ class Source(Iterable[Frame]):
     def __len__(self) -> int:
         return 0
 
+    def files(self) -> Iterator[Path]:
+        """The files this source reads (none for cameras, streams and arrays), listed without opening them, so
+        that outputs can be kept off them."""
+        return iter(())
+
 
 class ArraySource(Source):
     def __init__(self, image: Any, name: str = "array"):
@@ -107,6 +112,9 @@ class ImageSource(Source):
 
     def __len__(self) -> int:
         return 1
+
+    def files(self) -> Iterator[Path]:
+        yield Path(self.name)
 
 
 class VideoSource(Source):
@@ -155,6 +163,10 @@ class VideoSource(Source):
 
     def __len__(self) -> int:
         return self.frame_count
+
+    def files(self) -> Iterator[Path]:
+        if not self.live:
+            yield Path(self.target)
 
     def __iter__(self) -> Iterator[Frame]:
         cap, self._cap = (self._cap if self._cap is not None else self._open()), None  # a second pass reopens
@@ -264,6 +276,13 @@ class MultiSource(Source):
         if self._length is None:
             self._length = sum(_item_length(spec) for spec in self.specs)
         return self._length
+
+    def files(self) -> Iterator[Path]:
+        for spec in self.specs:
+            if isinstance(spec, Source):
+                yield from spec.files()
+            elif isinstance(spec, (str, Path)) and not is_live(spec):
+                yield Path(spec).expanduser()
 
     def __iter__(self) -> Iterator[Frame]:
         for i, spec in enumerate(self.specs):

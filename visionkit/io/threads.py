@@ -91,8 +91,9 @@ class BackgroundIterator(Generic[T]):
 class BackgroundWorker:
     """Run ``fn(*args)`` calls in order in one daemon thread (e.g. drawing and encoding output frames).
 
-    ``submit`` blocks when ``maxsize`` calls are pending (backpressure instead of unbounded memory); the
-    first exception a call raises is re-raised by the next ``submit`` or by ``close``.
+    ``submit`` blocks when ``maxsize`` calls are pending (backpressure instead of unbounded memory). The first
+    exception a call raises stops the calls after it and is re-raised, as it was raised, by every later
+    ``submit`` and by ``close``: the caller sees the real error (a ``SinkError`` stays one), never a later one.
     """
 
     def __init__(self, fn: Callable[..., None], maxsize: int = 8, name: str = "writer"):
@@ -112,8 +113,7 @@ class BackgroundWorker:
 
     def _raise(self) -> None:
         if self._error is not None:
-            error, self._error = self._error, None
-            raise error
+            raise self._error
 
     def submit(self, *args: Any) -> None:
         self._raise()

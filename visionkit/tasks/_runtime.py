@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from ..device import Device
-from ..errors import WeightsError
+from ..errors import WeightsError, raise_if_interrupted
 from .checkpoints import check_checkpoint, is_trusted, load_ultralytics_checkpoint
 
 
@@ -44,6 +44,7 @@ def onnx_output_names(path: Path) -> tuple[str, ...]:
     try:
         session = onnx_session(path, Device("cpu"))
     except Exception as e:  # garbage or truncated file: a user-facing WeightsError, not an internal error
+        raise_if_interrupted(e)
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise WeightsError(f"{path}: not a loadable ONNX model ({first})") from None
     return tuple(o.name for o in session.get_outputs())
@@ -165,6 +166,7 @@ def export_ultralytics_onnx(weights: Path) -> Path:
             with _quiet_ultralytics():
                 exported = YOLO(str(source)).export(format="onnx", dynamic=True, simplify=False, device="cpu")
         except Exception as e:
+            raise_if_interrupted(e)
             first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
             first = first.replace(str(source), str(weights))  # name the user's file, not the scratch copy
             raise WeightsError(f"cannot export {weights} to ONNX: {first}") from e
@@ -179,6 +181,7 @@ def load_state_dict(model: Any, weights: Path, arch: str) -> None:
     try:
         state = torch.load(weights, map_location="cpu", weights_only=True)
     except Exception as e:
+        raise_if_interrupted(e)
         raise WeightsError(f"{weights}: not a readable PyTorch state dict ({type(e).__name__})") from None
     try:
         model.load_state_dict(state)

@@ -38,17 +38,33 @@ def _default_sample() -> str:
 
 
 def _fraction(text: str) -> float:
-    value = float(text)
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")  # not a number: refused below with the same words
     if not 0.0 <= value <= 1.0:
         raise argparse.ArgumentTypeError(f"must be between 0 and 1, got {text}")
     return value
 
 
 def _positive_int(text: str) -> int:
-    value = int(text)
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0  # not an integer: refused below with the same words
     if value <= 0:
         raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
     return value
+
+
+def _class_ids(text: str) -> list[int]:
+    try:
+        ids = [int(c) for c in text.split(",")]
+    except ValueError:
+        ids = [-1]
+    if min(ids) < 0:
+        raise argparse.ArgumentTypeError(f"must be class ids (integers >= 0) separated by commas, got {text}")
+    return ids
 
 
 def _add_model_options(p: argparse.ArgumentParser, task: str, streams: bool = True) -> None:
@@ -75,7 +91,7 @@ def _add_detect_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--iou", type=_fraction, help="NMS IoU threshold (default: the model's, e.g. 0.7 for YOLO)")
     g.add_argument("--imgsz", type=_positive_int, help="inference size in pixels (default: the model's)")
     g.add_argument("--max-det", type=_positive_int, dest="max_det", help="maximum boxes per image")
-    g.add_argument("--classes", type=lambda s: [int(c) for c in s.split(",")],
+    g.add_argument("--classes", type=_class_ids,
                    help="keep only these class ids, comma-separated (e.g. 0,2 = person, car for COCO YOLO)")
 
 

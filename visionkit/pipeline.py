@@ -70,7 +70,9 @@ class PersonPose:
 
     def _add_poses(self, image: np.ndarray, detections: Detections) -> Detections:
         people = detections[detections.class_names == self.person_class]
-        poses = self.pose.backend.predict_in_boxes(image, people.xyxy)
+        backend = self.pose.backend
+        with self.pose.exclusive():  # e.g. a TFLite interpreter: one call at a time
+            poses = backend.predict_in_boxes(image, people.xyxy)
         a, b = people.speed, poses.speed
         speed = Speed(a.preprocess + b.preprocess, a.inference + b.inference, a.postprocess + b.postprocess)
         return people.with_(keypoints=poses.keypoints, speed=speed)

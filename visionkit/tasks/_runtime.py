@@ -1,10 +1,15 @@
 """Shared plumbing for backends: loading ultralytics checkpoints, torchvision state dicts and weights enums,
-ONNX Runtime sessions, exporting ultralytics checkpoints to ONNX, and ultralytics' offline switches."""
+ONNX Runtime sessions, exporting ultralytics checkpoints to ONNX, ultralytics' offline switches, its input-size
+rounding and a per-thread view of a module that keeps per-call state on itself."""
 
 from __future__ import annotations
 
+import copy
+import itertools
 import logging
+import math
 import os
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import cache
@@ -13,6 +18,9 @@ from typing import Any
 
 from ..device import Device
 from ..errors import WeightsError
+from .base import as_hw
+
+log = logging.getLogger("visionkit")
 
 
 def ultralytics_offline() -> None:
@@ -86,6 +94,42 @@ def _ultralytics_selects_head() -> bool:
     from ultralytics.nn.autobackend import AutoBackend
 
     return "end2end" in inspect.signature(AutoBackend.__init__).parameters
+
+
+def stride_multiple(imgsz: int | tuple[int, int], stride: int, model: str) -> int | tuple[int, int]:
+    """``imgsz`` rounded up to a multiple of the network's stride, as ultralytics' ``check_imgsz`` does for its own
+    predictors (a YOLO network's feature maps only line up at such sizes), saying so when that changes it."""
+    hw = as_hw(imgsz)
+    rounded = tuple(max(math.ceil(side / stride) * stride, stride) for side in hw)
+    if rounded == hw:
+        return imgsz
+    result = rounded[0] if isinstance(imgsz, int) else rounded
+    log.warning("imgsz %s is not a multiple of %s's stride %d: using %s, as ultralytics does", imgsz, model, stride,
+                result)
+    return result
+
+
+class PerThreadModule:
+    """A torch module as each thread sees it: its own structural copy, sharing the weights.
+
+    ultralytics' heads cache the anchors of the last input shape on themselves (``Detect.anchors``, ``strides``,
+    ``shape``; the pose head decodes keypoints with them too), so two threads running inputs of different shapes
+    through one module decode with each other's anchors: wrong boxes or a shape error. ultralytics' own answer is a
+    model per thread; here each thread gets a ``deepcopy`` with every parameter and buffer memoised to itself, so
+    only the Python objects and small cached tensors are copied, never the weights. Copies are taken from the
+    module as loaded, which no thread ever runs, so a copy never starts from another thread's half-updated cache.
+    """
+
+    def __init__(self, module: Any):
+        self.template = module
+        self._local = threading.local()
+
+    def get(self) -> Any:
+        module = getattr(self._local, "module", None)
+        if module is None:
+            shared = {id(t): t for t in itertools.chain(self.template.parameters(), self.template.buffers())}
+            module = self._local.module = copy.deepcopy(self.template, memo=shared)
+        return module
 
 
 def load_ultralytics(weights: Path, device: Device, expected_task: str) -> Any:

@@ -19,6 +19,7 @@ from typing import Any
 import cv2
 import numpy as np
 import pytest
+from clip_helpers import make_clip
 from random_models import build_yolo
 
 import visionkit
@@ -91,7 +92,7 @@ def call_from_threads(call: Any, inputs: list[Any]) -> list[list[Any]]:
     def work(k: int) -> list[Any]:
         out = []
         for r in range(ROUNDS):
-            barrier.wait(timeout=120)
+            barrier.wait(timeout=60)
             out.append(call(inputs[(k + r) % len(inputs)]))
         return out
 
@@ -137,3 +138,32 @@ def test_person_pose_with_a_tflite_pose_model_from_threads(photos: list[np.ndarr
                           visionkit.load("pose", "blazepose_full", device="cpu"))
 
     check_concurrent_equals_serial(pipeline(), pipeline(), photos[:2])
+
+
+def test_tracker_streams_from_threads_keep_their_own_state(shared_data: Path, shared_weights: Path,
+                                                           tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``stream()`` starts a tracker per call: two threads streaming two clips through one TrackingPredictor get
+    the tracks each clip gets alone (ids from 1 in both), and the shared detector is built once."""
+    video = shared_data / "tracking/demo/vtest.avi"
+    clips = [make_clip(video, tmp_path / f"{k}.avi", frames=12, start=200 * k) for k in range(2)]
+
+    def tracks(tracking: Any, clip: Path) -> list[tuple[int, list[int], np.ndarray]]:
+        return [(f.index, t.track_ids.tolist(), t.xyxy) for f, t in tracking.stream(clip)]
+
+    alone = visionkit.load("track", "yolov5n", device="cpu", classes=[0]).warmup()
+    expected = [tracks(alone, c) for c in clips]
+    assert all(sum(len(ids) for _, ids, _ in e) >= 12 for e in expected)
+    builds = count_builds(monkeypatch, "detect", "onnx-yolo")
+    shared = visionkit.load("track", "yolov5n", device="cpu", classes=[0])
+    barrier = threading.Barrier(len(clips))
+
+    def work(clip: Path) -> list[tuple[int, list[int], np.ndarray]]:
+        barrier.wait(timeout=60)
+        return tracks(shared, clip)
+
+    with ThreadPoolExecutor(len(clips)) as pool:
+        got = list(pool.map(work, clips))
+    assert len(builds) == 1
+    for g, e in zip(got, expected, strict=True):
+        assert [(i, ids) for i, ids, _ in g] == [(i, ids) for i, ids, _ in e]
+        assert all(np.array_equal(a, b) for (_, _, a), (_, _, b) in zip(g, e, strict=True))

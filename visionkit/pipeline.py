@@ -39,6 +39,9 @@ class PersonPose:
 
     Each result is the detector's (or tracker's) person boxes, scores and track ids with ``keypoints`` (n, 17, 3)
     added, row for row; ``speed`` adds up both models' stage times.
+
+    Threads: as safe as its two predictors (the pose model runs under its predictor's ``exclusive()`` lock), so
+    ``stream()`` from several threads is fine; frame-by-frame calls on a tracker feed one live state (one thread).
     """
 
     def __init__(self, persons: Any, pose: Any, person_class: str = "person"):

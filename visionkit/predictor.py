@@ -47,6 +47,14 @@ RUNTIME_NAMES = {"torch": "PyTorch", "onnx": "ONNX Runtime", "tflite": "TensorFl
 
 
 class Predictor:
+    """One model behind ``__call__`` / ``predict`` / ``stream``, built on first use.
+
+    Thread-safe: several threads may call one Predictor at once and each call gets the result it would get alone;
+    the model is built once, and a backend that runs one input at a time (TFLite, OpenCV's YuNet) is serialised by a
+    lock (``exclusive()``), which pickling leaves out and unpickling makes anew. Per-stream state is per ``stream()``
+    call, so two threads may each stream their own source through one predictor.
+    """
+
     def __init__(self, task: str, model: str | Path | None = None, *, weights: str | Path | None = None,
                  device: str = "auto", runtime: str | None = None, batch_size: int = 1, workers: int | None = 1,
                  evaluate: bool = False, **options: Any):
@@ -68,7 +76,9 @@ class Predictor:
                 image. None = 2 on a multi-core CPU when the backend can run inputs side by side, else 1 (the
                 CLI's default for videos and folders).
             evaluate: use the catalog's scoring settings (e.g. conf 0.001) instead of the interactive ones.
-            options: backend options such as conf, iou, imgsz, max_det; unknown names raise.
+            options: backend options such as conf, iou, imgsz, max_det; unknown names, values of the wrong type or
+                range (``visionkit.tasks.base.OPTION_TYPES``) and, once the model is loaded, values it rules out (an
+                imgsz other than a fixed-size file's, class ids beyond its class list) raise ``OptionError``.
         """
         self.task = task
         self.entry, self._backend_cls, model_path = _resolve_model(task, model)
@@ -80,8 +90,8 @@ class Predictor:
         self.batch_size = self._backend_cls.option_type("batch_size").check("batch_size", batch_size)
         self._auto_workers = workers is None
         self.workers = _check_workers(workers, self._backend_cls, self.entry)
-        self.options = merge_options(self._backend_cls, self.entry, options, evaluate)
-        self._given = given_options(self._backend_cls, options)  # checked against the model once it is loaded
+        self._given = given_options(self._backend_cls, options)  # checked against the model once it is loaded, too
+        self.options = merge_options(self._backend_cls, self.entry, self._given, evaluate)
         self._backend: Backend | None = None
         self._new_locks()
 

@@ -16,7 +16,7 @@ import math
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 
@@ -111,7 +111,8 @@ class OptionType:
     """What values one option takes: ``check(name, value)`` returns the value normalised (a float for a number, a
     list for class ids...) or raises ``OptionError`` naming the option, the value and what it must be."""
 
-    kind: str  # "number" (float), "integer", "flag", "size" (imgsz: one side or (h, w)), "ids" (class ids)
+    # number: a float; size: imgsz, one side or (h, w) (only one side when low is 0); ids: class ids
+    kind: Literal["number", "integer", "flag", "size", "ids"]
     low: float = -math.inf
     high: float = math.inf
 
@@ -154,7 +155,7 @@ FRACTION = OptionType("number", 0.0, 1.0)
 COUNT = OptionType("integer", 1)
 FLAG = OptionType("flag")
 # imgsz as one int only (the shorter side, or a square crop): backends whose resize takes no (h, w).
-SIDE = OptionType("integer", 1)
+SIDE = COUNT
 # Every option of every backend, and the Predictor's own numeric settings, with the one type each takes.
 OPTION_TYPES: dict[str, OptionType] = {
     "conf": FRACTION, "iou": FRACTION, "max_det": COUNT, "top_k": COUNT, "window": COUNT, "stride": COUNT,
@@ -205,9 +206,8 @@ def given_options(cls: type[Backend], user: dict[str, Any]) -> dict[str, Any]:
     return {k: cls.option_type(k).check(k, v) for k, v in user.items()}
 
 
-def merge_options(cls: type[Backend], entry: ModelEntry, user: dict[str, Any], evaluate: bool) -> dict[str, Any]:
-    """Fallbacks < catalog defaults (or eval settings) < caller (checked by ``given_options``)."""
-    given = given_options(cls, user)
+def merge_options(cls: type[Backend], entry: ModelEntry, given: dict[str, Any], evaluate: bool) -> dict[str, Any]:
+    """Fallbacks < catalog defaults (or eval settings) < the caller's options, as ``given_options`` returns them."""
     preset = {**entry.defaults, **(entry.eval if evaluate else {})}
     merged = {**cls.OPTIONS, **{k: v for k, v in preset.items() if k in cls.OPTIONS}}
     if "imgsz" in cls.OPTIONS and entry.input_size:

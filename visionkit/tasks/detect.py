@@ -21,7 +21,7 @@ from ..device import Device
 from ..errors import WeightsError
 from ..results import Detections
 from ._runtime import (
-    PerThreadModule,
+    ModulePool,
     export_ultralytics_onnx,
     load_state_dict,
     load_ultralytics,
@@ -92,7 +92,7 @@ class UltralyticsDetect(Backend):
     def __init__(self, entry: ModelEntry, weights: Path, device: Device, options: dict[str, Any]):
         super().__init__(entry, weights, device, options)
         self.model = load_ultralytics(weights, device, self.EXPECTED_TASK)
-        self.runner = PerThreadModule(self.model)  # CONCURRENT: the heads cache anchors per input shape on themselves
+        self.runner = ModulePool(self.model)  # CONCURRENT, but the heads cache anchors per input shape on themselves
         self.stride = max(int(self.model.stride.max()), 32)
         self.imgsz = stride_multiple(options["imgsz"], self.stride, entry.name)
         self.end2end = bool(getattr(self.model, "end2end", False))
@@ -111,7 +111,8 @@ class UltralyticsDetect(Backend):
         return (x.half() if self.device.half else x.float()).div_(255)
 
     def forward(self, batch: Any) -> Any:
-        return self.runner.get()(batch)
+        with self.runner.borrow() as model:
+            return model(batch)
 
     def postprocess(self, raw: Any, batch: Any, images: list[np.ndarray]) -> list[Detections]:
         preds = _yolo_nms(raw, self.options, self.end2end)

@@ -131,6 +131,32 @@ def test_ultralytics_checkpoint_from_threads_equals_single_threaded(random_yolo:
     assert sum(len(reference(p)) for p in photos) >= 20  # the comparison covers real boxes
 
 
+# (task, torchvision architecture, options): CONCURRENT torch backends, seeded random weights.
+TORCHVISION_MODELS = [
+    ("classify", "mobilenet_v3_small", {"top_k": 5}),
+    ("detect", "ssdlite320_mobilenet_v3_large", {"conf": 0.001, "max_det": 50}),
+]
+
+
+@pytest.mark.parametrize(("task", "arch", "options"), TORCHVISION_MODELS, ids=[a for _, a, _ in TORCHVISION_MODELS])
+def test_torchvision_backend_from_threads_equals_single_threaded(task: str, arch: str, options: dict[str, Any],
+                                                                 photos: list[np.ndarray], tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    import torch
+    import torchvision
+
+    torch.manual_seed(0)
+    kwargs = {"weights_backbone": None, "num_classes": 91} if task == "detect" else {}
+    weights = tmp_path / f"{arch}.pth"
+    torch.save(torchvision.models.get_model(arch, weights=None, **kwargs).state_dict(), weights)
+    reference = visionkit.load(task, arch, weights=weights, device="cpu", **options).warmup()
+    builds = count_builds(monkeypatch, task, "torchvision")
+    shared = visionkit.load(task, arch, weights=weights, device="cpu", **options)
+    check_concurrent_equals_serial(shared, reference, photos)
+    assert len(builds) == 1
+    assert all(len(reference(p)) > 0 for p in photos)
+
+
 def test_person_pose_with_a_tflite_pose_model_from_threads(photos: list[np.ndarray], shared_weights: Path) -> None:
     """PersonPose runs the pose backend's ``predict_in_boxes`` directly: under the pose predictor's lock too."""
     def pipeline() -> PersonPose:

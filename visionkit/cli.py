@@ -14,11 +14,13 @@ import os
 import sys
 import time
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from .errors import ModelNotFoundError, OptionError, VisionkitError
 from .io.sources import __doc__ as SOURCES_DOC
+from .tasks.base import COUNT, FRACTION, OPTION_TYPES, OptionType
 
 log = logging.getLogger("visionkit")
 
@@ -37,34 +39,22 @@ def _default_sample() -> str:
     return str(ASSETS / "bus.jpg")
 
 
-def _fraction(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = float("nan")  # not a number: refused below with the same words
-    if not 0.0 <= value <= 1.0:
-        raise argparse.ArgumentTypeError(f"must be between 0 and 1, got {text}")
-    return value
+def _typed(option: OptionType, parse: Callable[[str], Any]) -> Callable[[str], Any]:
+    """An argparse type: the text parsed by ``parse``, then checked by the API's own declared type of the option
+    (``visionkit.tasks.base.OPTION_TYPES``), so the CLI and the API refuse the same values in the same words."""
+
+    def convert(text: str) -> Any:
+        try:
+            return option.check("", parse(text))
+        except ValueError:  # not parsed, or OptionError (a ValueError): out of type or range
+            raise argparse.ArgumentTypeError(f"must be {option.describe()}, got {text}") from None
+
+    return convert
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0  # not an integer: refused below with the same words
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
-    return value
-
-
-def _class_ids(text: str) -> list[int]:
-    try:
-        ids = [int(c) for c in text.split(",")]
-    except ValueError:
-        ids = [-1]
-    if min(ids) < 0:
-        raise argparse.ArgumentTypeError(f"must be class ids (integers >= 0) separated by commas, got {text}")
-    return ids
+_fraction = _typed(FRACTION, float)
+_positive_int = _typed(COUNT, int)
+_class_ids = _typed(OPTION_TYPES["classes"], lambda text: [int(c) for c in text.split(",")])
 
 
 def _add_model_options(p: argparse.ArgumentParser, task: str, streams: bool = True) -> None:

@@ -169,3 +169,20 @@ def test_runtime_onnx_on_an_onnx_model_is_a_no_op_everywhere(shared_weights: Pat
     cli = run_cli("export", "yolov5n")
     assert cli.code == 0 and Path(cli.stdout.strip()).resolve() == exported.resolve()
     assert "is already an ONNX model: nothing to export" in cli.stderr and "error" not in cli.stderr
+
+
+def test_every_option_has_one_declared_type_and_the_catalog_fits_it() -> None:
+    """Each option a catalog model's backend takes is type-checked (``OPTION_TYPES``), and the catalog's own
+    interactive and evaluation settings pass the same check a caller's values do."""
+    from visionkit.catalog import list_models
+    from visionkit.tasks.base import backend_class
+
+    entries = list_models()
+    assert entries
+    for entry in entries:
+        cls = backend_class(entry.task, entry.backend)
+        for name in cls.OPTIONS:
+            cls.option_type(name)  # a KeyError here: an option nobody declared a type for
+        for name, value in {**entry.defaults, **entry.eval}.items():
+            assert name in cls.OPTIONS, f"{entry.name}: catalog setting {name} is not a {cls.name} option"
+            cls.option_type(name).check(name, value)

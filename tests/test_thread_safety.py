@@ -193,3 +193,38 @@ def test_tracker_streams_from_threads_keep_their_own_state(shared_data: Path, sh
     for g, e in zip(got, expected, strict=True):
         assert [(i, ids) for i, ids, _ in g] == [(i, ids) for i, ids, _ in e]
         assert all(np.array_equal(a, b) for (_, _, a), (_, _, b) in zip(g, e, strict=True))
+
+
+def test_action_streams_from_threads_keep_their_own_windows(shared_data: Path, tmp_path: Path,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """``ActionPredictor.stream()`` keeps a sliding window per call: two threads streaming two clips through one
+    predictor get each clip's own window predictions, and the model is built once."""
+    import torch
+    import torchvision
+
+    torch.manual_seed(0)
+    weights = tmp_path / "r3d_18.pth"
+    torch.save(torchvision.models.get_model("r3d_18", weights=None).state_dict(), weights)
+    video = shared_data / "action/v_Basketball_g01_c01.avi"
+    clips = [make_clip(video, tmp_path / f"{k}.avi", frames=8, start=60 * k) for k in range(2)]
+
+    def labels(predictor: Any, clip: Path) -> list[tuple[int, int, int, np.ndarray]]:
+        return [(f.index, p.start_frame, p.end_frame, p.scores) for f, p in predictor.stream(clip)]
+
+    options = {"weights": weights, "device": "cpu", "window": 4, "stride": 2}
+    alone = visionkit.load("action", "r3d_18", **options).warmup()
+    expected = [labels(alone, c) for c in clips]
+    builds = count_builds(monkeypatch, "action", "torchvision")
+    shared = visionkit.load("action", "r3d_18", **options)
+    barrier = threading.Barrier(len(clips))
+
+    def work(clip: Path) -> list[tuple[int, int, int, np.ndarray]]:
+        barrier.wait(timeout=60)
+        return labels(shared, clip)
+
+    with ThreadPoolExecutor(len(clips)) as pool:
+        got = list(pool.map(work, clips))
+    assert len(builds) == 1
+    for g, e in zip(got, expected, strict=True):
+        assert [row[:3] for row in g] == [row[:3] for row in e] and len(g) == 8
+        assert all(np.array_equal(a[3], b[3]) for a, b in zip(g, e, strict=True))

@@ -189,12 +189,12 @@ def test_cli_image_and_folder(mobilenet_quant: Predictor, imagenet: Path, tmp_pa
     assert annotated.shape == original.shape and not np.array_equal(annotated, original)  # the top-k panel is drawn
 
 
-def test_cli_unknown_option_for_backend(imagenet: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    """The quantized graph has a fixed input size: --imgsz is refused before anything runs."""
+def test_cli_imgsz_on_a_fixed_size_model(imagenet: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The quantized graph has a fixed input size: another --imgsz is refused before anything runs."""
     image = imagenet / "images" / "n01440764_tench.JPEG"
     code = main(["classify", str(image), "--model", "mobilenet_v2_quant", "--imgsz", "320"])
     assert code == 2
-    assert "unknown option(s) imgsz" in capsys.readouterr().err
+    assert "imgsz 320: mobilenet_v2_quant has a fixed 224x224 input" in capsys.readouterr().err
 
 
 # -- inputs and errors -------------------------------------------------------------------------------------------------

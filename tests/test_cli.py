@@ -295,7 +295,7 @@ def _prepare(case: str, tmp: Path, three_coco: Path, clip: Path, monkeypatch) ->
     if case == "--coco under a file":
         return [good, "--coco", blocker / "coco.json"], "cannot create output directory"
     if case == "--conf 2":
-        return [good, "--conf", "2"], "argument --conf: must be between 0 and 1, got 2"
+        return [good, "--conf", "2"], "argument --conf: must be a number between 0 and 1, got 2"
     if case == "--batch 0":
         return [good, "--batch", "0"], "argument --batch: must be a positive integer, got 0"
     if case == "--device cuda":

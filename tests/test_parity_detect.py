@@ -359,7 +359,8 @@ def test_runtime_onnx_refuses_other_tasks_and_runtimes(tmp_path: Path) -> None:
         visionkit.load("detect", str(cls_pt), runtime="tensorrt")
 
 
-def test_cli_export(yolo_checkpoint: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_export(yolo_checkpoint: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                    caplog: pytest.LogCaptureFixture) -> None:
     from visionkit.cli import main
 
     pt = yolo_checkpoint("yolov8n.yaml")
@@ -368,5 +369,6 @@ def test_cli_export(yolo_checkpoint: Any, tmp_path: Path, capsys: pytest.Capture
     assert capsys.readouterr().out.strip() == str(target)
     exported = visionkit.load("detect", str(target), device="cpu")
     assert exported.backend.name == "onnx-yolo" and exported.class_names[:2] == ["person", "bicycle"]
-    assert main(["export", str(target)]) == 2
-    assert capsys.readouterr().err.strip() == f"visionkit: error: {target.stem} is an ONNX model already: {target}"
+    assert main(["export", str(target)]) == 0  # already ONNX: a no-op, as runtime="onnx" is for it, and said so
+    assert capsys.readouterr().out.strip() == str(target)
+    assert f"{target} is already an ONNX model: nothing to export" in caplog.text

@@ -17,11 +17,13 @@ import os
 import sys
 import time
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from .errors import ModelNotFoundError, OptionError, SinkError, VisionkitError
 from .interrupts import Interrupted, hold_stop_signals, stop_requested, stop_signals
+from .tasks.base import COUNT, FRACTION, OPTION_TYPES, OptionType
 
 log = logging.getLogger("visionkit")
 
@@ -46,18 +48,22 @@ def _default_sample() -> str:
     return str(ASSETS / "bus.jpg")
 
 
-def _fraction(text: str) -> float:
-    value = float(text)
-    if not 0.0 <= value <= 1.0:
-        raise argparse.ArgumentTypeError(f"must be between 0 and 1, got {text}")
-    return value
+def _typed(option: OptionType, parse: Callable[[str], Any]) -> Callable[[str], Any]:
+    """An argparse type: the text parsed by ``parse``, then checked by the API's own declared type of the option
+    (``visionkit.tasks.base.OPTION_TYPES``), so the CLI and the API refuse the same values in the same words."""
+
+    def convert(text: str) -> Any:
+        try:
+            return option.check("", parse(text))
+        except ValueError:  # not parsed, or OptionError (a ValueError): out of type or range
+            raise argparse.ArgumentTypeError(f"must be {option.describe()}, got {text}") from None
+
+    return convert
 
 
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
-    return value
+_fraction = _typed(FRACTION, float)
+_positive_int = _typed(COUNT, int)
+_class_ids = _typed(OPTION_TYPES["classes"], lambda text: [int(c) for c in text.split(",")])
 
 
 def _attempts(text: str) -> int:
@@ -101,7 +107,7 @@ def _add_detect_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--iou", type=_fraction, help="NMS IoU threshold (default: the model's, e.g. 0.7 for YOLO)")
     g.add_argument("--imgsz", type=_positive_int, help="inference size in pixels (default: the model's)")
     g.add_argument("--max-det", type=_positive_int, dest="max_det", help="maximum boxes per image")
-    g.add_argument("--classes", type=lambda s: [int(c) for c in s.split(",")],
+    g.add_argument("--classes", type=_class_ids,
                    help="keep only these class ids, comma-separated (e.g. 0,2 = person, car for COCO YOLO)")
 
 

@@ -39,6 +39,9 @@ class PersonPose:
 
     Each result is the detector's (or tracker's) person boxes, scores and track ids with ``keypoints`` (n, 17, 3)
     added, row for row; ``speed`` adds up both models' stage times.
+
+    Threads: as safe as its two predictors (the pose model runs under its predictor's ``exclusive()`` lock), so
+    ``stream()`` from several threads is fine; frame-by-frame calls on a tracker feed one live state (one thread).
     """
 
     def __init__(self, persons: Any, pose: Any, person_class: str = "person"):
@@ -70,7 +73,9 @@ class PersonPose:
 
     def _add_poses(self, image: np.ndarray, detections: Detections) -> Detections:
         people = detections[detections.class_names == self.person_class]
-        poses = self.pose.backend.predict_in_boxes(image, people.xyxy)
+        backend = self.pose.backend
+        with self.pose.exclusive():  # e.g. a TFLite interpreter: one call at a time
+            poses = backend.predict_in_boxes(image, people.xyxy)
         a, b = people.speed, poses.speed
         speed = Speed(a.preprocess + b.preprocess, a.inference + b.inference, a.postprocess + b.postprocess)
         return people.with_(keypoints=poses.keypoints, speed=speed)

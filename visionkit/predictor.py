@@ -9,13 +9,22 @@
 Stages are preprocess -> forward (under ``torch.inference_mode``) -> postprocess, each timed into
 ``result.speed``. Configuration is fixed in ``__init__``; the model is built on first use, so a Predictor
 pickles cheaply (e.g. as a Ray ``map_batches`` callable class) and each worker loads it once.
+
+Threads: one Predictor may be called from several threads at once, for every backend, and gives each call the
+result it would get alone. The model is built once (under a lock) however many threads ask first; backends that
+cannot run two inputs at once (``Backend.CONCURRENT`` false: TFLite interpreters, OpenCV's YuNet) run one call at
+a time under a lock, the others side by side. What keeps state across frames is per stream: ``stream()`` of a
+tracker or an action recogniser starts its own state per call, but ``TrackingPredictor.__call__`` (frame by
+frame, one live state) must be fed from one thread.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Iterator
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import replace
 from itertools import islice
 from pathlib import Path
@@ -30,7 +39,7 @@ from .io.images import IMAGE_SUFFIXES, VIDEO_SUFFIXES, read_image, to_bgr
 from .io.sources import ErrorHandler, Frame, Source, open_source, reconnect_attempts
 from .io.threads import BackgroundIterator, ordered_map
 from .results import Result, Speed
-from .tasks.base import Backend, backend_class, backend_for_file, merge_options
+from .tasks.base import Backend, backend_class, backend_for_file, check_against_model, given_options, merge_options
 from .tasks.checkpoints import trusting
 from .weights import resolve_verified
 
@@ -39,6 +48,14 @@ RUNTIME_NAMES = {"torch": "PyTorch", "onnx": "ONNX Runtime", "tflite": "TensorFl
 
 
 class Predictor:
+    """One model behind ``__call__`` / ``predict`` / ``stream``, built on first use.
+
+    Thread-safe: several threads may call one Predictor at once and each call gets the result it would get alone;
+    the model is built once, and a backend that runs one input at a time (TFLite, OpenCV's YuNet) is serialised by a
+    lock (``exclusive()``), which pickling leaves out and unpickling makes anew. Per-stream state is per ``stream()``
+    call, so two threads may each stream their own source through one predictor.
+    """
+
     def __init__(self, task: str, model: str | Path | None = None, *, weights: str | Path | None = None,
                  device: str = "auto", runtime: str | None = None, batch_size: int = 1, workers: int | None = 1,
                  reconnect: int | None = None, evaluate: bool = False, trust_weights: bool = False, **options: Any):
@@ -65,7 +82,9 @@ class Predictor:
             trust_weights: load a pickled checkpoint (.pt) with the full unpickler, which runs any code the file
                 names; by default only what a model checkpoint is made of is loaded, and anything else is refused
                 (a catalog file whose sha256 matched the catalog is trusted either way).
-            options: backend options such as conf, iou, imgsz, max_det; unknown names raise.
+            options: backend options such as conf, iou, imgsz, max_det; unknown names, values of the wrong type or
+                range (``visionkit.tasks.base.OPTION_TYPES``) and, once the model is loaded, values it rules out (an
+                imgsz other than a fixed-size file's, class ids beyond its class list) raise ``OptionError``.
         """
         self.task = task
         self.entry, self._backend_cls, model_path = _resolve_model(task, model)
@@ -75,19 +94,36 @@ class Predictor:
         self.weights_arg = weights if weights is not None else model_path
         self.trust_weights = bool(trust_weights)
         self.device_spec = device
-        self.batch_size = max(int(batch_size), 1)
+        self.batch_size = self._backend_cls.option_type("batch_size").check("batch_size", batch_size)
         self._auto_workers = workers is None
         self.workers = _check_workers(workers, self._backend_cls, self.entry)
         self.reconnect = reconnect_attempts(reconnect)
-        self.options = merge_options(self._backend_cls, self.entry, options, evaluate)
+        self._given = given_options(self._backend_cls, options)  # checked against the model once it is loaded, too
+        self.options = merge_options(self._backend_cls, self.entry, self._given, evaluate)
         self._backend: Backend | None = None
+        self._new_locks()
+
+    def _new_locks(self) -> None:
+        """The build lock (one build however many threads ask first) and, for a backend that runs one input at a
+        time, the inference lock; made anew on unpickling, as locks do not pickle."""
+        self._build_lock = threading.Lock()
+        self._run_lock: AbstractContextManager[Any] = (nullcontext() if self._backend_cls.CONCURRENT
+                                                       else threading.Lock())
 
     # -- model life cycle --------------------------------------------------------------------------------
     @property
     def backend(self) -> Backend:
+        """The model, built on first use; by exactly one thread when several ask at once."""
         if self._backend is None:
-            self._backend = self._build()
+            with self._build_lock:
+                if self._backend is None:
+                    self._backend = self._build()
         return self._backend
+
+    def exclusive(self) -> AbstractContextManager[Any]:
+        """Hold this around any direct use of ``backend``'s stages (``predict_in_boxes``...): a lock when the backend
+        runs one input at a time (``Backend.CONCURRENT`` false), nothing when inputs may run side by side."""
+        return self._run_lock
 
     def _build(self) -> Backend:
         device: Device = select_device(self.device_spec)
@@ -110,6 +146,7 @@ class Predictor:
                 raise_if_interrupted(e)
                 first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
                 raise WeightsError(f"cannot load {self.entry.name} from {path}: {first}") from e
+        check_against_model(backend, self._given)
         log.info("loaded %s (%s) on %s", self.entry.name, self._backend_cls.name, device)
         return backend
 
@@ -129,7 +166,12 @@ class Predictor:
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
         state["_backend"] = None  # workers rebuild the model from the config
+        del state["_build_lock"], state["_run_lock"]
         return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._new_locks()
 
     def __repr__(self) -> str:
         opts = ", ".join(f"{k}={v}" for k, v in self.options.items())
@@ -137,19 +179,20 @@ class Predictor:
 
     # -- inference -----------------------------------------------------------------------------------------
     def _run(self, images: list[np.ndarray]) -> list[Result]:
-        backend = self.backend
-        sync = _cuda_sync if backend.device.type == "cuda" else _no_sync
-        t0 = time.perf_counter()
-        batch = backend.preprocess(images)
-        t1 = time.perf_counter()
         import torch
 
-        with torch.inference_mode():
-            raw = backend.forward(batch)
-            sync()
-        t2 = time.perf_counter()
-        results = backend.postprocess(raw, batch, images)
-        t3 = time.perf_counter()
+        backend = self.backend
+        sync = _cuda_sync if backend.device.type == "cuda" else _no_sync
+        with self.exclusive():
+            t0 = time.perf_counter()
+            batch = backend.preprocess(images)
+            t1 = time.perf_counter()
+            with torch.inference_mode():
+                raw = backend.forward(batch)
+                sync()
+            t2 = time.perf_counter()
+            results = backend.postprocess(raw, batch, images)
+            t3 = time.perf_counter()
         n = len(images)
         speed = ((t1 - t0) * 1e3 / n, (t2 - t1) * 1e3 / n, (t3 - t2) * 1e3 / n)
         for result, image in zip(results, images):
@@ -195,8 +238,7 @@ class Predictor:
             frames = iter(BackgroundIterator(frames, maxsize=prefetch, latest_only=src.live, name="decode"))
         batches = iter(lambda: list(islice(frames, self.batch_size)), [])
         if self.workers > 1 and not src.live:  # live: one frame at a time, the newest, for the least latency
-            if self._backend is None:
-                self._backend = self._build()  # once, here, not by two workers at the same time
+            self.backend  # noqa: B018  (built here, before the workers start: it may lower self.workers on a GPU)
             done = ordered_map(lambda b: self._run([f.image for f in b]), batches, self.workers, name="infer")
         else:
             done = ((b, self._run([f.image for f in b])) for b in batches)
@@ -249,12 +291,16 @@ def export_onnx(model: str | Path, task: str = "detect", weights: str | Path | N
                 trust_weights: bool = False) -> Path:
     """The ONNX file ``runtime="onnx"`` runs for ``model`` (a catalog name or a .pt file), exported once by the
     model family's own exporter and cached; for deploying the model elsewhere (ONNX Runtime, TensorRT, OpenVINO).
-    ``trust_weights`` as for ``Predictor``."""
+    ``trust_weights`` as for ``Predictor``.
+
+    A model that already is ONNX is returned as it is, with a warning saying so: ``runtime="onnx"`` is a no-op for
+    it too (it already runs on ONNX Runtime). A model no exporter handles raises ``OptionError``."""
     entry, cls, path = _resolve_model(task, model)
     exporter = _exporter_for(cls, entry, "onnx")
     local, verified = resolve_verified(entry, weights if weights is not None else path)
     if exporter is None:
-        raise OptionError(f"{entry.name} is an ONNX model already: {local}")
+        log.warning("%s is already an ONNX model: nothing to export", local)
+        return local
     with trusting(local if trust_weights or verified else None):
         return exporter.export_onnx(local)
 
@@ -262,11 +308,10 @@ def export_onnx(model: str | Path, task: str = "detect", weights: str | Path | N
 def _check_workers(workers: int | None, cls: type[Backend], entry: catalog.ModelEntry) -> int:
     if workers is None:
         return 2 if cls.CONCURRENT and cpu_cores() >= 2 else 1
-    if int(workers) < 1:
-        raise OptionError(f"workers must be a positive integer, got {workers}")
-    if int(workers) > 1 and not cls.CONCURRENT:
+    workers = cls.option_type("workers").check("workers", workers)
+    if workers > 1 and not cls.CONCURRENT:
         raise OptionError(f"{entry.name} ({cls.name} backend) runs one input at a time: workers must be 1")
-    return int(workers)
+    return workers
 
 
 def _exporter_for(cls: type[Backend], entry: catalog.ModelEntry, runtime: str | None) -> type[Backend] | None:

@@ -1,10 +1,15 @@
 """Shared plumbing for backends: loading ultralytics checkpoints, torchvision state dicts and weights enums,
-ONNX Runtime sessions, exporting ultralytics checkpoints to ONNX, and ultralytics' offline switches."""
+ONNX Runtime sessions, exporting ultralytics checkpoints to ONNX, ultralytics' offline switches, its input-size
+rounding and a pool of copies of a module that keeps per-call state on itself."""
 
 from __future__ import annotations
 
+import copy
+import itertools
 import logging
+import math
 import os
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import cache
@@ -13,7 +18,10 @@ from typing import Any
 
 from ..device import Device
 from ..errors import WeightsError, raise_if_interrupted
+from .base import as_hw
 from .checkpoints import check_checkpoint, is_trusted, load_ultralytics_checkpoint
+
+log = logging.getLogger("visionkit")
 
 
 def ultralytics_offline() -> None:
@@ -88,6 +96,51 @@ def _ultralytics_selects_head() -> bool:
     from ultralytics.nn.autobackend import AutoBackend
 
     return "end2end" in inspect.signature(AutoBackend.__init__).parameters
+
+
+def stride_multiple(imgsz: int | tuple[int, int], stride: int, model: str) -> int | tuple[int, int]:
+    """``imgsz`` rounded up to a multiple of the network's stride, as ultralytics' ``check_imgsz`` does for its own
+    predictors (a YOLO network's feature maps only line up at such sizes), saying so when that changes it."""
+    hw = as_hw(imgsz)
+    rounded = tuple(max(math.ceil(side / stride) * stride, stride) for side in hw)
+    if rounded == hw:
+        return imgsz
+    result = rounded[0] if isinstance(imgsz, int) else rounded
+    log.warning("imgsz %s is not a multiple of %s's stride %d: using %s, as ultralytics does", imgsz, model, stride,
+                result)
+    return result
+
+
+class ModulePool:
+    """Copies of a torch module that share its weights, one per call in flight: ``with pool.borrow() as m: m(x)``.
+
+    ultralytics' heads cache the anchors of the last input shape on themselves (``Detect.anchors``, ``strides``,
+    ``shape``; the pose head decodes keypoints with them too), so two threads running inputs of different shapes
+    through one module decode with each other's anchors: wrong boxes or a shape error. ultralytics' own answer is a
+    model per thread; here a call borrows a copy no other call is running, made when none is free by ``deepcopy``
+    with every parameter and buffer memoised to itself (only the Python objects and small cached tensors are copied,
+    never the weights: about 0.1 s for a nano YOLO) and kept for later calls, so there are never more copies than
+    calls that ran at once. Copies are taken from the module as loaded, which nothing runs, so a copy never starts
+    from a half-updated cache.
+    """
+
+    def __init__(self, module: Any):
+        self.template = module
+        self._free: list[Any] = []
+        self._lock = threading.Lock()
+
+    @contextmanager
+    def borrow(self) -> Iterator[Any]:
+        with self._lock:
+            module = self._free.pop() if self._free else None
+        if module is None:
+            shared = {id(t): t for t in itertools.chain(self.template.parameters(), self.template.buffers())}
+            module = copy.deepcopy(self.template, memo=shared)
+        try:
+            yield module
+        finally:
+            with self._lock:
+                self._free.append(module)
 
 
 def load_ultralytics(weights: Path, device: Device, expected_task: str) -> Any:

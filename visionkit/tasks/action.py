@@ -126,9 +126,8 @@ class ActionPredictor(Predictor):
                               f"got {batch_size}")
         super().__init__("action", model, weights=weights, device=device, window=window, stride=stride, top_k=top_k,
                          **options)
-        self.window = _positive("window", self.options["window"])
-        self.stride = _positive("stride", self.options["stride"] or max(self.window // 2, 1))
-        _positive("top_k", self.options["top_k"])
+        self.window = int(self.options["window"])  # the caller's values are checked by Predictor (OPTION_TYPES)
+        self.stride = int(self.options["stride"] or max(self.window // 2, 1))
         self.options.update(window=self.window, stride=self.stride)
 
     def warmup(self) -> ActionPredictor:
@@ -177,15 +176,16 @@ class ActionPredictor(Predictor):
 
         backend = self.backend
         sync = _cuda_sync if backend.device.type == "cuda" else _no_sync
-        t0 = time.perf_counter()
-        clip = backend.clip([tensor for _, tensor in items], self.window)
-        t1 = time.perf_counter()
-        with torch.inference_mode():
-            raw = backend.forward(clip)
-            sync()
-        t2 = time.perf_counter()
-        prediction = backend.postprocess(raw, clip, [])[0]
-        t3 = time.perf_counter()
+        with self.exclusive():
+            t0 = time.perf_counter()
+            clip = backend.clip([tensor for _, tensor in items], self.window)
+            t1 = time.perf_counter()
+            with torch.inference_mode():
+                raw = backend.forward(clip)
+                sync()
+            t2 = time.perf_counter()
+            prediction = backend.postprocess(raw, clip, [])[0]
+            t3 = time.perf_counter()
         prediction.start_frame, prediction.end_frame = items[0][0], items[-1][0]
         prediction.frame_index, prediction.image_shape = items[-1][0], image_shape
         prediction.speed = Speed(preprocess_ms + (t1 - t0) * 1e3, (t2 - t1) * 1e3, (t3 - t2) * 1e3)
@@ -205,8 +205,10 @@ class _SlidingWindow:
         self.preprocess_ms = 0.0
 
     def push(self, frame: Frame) -> list[_Labelled]:
-        t0 = time.perf_counter()
-        self.items.append((frame.index, self.predictor.backend.preprocess([frame.image])))
+        backend = self.predictor.backend
+        with self.predictor.exclusive():
+            t0 = time.perf_counter()
+            self.items.append((frame.index, backend.preprocess([frame.image])))
         self.preprocess_ms += (time.perf_counter() - t0) * 1e3
         if self.latest is None:
             self.held.append(frame)
@@ -230,9 +232,3 @@ class _SlidingWindow:
         self.latest = self.predictor._classify(list(self.items), self.preprocess_ms, last.image.shape[:2])
         self.preprocess_ms, self.since_run = 0.0, 0
         return self.latest
-
-
-def _positive(name: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise OptionError(f"{name} must be a positive integer, got {value!r}")
-    return int(value)

@@ -3,13 +3,20 @@
 A backend is built by ``Predictor`` on first use (lazily, so a Predictor can be pickled and shipped to a
 worker before any weights are read). Options are declared per backend in ``OPTIONS`` with fallback values;
 catalog ``defaults`` (or ``eval``) override those, and the caller's non-None options override both.
+
+Every option has one declared type (``OPTION_TYPES``; a backend may narrow one in ``OPTION_TYPE_OVERRIDES``): the
+caller's values are type- and range-checked there, once, when the Predictor is made, so ``conf="abc"`` is an
+``OptionError`` naming the option, never a ``ValueError`` from deep inside a backend. What only the loaded model
+knows (a file's fixed input size, its class count) is checked by ``check_against_model`` right after the build.
 """
 
 from __future__ import annotations
 
+import math
 from abc import ABC, abstractmethod
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 
@@ -31,9 +38,15 @@ class Backend(ABC):
     # the backend that runs the export in ONNX_BACKEND and implements ``export_onnx``.
     RUNTIME: ClassVar[str] = "torch"
     ONNX_BACKEND: ClassVar[str | None] = None
-    # Whether several threads may run preprocess -> forward -> postprocess at once (``workers`` > 1): true for
-    # PyTorch modules and ONNX Runtime sessions; not for stateful runners (TFLite interpreters, OpenCV's YuNet).
+    # Whether several threads may run preprocess -> forward -> postprocess at once (``workers`` > 1, or one
+    # Predictor called from several threads): true for PyTorch modules and ONNX Runtime sessions (``run()`` is
+    # thread-safe) when the backend keeps no per-call state on itself; not for stateful runners (TFLite
+    # interpreters, OpenCV's YuNet), which ``Predictor`` serialises with a lock.
     CONCURRENT: ClassVar[bool] = False
+    # Narrower types than ``OPTION_TYPES`` for this backend's options (e.g. imgsz as one int only).
+    OPTION_TYPE_OVERRIDES: ClassVar[dict[str, OptionType]] = {}
+    # (h, w) when the model file fixes its input size (set once loaded): ``imgsz`` may then only repeat it.
+    input_hw: tuple[int, int] | None = None
 
     def __init__(self, entry: ModelEntry, weights: Path, device: Device, options: dict[str, Any]):
         self.entry = entry
@@ -72,10 +85,83 @@ class Backend(ABC):
     def postprocess(self, raw: Any, batch: Any, images: list[np.ndarray]) -> list[Result]:
         """Model output -> one result per image, in source-image coordinates."""
 
+    @classmethod
+    def option_type(cls, name: str) -> OptionType:
+        return cls.OPTION_TYPE_OVERRIDES.get(name) or OPTION_TYPES[name]
+
     def warmup_input(self) -> list[np.ndarray]:
-        size = self.options.get("imgsz") or 640
-        h, w = (size, size) if isinstance(size, int) else size
+        h, w = self.input_hw or as_hw(self.options.get("imgsz") or 640)
         return [np.zeros((h, w, 3), np.uint8)]
+
+
+def as_hw(size: int | tuple[int, int] | list[int]) -> tuple[int, int]:
+    """An ``imgsz`` (one side, or (h, w)) as (h, w)."""
+    if isinstance(size, (int, np.integer)):
+        return int(size), int(size)
+    h, w = size
+    return int(h), int(w)
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
+
+
+@dataclass(frozen=True)
+class OptionType:
+    """What values one option takes: ``check(name, value)`` returns the value normalised (a float for a number, a
+    list for class ids...) or raises ``OptionError`` naming the option, the value and what it must be."""
+
+    # number: a float; size: imgsz, one side or (h, w) (only one side when low is 0); ids: class ids
+    kind: Literal["number", "integer", "flag", "size", "ids"]
+    low: float = -math.inf
+    high: float = math.inf
+
+    def describe(self) -> str:
+        bounds = f"between {self.low:g} and {self.high:g}" if self.high < math.inf else f">= {self.low:g}"
+        integer = "a positive integer" if self.low == 1 and self.high == math.inf else f"an integer {bounds}"
+        return {"number": f"a number {bounds}", "integer": integer, "flag": "true or false",
+                "size": f"{integer} or an (h, w) pair of them" if self.low > 0 else f"{integer} (0 = no limit)",
+                "ids": "a class id or a list of class ids (integers >= 0)"}[self.kind]
+
+    def check(self, name: str, value: Any) -> Any:
+        checked = self._normalise(value)
+        if checked is None:
+            raise OptionError(f"{name} must be {self.describe()}, got {value!r}")
+        return checked
+
+    def _normalise(self, value: Any) -> Any:
+        """The normalised value, or None when it does not fit."""
+        if self.kind == "flag":
+            return bool(value) if isinstance(value, (bool, np.bool_)) else None
+        if self.kind == "number":
+            ok = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, (bool, np.bool_))
+            return float(value) if ok and self.low <= float(value) <= self.high else None
+        if self.kind == "integer":
+            return int(value) if _is_int(value) and self.low <= value <= self.high else None
+        if self.kind == "ids":
+            ids = [value] if _is_int(value) else value
+            if not isinstance(ids, (list, tuple, np.ndarray)) or not all(_is_int(i) and i >= 0 for i in ids):
+                return None
+            return [int(i) for i in ids]
+        # size: one side, or an (h, w) pair when the backend takes rectangles (low > 0: 0 is never a size)
+        if _is_int(value):
+            return int(value) if self.low <= value <= self.high else None
+        pair = isinstance(value, (list, tuple)) and len(value) == 2 and all(_is_int(v) and v >= max(self.low, 1)
+                                                                             for v in value)
+        return (int(value[0]), int(value[1])) if pair and self.low > 0 else None
+
+
+FRACTION = OptionType("number", 0.0, 1.0)
+COUNT = OptionType("integer", 1)
+FLAG = OptionType("flag")
+# imgsz as one int only (the shorter side, or a square crop): backends whose resize takes no (h, w).
+SIDE = COUNT
+# Every option of every backend, and the Predictor's own numeric settings, with the one type each takes.
+OPTION_TYPES: dict[str, OptionType] = {
+    "conf": FRACTION, "iou": FRACTION, "max_det": COUNT, "top_k": COUNT, "window": COUNT, "stride": COUNT,
+    "batch_size": COUNT, "workers": COUNT, "imgsz": OptionType("size", 1), "classes": OptionType("ids"),
+    "agnostic": FLAG, "multi_label": FLAG, "rect": FLAG, "keep_aspect": FLAG,
+}
 
 
 def backend_class(task: str, name: str) -> type[Backend]:
@@ -109,19 +195,39 @@ def _import_task(task: str) -> None:
         raise
 
 
-def merge_options(cls: type[Backend], entry: ModelEntry, user: dict[str, Any], evaluate: bool) -> dict[str, Any]:
-    """Fallbacks < catalog defaults (or eval settings) < caller; unknown names raise, listing the valid ones."""
-    user = {k: v for k, v in user.items() if v is not None}  # None = "not given": catalog defaults stay
+def given_options(cls: type[Backend], user: dict[str, Any]) -> dict[str, Any]:
+    """The caller's options, checked: None = "not given" (catalog defaults stay) and is dropped; an unknown name
+    raises, listing the valid ones; each value must fit its declared type (``OPTION_TYPES``)."""
+    user = {k: v for k, v in user.items() if v is not None}
     unknown = sorted(set(user) - set(cls.OPTIONS))
     if unknown:
         raise OptionError(f"unknown option(s) {', '.join(unknown)} for {cls.task} backend {cls.name!r}; "
                           f"valid: {', '.join(sorted(cls.OPTIONS))}")
+    return {k: cls.option_type(k).check(k, v) for k, v in user.items()}
+
+
+def merge_options(cls: type[Backend], entry: ModelEntry, given: dict[str, Any], evaluate: bool) -> dict[str, Any]:
+    """Fallbacks < catalog defaults (or eval settings) < the caller's options, as ``given_options`` returns them."""
     preset = {**entry.defaults, **(entry.eval if evaluate else {})}
     merged = {**cls.OPTIONS, **{k: v for k, v in preset.items() if k in cls.OPTIONS}}
     if "imgsz" in cls.OPTIONS and entry.input_size:
         merged["imgsz"] = entry.input_size
-    merged.update(user)
-    for key in ("conf", "iou"):
-        if key in merged and merged[key] is not None and not 0.0 <= float(merged[key]) <= 1.0:
-            raise OptionError(f"{key} must be between 0 and 1, got {merged[key]}")
+    merged.update(given)
     return merged
+
+
+def check_against_model(backend: Backend, given: dict[str, Any]) -> None:
+    """The caller's options that only the loaded model can judge: ``imgsz`` on a model whose file fixes its input
+    size (accepted only when it repeats that size: the model cannot run at another), and class ids beyond the
+    model's class list (they would silently match nothing)."""
+    name = backend.entry.name
+    size = given.get("imgsz")
+    if size is not None and backend.input_hw is not None and as_hw(size) != backend.input_hw:
+        h, w = backend.input_hw
+        raise OptionError(f"imgsz {size}: {name} has a fixed {h}x{w} input ({backend.weights.name}); "
+                          f"leave imgsz out or give {h if h == w else (h, w)}")
+    ids = given.get("classes")
+    n = len(backend.class_names)
+    if ids and max(ids) >= n:
+        bad = ", ".join(str(i) for i in ids if i >= n)
+        raise OptionError(f"classes {bad}: {name} has {n} classes (ids 0-{n - 1})")

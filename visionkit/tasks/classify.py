@@ -20,10 +20,10 @@ import numpy as np
 
 from ..catalog import ModelEntry, load_class_names
 from ..device import Device
-from ..errors import OptionError, WeightsError
+from ..errors import WeightsError
 from ..results import Classification
-from ._runtime import load_state_dict, load_ultralytics, onnx_session, torchvision_weights
-from .base import Backend
+from ._runtime import load_state_dict, load_ultralytics, onnx_session, stride_multiple, torchvision_weights
+from .base import SIDE, Backend, as_hw
 
 # TensorFlow-slim's evaluation crop for ImageNet models (``tf.image.central_crop(image, 0.875)``).
 TF_CENTRAL_FRACTION = 0.875
@@ -37,11 +37,6 @@ class _Classifier(Backend):
     task = "classify"
     OPTIONS = {"top_k": 5}
     CONCURRENT = True  # PyTorch modules and ONNX Runtime sessions, all of them
-
-    def __init__(self, entry: ModelEntry, weights: Path, device: Device, options: dict[str, Any]):
-        super().__init__(entry, weights, device, options)
-        if int(options["top_k"]) < 1:
-            raise OptionError(f"top_k must be a positive integer, got {options['top_k']}")
 
     def _classifications(self, probs: np.ndarray) -> list[Classification]:
         """(B, C) class probabilities -> one top-k ``Classification`` per image."""
@@ -57,11 +52,9 @@ class UltralyticsClassify(_Classifier):
 
     def __init__(self, entry: ModelEntry, weights: Path, device: Device, options: dict[str, Any]):
         super().__init__(entry, weights, device, options)
-        from ultralytics.utils.checks import check_imgsz
-
         self.model = load_ultralytics(weights, device, "classify")
         stride = max(int(self.model.stride.max()), 32)
-        self.imgsz = check_imgsz(options["imgsz"] or self.model.args["imgsz"], stride=stride, min_dim=2)
+        self.imgsz = as_hw(stride_multiple(options["imgsz"] or self.model.args["imgsz"], stride, entry.name))
         self.transforms = _ultralytics_transforms(self.model, self.imgsz)
         names = self.model.names
         self.class_names = entry.class_names or [names[i] for i in range(len(names))]
@@ -101,6 +94,7 @@ class TorchvisionClassify(_Classifier):
 
     name = "torchvision"
     OPTIONS = {"top_k": 5, "imgsz": None}
+    OPTION_TYPE_OVERRIDES = {"imgsz": SIDE}  # the square crop
 
     def __init__(self, entry: ModelEntry, weights: Path, device: Device, options: dict[str, Any]):
         super().__init__(entry, weights, device, options)
@@ -143,8 +137,6 @@ def _torchvision_transforms(entry: ModelEntry, imgsz: int | None) -> Any:
     crop, resize = preset.crop_size[0], preset.resize_size[0]
     if imgsz is None or imgsz == crop:
         return preset
-    if not isinstance(imgsz, int):
-        raise OptionError(f"imgsz for torchvision classifiers is one int (the square crop), got {imgsz!r}")
     return type(preset)(crop_size=imgsz, resize_size=round(imgsz * resize / crop), mean=preset.mean,
                         std=preset.std, interpolation=preset.interpolation)
 
@@ -160,6 +152,7 @@ class OnnxClassify(_Classifier):
     name = "onnx-classify"
     RUNTIME = "onnx"
     SUFFIXES = (".onnx",)
+    OPTIONS = {"top_k": 5, "imgsz": None}  # imgsz: only the file's own input size
 
     def __init__(self, entry: ModelEntry, weights: Path, device: Device, options: dict[str, Any]):
         super().__init__(entry, weights, device, options)
@@ -170,7 +163,7 @@ class OnnxClassify(_Classifier):
             raise WeightsError(f"{weights}: expected a TFLite-style classifier input, uint8 [1, H, W, 3] RGB; "
                                f"got {inp.type} {inp.shape}")
         self.input_name = inp.name
-        self.hw = (int(inp.shape[1]), int(inp.shape[2]))
+        self.input_hw = (int(inp.shape[1]), int(inp.shape[2]))
         # A float output (a float TFLite model) already holds the softmax probabilities.
         self.scale = TFLITE_SOFTMAX_SCALE if out.type == "tensor(uint8)" else 1.0
         n_out = int(out.shape[-1])
@@ -182,13 +175,10 @@ class OnnxClassify(_Classifier):
         if self.offset not in (0, 1):
             raise WeightsError(f"{weights} has {n_out} outputs but {entry.name} lists {len(self.class_names)} classes")
 
-    def warmup_input(self) -> list[np.ndarray]:
-        return [np.zeros((*self.hw, 3), np.uint8)]
-
     def preprocess(self, images: list[np.ndarray]) -> list[np.ndarray]:
         from PIL import Image
 
-        h, w = self.hw
+        h, w = self.input_hw
         return [np.asarray(Image.fromarray(_central_crop(cv2.cvtColor(im, cv2.COLOR_BGR2RGB), TF_CENTRAL_FRACTION))
                            .resize((w, h), Image.BICUBIC))[None] for im in images]
 

@@ -20,8 +20,16 @@ from ..catalog import ModelEntry
 from ..device import Device
 from ..errors import WeightsError
 from ..results import Detections
-from ._runtime import export_ultralytics_onnx, load_state_dict, load_ultralytics, onnx_output_names, onnx_session
-from .base import Backend
+from ._runtime import (
+    ModulePool,
+    export_ultralytics_onnx,
+    load_state_dict,
+    load_ultralytics,
+    onnx_output_names,
+    onnx_session,
+    stride_multiple,
+)
+from .base import Backend, as_hw
 
 YOLO_OPTIONS = {"conf": 0.25, "iou": 0.7, "max_det": 300, "imgsz": 640, "classes": None, "agnostic": False,
                 "multi_label": False}
@@ -84,20 +92,27 @@ class UltralyticsDetect(Backend):
     def __init__(self, entry: ModelEntry, weights: Path, device: Device, options: dict[str, Any]):
         super().__init__(entry, weights, device, options)
         self.model = load_ultralytics(weights, device, self.EXPECTED_TASK)
+        self.runner = ModulePool(self.model)  # CONCURRENT, but the heads cache anchors per input shape on themselves
         self.stride = max(int(self.model.stride.max()), 32)
+        self.imgsz = stride_multiple(options["imgsz"], self.stride, entry.name)
         self.end2end = bool(getattr(self.model, "end2end", False))
         names = self.model.names
         self.class_names = entry.class_names or [names[i] for i in range(len(names))]
 
+    def warmup_input(self) -> list[np.ndarray]:
+        h, w = as_hw(self.imgsz)
+        return [np.zeros((h, w, 3), np.uint8)]
+
     def preprocess(self, images: list[np.ndarray]) -> Any:
         import torch
 
-        x = torch.from_numpy(_letterbox(images, self.options["imgsz"], self.stride, self.options["rect"]))
+        x = torch.from_numpy(_letterbox(images, self.imgsz, self.stride, self.options["rect"]))
         x = x.to(self.device.torch).permute(0, 3, 1, 2).contiguous().flip(1)  # BHWC BGR -> BCHW RGB
         return (x.half() if self.device.half else x.float()).div_(255)
 
     def forward(self, batch: Any) -> Any:
-        return self.model(batch)
+        with self.runner.borrow() as model:
+            return model(batch)
 
     def postprocess(self, raw: Any, batch: Any, images: list[np.ndarray]) -> list[Detections]:
         preds = _yolo_nms(raw, self.options, self.end2end)
@@ -108,7 +123,8 @@ class OnnxYoloDetect(Backend):
     task = "detect"
     name = "onnx-yolo"
     CONCURRENT = True
-    OPTIONS = {**YOLO_OPTIONS, "rect": True}  # rect: letterbox to a stride multiple only (dynamic-size exports)
+    # rect: letterbox to a stride multiple only (dynamic-size exports); a fixed-size export takes only its own imgsz
+    OPTIONS = {**YOLO_OPTIONS, "rect": True}
     SUFFIXES = (".onnx",)
     RUNTIME = "onnx"
 
@@ -123,23 +139,23 @@ class OnnxYoloDetect(Backend):
         self.input_name = inp.name
         self.fixed_batch = isinstance(inp.shape[0], int)
         h, w = inp.shape[2:4]
-        self.fixed_hw = (h, w) if isinstance(h, int) and isinstance(w, int) else None
+        self.input_hw = (h, w) if isinstance(h, int) and isinstance(w, int) else None
         meta = self.session.get_modelmeta().custom_metadata_map
         if meta.get("task", "detect") != "detect":
             raise WeightsError(f"{weights} is an ultralytics {meta['task']} model, not a detect model")
         self.stride = int(meta.get("stride", 32))
+        self.imgsz = self.input_hw or stride_multiple(options["imgsz"], self.stride, entry.name)
         self.end2end = meta.get("end2end") == "True"  # NMS-free heads (YOLO26, YOLOv10): [B, max_det, 6] out
         if not self.class_names and "names" in meta:
             names = ast.literal_eval(meta["names"])  # ultralytics and YOLOv5 exports store {id: name}
             self.class_names = [names[i] for i in range(len(names))] if isinstance(names, dict) else list(names)
 
     def warmup_input(self) -> list[np.ndarray]:
-        h, w = self.fixed_hw or (640, 640)
+        h, w = as_hw(self.imgsz)
         return [np.zeros((h, w, 3), np.uint8)]
 
     def preprocess(self, images: list[np.ndarray]) -> np.ndarray:
-        size = self.fixed_hw or self.options["imgsz"]
-        x = _letterbox(images, size, self.stride, auto=self.fixed_hw is None and self.options["rect"])
+        x = _letterbox(images, self.imgsz, self.stride, auto=self.input_hw is None and self.options["rect"])
         x = x[..., ::-1].transpose(0, 3, 1, 2)  # BHWC BGR -> BCHW RGB
         return np.ascontiguousarray(x, dtype=np.float32) / np.float32(255)
 
@@ -165,7 +181,7 @@ class OnnxSsdDetect(Backend):
     name = "onnx-ssd"
     CONCURRENT = True
     RUNTIME = "onnx"
-    OPTIONS = {"conf": 0.5, "classes": None}
+    OPTIONS = {"conf": 0.5, "classes": None, "imgsz": None}  # imgsz: only the file's own input size
     SUFFIXES = (".onnx",)
 
     @classmethod
@@ -177,7 +193,7 @@ class OnnxSsdDetect(Backend):
         self.session = onnx_session(weights, device)
         inp = self.session.get_inputs()[0]
         self.input_name = inp.name
-        self.hw = tuple(inp.shape[1:3])
+        self.input_hw = (int(inp.shape[1]), int(inp.shape[2]))
         if not self.class_names:
             from ..catalog import load_class_names
 
@@ -185,11 +201,8 @@ class OnnxSsdDetect(Backend):
         # Class c of the graph is line c+1 of the label map (line 0 is the background).
         self.offset = 1
 
-    def warmup_input(self) -> list[np.ndarray]:
-        return [np.zeros((*self.hw, 3), np.uint8)]
-
     def preprocess(self, images: list[np.ndarray]) -> list[np.ndarray]:
-        h, w = self.hw
+        h, w = self.input_hw
         return [cv2.cvtColor(cv2.resize(im, (w, h), interpolation=cv2.INTER_LINEAR), cv2.COLOR_BGR2RGB)[None]
                 for im in images]
 

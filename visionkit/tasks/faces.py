@@ -24,7 +24,7 @@ import numpy as np
 from ..catalog import ModelEntry
 from ..device import Device
 from ..results import Detections
-from .base import Backend
+from .base import Backend, OptionType
 
 # A scaled image and the (x, y) factors that map its pixels back to the source image's ((1, 1) = not resized).
 Scaled = tuple[np.ndarray, np.ndarray]
@@ -37,6 +37,7 @@ class YuNetFaces(Backend):
     # conf / iou / max_det are FaceDetectorYN's score_threshold / nms_threshold / top_k (top_k caps the faces
     # kept after NMS); imgsz is the longest side an image is detected at (0 = always full size).
     OPTIONS = {"conf": 0.6, "iou": 0.3, "max_det": 5000, "imgsz": 1280}
+    OPTION_TYPE_OVERRIDES = {"imgsz": OptionType("size", 0)}  # one side (the longest), 0 allowed
 
     def __init__(self, entry: ModelEntry, weights: Path, device: Device, options: dict[str, Any]):
         super().__init__(entry, weights, device, options)

@@ -79,7 +79,7 @@ class _TFLiteBackend(Backend):
             raise WeightsError(f"{weights}: not a {self.name} model: input {inp['dtype'].__name__} {list(shape)}, "
                                f"outputs {[list(d['shape']) for d in outputs]}")
         self.input_index = inp["index"]
-        self.hw = shape[1:3]
+        self.input_hw = (shape[1], shape[2])
         self.output_index = {tuple(d["shape"]): d["index"] for d in outputs}
 
     @classmethod
@@ -89,9 +89,6 @@ class _TFLiteBackend(Backend):
     @staticmethod
     def _fits(input_shape: tuple[int, ...], output_shapes: tuple[tuple[int, ...], ...]) -> bool:
         raise NotImplementedError
-
-    def warmup_input(self) -> list[np.ndarray]:
-        return [np.zeros((*self.hw, 3), np.uint8)]
 
     def _to_input(self, image: np.ndarray) -> np.ndarray:
         """BGR uint8 (already at the model's size) -> float32 RGB [1, H, W, 3] in 0..1, MediaPipe's tensor range."""
@@ -115,7 +112,7 @@ class TFLiteSelfie(_TFLiteBackend):
 
     task = "segment"
     name = "tflite-selfie"
-    OPTIONS = {"conf": 0.5}
+    OPTIONS = {"conf": 0.5, "imgsz": None}  # imgsz: only the file's own input size
 
     def __init__(self, entry: ModelEntry, weights: Path, device: Device, options: dict[str, Any]):
         super().__init__(entry, weights, device, options)
@@ -126,7 +123,7 @@ class TFLiteSelfie(_TFLiteBackend):
         return len(output_shapes) == 1 and output_shapes[0] == (*input_shape[:3], 1)
 
     def preprocess(self, images: list[np.ndarray]) -> list[np.ndarray]:
-        h, w = self.hw
+        h, w = self.input_hw
         return [self._to_input(cv2.resize(im, (w, h), interpolation=cv2.INTER_LINEAR)) for im in images]
 
     def forward(self, batch: list[np.ndarray]) -> list[np.ndarray]:
@@ -157,13 +154,13 @@ class TFLiteBlazePose(_TFLiteBackend):
 
     task = "pose"
     name = "tflite-blazepose"
-    OPTIONS = {"conf": 0.5}
+    OPTIONS = {"conf": 0.5, "imgsz": None}  # imgsz: only the file's own input size
 
     def __init__(self, entry: ModelEntry, weights: Path, device: Device, options: dict[str, Any]):
         super().__init__(entry, weights, device, options)
         from ultralytics.data.augment import LetterBox
 
-        self.size = self.hw[0]
+        self.size = self.input_hw[0]
         self.letterbox = LetterBox(self.size, auto=False, padding_value=0)
         self.landmarks_shape = (1, BLAZEPOSE_OUTPUT_LANDMARKS * BLAZEPOSE_VALUES)
         self.class_names = entry.class_names or ["person"]

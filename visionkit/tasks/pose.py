@@ -20,10 +20,10 @@ import numpy as np
 
 from ..catalog import ModelEntry
 from ..device import Device
-from ..errors import OptionError, WeightsError
+from ..errors import WeightsError
 from ..results import Detections, Speed
 from ._runtime import onnx_session
-from .base import Backend
+from .base import SIDE, Backend
 from .detect import TorchvisionDetect, UltralyticsDetect, _to_detections, _yolo_nms
 
 NUM_KEYPOINTS = 17
@@ -80,10 +80,9 @@ class TorchvisionPose(TorchvisionDetect):
     name = "torchvision"
     # torchvision's own defaults for this builder, i.e. the settings of its published AP.
     OPTIONS = {"conf": 0.05, "iou": 0.5, "max_det": 100, "imgsz": 800}
+    OPTION_TYPE_OVERRIDES = {"imgsz": SIDE}  # the shorter side
 
     def __init__(self, entry: ModelEntry, weights: Path, device: Device, options: dict[str, Any]):
-        if not isinstance(options["imgsz"], int):
-            raise OptionError(f"imgsz for Keypoint R-CNN is one int (the shorter side), got {options['imgsz']!r}")
         super().__init__(entry, weights, device, options)
         self.class_names = entry.class_names or KEYPOINT_RCNN_CLASSES
 
@@ -120,7 +119,7 @@ class OnnxMoveNet(Backend):
     name = "onnx-movenet"
     CONCURRENT = True
     RUNTIME = "onnx"
-    OPTIONS = {"conf": 0.2}
+    OPTIONS = {"conf": 0.2, "imgsz": None}  # imgsz: only the file's own input size
     SUFFIXES = (".onnx",)
 
     def __init__(self, entry: ModelEntry, weights: Path, device: Device, options: dict[str, Any]):
@@ -136,11 +135,9 @@ class OnnxMoveNet(Backend):
                                f"{inp.type} {inp.shape} -> {out.shape}")
         self.input_name = inp.name
         self.size = int(inp.shape[1])
+        self.input_hw = (self.size, self.size)
         self.letterbox = LetterBox(self.size, auto=False, padding_value=0)
         self.class_names = entry.class_names or ["person"]
-
-    def warmup_input(self) -> list[np.ndarray]:
-        return [np.zeros((self.size, self.size, 3), np.uint8)]
 
     def _inputs(self, image: np.ndarray, regions: np.ndarray) -> list[np.ndarray]:
         """Each (x0, y0, x1, y1) region of a BGR image letterboxed to the model's RGB input."""

@@ -22,10 +22,10 @@ import numpy as np
 
 from ..catalog import ModelEntry, load_class_names
 from ..device import Device
-from ..errors import OptionError, WeightsError
+from ..errors import WeightsError
 from ..results import Detections, SemanticMask
 from ._runtime import load_state_dict, onnx_session, torchvision_weights
-from .base import Backend
+from .base import SIDE, Backend
 from .detect import UltralyticsDetect, _to_detections, _yolo_nms
 
 # Elements of float32 scratch per strip when resampling logits or masks to the source size (4 MB): bounded memory
@@ -94,15 +94,13 @@ class TorchvisionSegment(Backend):
     name = "torchvision"
     CONCURRENT = True
     OPTIONS = {"imgsz": 520}
+    OPTION_TYPE_OVERRIDES = {"imgsz": SIDE}  # the shorter side
 
     def __init__(self, entry: ModelEntry, weights: Path, device: Device, options: dict[str, Any]):
         super().__init__(entry, weights, device, options)
         import torch
         import torchvision
 
-        if not isinstance(options["imgsz"], int):
-            raise OptionError(f"imgsz for torchvision segmentation is one int (the shorter side), got "
-                              f"{options['imgsz']!r}")
         arch = entry.arch or entry.name
         # torchvision's official DeepLabV3/FCN files also hold the auxiliary head (torchvision turns aux_loss on
         # whenever it loads them); it only serves the training loss, so it is loaded to match and then dropped.
@@ -155,7 +153,7 @@ class OnnxDeepLab(Backend):
     name = "onnx-deeplab"
     CONCURRENT = True
     RUNTIME = "onnx"
-    OPTIONS = {"keep_aspect": False}
+    OPTIONS = {"keep_aspect": False, "imgsz": None}  # imgsz: only the file's own input size
     SUFFIXES = (".onnx",)
 
     def __init__(self, entry: ModelEntry, weights: Path, device: Device, options: dict[str, Any]):
@@ -167,7 +165,7 @@ class OnnxDeepLab(Backend):
         if len(inp.shape) != 4 or inp.shape[3] != 3:
             raise WeightsError(f"{weights}: expected an NHWC RGB input [1, H, W, 3], got {inp.shape}")
         self.input_name = inp.name
-        self.hw = (int(inp.shape[1]), int(inp.shape[2]))
+        self.input_hw = (int(inp.shape[1]), int(inp.shape[2]))
         self.uint8_input = inp.type == "tensor(uint8)"
         n = len(self.class_names)
         logits = [o for o in self.session.get_outputs() if o.type == "tensor(float)" and len(o.shape) == 4
@@ -177,12 +175,9 @@ class OnnxDeepLab(Backend):
         self.logits_name = logits[0].name
         self.nhwc = logits[0].shape[3] == n
 
-    def warmup_input(self) -> list[np.ndarray]:
-        return [np.zeros((*self.hw, 3), np.uint8)]
-
     def _content_hw(self, image: np.ndarray) -> tuple[int, int]:
         """Size of the image inside the model input: all of it, or the aspect-kept part at the top left."""
-        h, w = self.hw
+        h, w = self.input_hw
         if not self.options["keep_aspect"]:
             return h, w
         scale = min(h / image.shape[0], w / image.shape[1])
@@ -192,7 +187,7 @@ class OnnxDeepLab(Backend):
         batch = []
         for im in images:
             ch, cw = self._content_hw(im)
-            x = np.full((*self.hw, 3), _DEEPLAB_PAD_VALUE, np.uint8)
+            x = np.full((*self.input_hw, 3), _DEEPLAB_PAD_VALUE, np.uint8)
             x[:ch, :cw] = cv2.cvtColor(cv2.resize(im, (cw, ch), interpolation=cv2.INTER_LINEAR), cv2.COLOR_BGR2RGB)
             batch.append(x[None] if self.uint8_input else ((x.astype(np.float32) - 127.5) / 127.5)[None])
         return batch
@@ -207,8 +202,8 @@ class OnnxDeepLab(Backend):
         out = []
         for logits, im in zip(raw, images, strict=True):
             logits = torch.from_numpy(logits.transpose(2, 0, 1) if self.nhwc else logits)
-            if tuple(logits.shape[1:]) != self.hw:  # low-res logits: the graph's own align_corners=True resize
-                logits = F.interpolate(logits[None], self.hw, mode="bilinear", align_corners=True)[0]
+            if tuple(logits.shape[1:]) != self.input_hw:  # low-res logits: the graph's own align_corners=True resize
+                logits = F.interpolate(logits[None], self.input_hw, mode="bilinear", align_corners=True)[0]
             ch, cw = self._content_hw(im)
             out.append(_logits_to_mask(logits[:, :ch, :cw], im.shape[:2], self.class_names))
         return out

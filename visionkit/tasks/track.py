@@ -86,7 +86,11 @@ class Tracker:
 
 class TrackingPredictor:
     """Detector + tracker behind the Predictor surface: ``stream(source)`` tracks each source from a fresh
-    state; calling it frame by frame (``tracking(image)``) keeps one state until ``reset()``."""
+    state; calling it frame by frame (``tracking(image)``) keeps one state until ``reset()``.
+
+    Threads: ``stream()`` calls share only the (thread-safe) detector, so several threads may each stream their own
+    source through one instance. Frame-by-frame calls feed the one live state, which is one stream's: call them
+    from one thread (a tracker fed two threads' frames in no fixed order would link unrelated boxes)."""
 
     task = "track"
 

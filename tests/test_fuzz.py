@@ -82,18 +82,6 @@ class KnownBug:
 
 
 KNOWN_BUGS = [
-    KnownBug("predictor.py", "__init__", "Predictor: int(batch_size) raises ValueError/TypeError/OverflowError for "
-                                         "'', None, {}, inf instead of OptionError"),
-    KnownBug("predictor.py", "<lambda>", "Predictor.stream: a batch_size beyond sys.maxsize (2**63) passes "
-                                         "__init__ and islice() raises ValueError"),
-    KnownBug("predictor.py", "_check_workers", "int(workers) raises ValueError/TypeError/OverflowError for 'abc', "
-                                               "{}, inf instead of OptionError"),
-    KnownBug("base.py", "merge_options", "float(conf)/float(iou) raise ValueError/TypeError for 'abc', {} instead "
-                                         "of OptionError; other option types are not checked at all"),
-    KnownBug("detect.py", "_yolo_nms", "unchecked option types reach NMS: multi_label='' or agnostic=[] raise "
-                                       "TypeError on the first image"),
-    KnownBug("detect.py", "postprocess", "a threshold given as a string passes merge_options unconverted: conf='0' "
-                                         "raises numpy's UFuncNoLoopError in the SSD postprocess"),
     KnownBug("track.py", "__init__", "tracker_params that is not a dict (a number, a list) raises TypeError/ValueError "
                                      "from dict.update instead of OptionError"),
     KnownBug("results.py", "from_probs", "tasks/classify.py: the ONNX classifier backend runs any ONNX file (a "
@@ -558,6 +546,10 @@ def pinned(bug: KnownBug) -> Callable[[Callable[..., Any]], Any]:
     return wrap
 
 
+# Bugs the fuzzer found and that are fixed: their examples stay as plain regression tests.
+regression = settings(_BASE, phases=[Phase.explicit], max_examples=1)
+
+
 def _bug(file: str, function: str) -> KnownBug:
     return next(b for b in KNOWN_BUGS if (b.file, b.function) == (file, function))
 
@@ -566,52 +558,52 @@ def strict(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
     return user_facing(fn, *args, **kwargs)
 
 
-@pinned(_bug("predictor.py", "__init__"))
+@regression
 @example(options={"batch_size": ""})
 @example(options={"batch_size": None})
 @example(options={"batch_size": float("inf")})
 @given(options=OPTIONS)
-def test_known_bug_batch_size_type(models: dict[str, Any], samples: dict[str, Path], options: dict[str, Any]) -> None:
+def test_regression_batch_size_type(models: dict[str, Any], samples: dict[str, Path], options: dict[str, Any]) -> None:
     check_options(models, samples, "ssd", options, "one", strict)
 
 
-@pinned(_bug("predictor.py", "<lambda>"))
+@regression
 @example(options={"batch_size": 2**63})
 @given(options=OPTIONS)
-def test_known_bug_batch_size_range(models: dict[str, Any], samples: dict[str, Path], options: dict[str, Any]) -> None:
+def test_regression_batch_size_range(models: dict[str, Any], samples: dict[str, Path], options: dict[str, Any]) -> None:
     check_options(models, samples, "ssd", options, "stream", strict)
 
 
-@pinned(_bug("predictor.py", "_check_workers"))
+@regression
 @example(options={"workers": "abc"})
 @example(options={"workers": {}})
 @example(options={"workers": float("inf")})
 @given(options=OPTIONS)
-def test_known_bug_workers_type(models: dict[str, Any], samples: dict[str, Path], options: dict[str, Any]) -> None:
+def test_regression_workers_type(models: dict[str, Any], samples: dict[str, Path], options: dict[str, Any]) -> None:
     check_options(models, samples, "yolo", options, "one", strict)
 
 
-@pinned(_bug("base.py", "merge_options"))
+@regression
 @example(options={"conf": "abc"})
 @example(options={"iou": {}})
 @given(options=OPTIONS)
-def test_known_bug_threshold_type(models: dict[str, Any], samples: dict[str, Path], options: dict[str, Any]) -> None:
+def test_regression_threshold_type(models: dict[str, Any], samples: dict[str, Path], options: dict[str, Any]) -> None:
     check_options(models, samples, "yolo", options, "one", strict)
 
 
-@pinned(_bug("detect.py", "_yolo_nms"))
+@regression
 @example(options={"multi_label": ""})
 @example(options={"max_det": "10"})
 @given(options=OPTIONS)
-def test_known_bug_unchecked_option_types(models: dict[str, Any], samples: dict[str, Path],
+def test_regression_unchecked_option_types(models: dict[str, Any], samples: dict[str, Path],
                                           options: dict[str, Any]) -> None:
     check_options(models, samples, "yolo", options, "one", strict)
 
 
-@pinned(_bug("detect.py", "postprocess"))
+@regression
 @example(options={"conf": "0"})
 @given(options=OPTIONS)
-def test_known_bug_threshold_as_string(models: dict[str, Any], samples: dict[str, Path],
+def test_regression_threshold_as_string(models: dict[str, Any], samples: dict[str, Path],
                                        options: dict[str, Any]) -> None:
     check_options(models, samples, "ssd", options, "one", strict)
 

@@ -91,7 +91,7 @@ def test_tracking_with_two_workers_equals_one(clip: Path, shared_weights: Path, 
 def test_workers_need_a_backend_that_runs_inputs_side_by_side(shared_weights: Path) -> None:
     with pytest.raises(OptionError, match="runs one input at a time: workers must be 1"):
         visionkit.load("detect", "yunet_face", workers=2)
-    with pytest.raises(OptionError, match="workers must be a positive integer, got 0"):
+    with pytest.raises(OptionError, match="workers must be an integer between 1 and 256, got 0"):
         visionkit.load("detect", MODEL, workers=0)
 
 

@@ -159,7 +159,9 @@ SIDE = COUNT
 # Every option of every backend, and the Predictor's own numeric settings, with the one type each takes.
 OPTION_TYPES: dict[str, OptionType] = {
     "conf": FRACTION, "iou": FRACTION, "max_det": COUNT, "top_k": COUNT, "window": COUNT, "stride": COUNT,
-    "batch_size": COUNT, "workers": COUNT, "imgsz": OptionType("size", 1), "classes": OptionType("ids"),
+    # batch_size and workers are bounded: a batch or a thread pool beyond them only exhausts memory.
+    "batch_size": OptionType("integer", 1, 4096), "workers": OptionType("integer", 1, 256),
+    "imgsz": OptionType("size", 1), "classes": OptionType("ids"),
     "agnostic": FLAG, "multi_label": FLAG, "rect": FLAG, "keep_aspect": FLAG,
 }
 

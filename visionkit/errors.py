@@ -32,3 +32,7 @@ class SinkError(VisionkitError):
 
 class OptionError(VisionkitError, ValueError):
     """An option unknown to the chosen task/backend, or a value out of range."""
+
+
+class DataError(VisionkitError):
+    """A training or evaluation dataset whose layout, labels or files cannot be used."""

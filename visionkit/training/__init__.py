@@ -12,7 +12,6 @@ metrics CSV, curves and confusion-matrix PNGs and a model card (``card.json``).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 from ..errors import OptionError
 from .card import ModelCard

@@ -85,7 +85,7 @@ def build(arch: str, num_classes: int, spec: InputSpec) -> nn.Module:
         raise OptionError(f"a classifier needs at least 2 classes, got {num_classes}")
     if arch == "lenet5":
         if spec.size < 28:
-            raise OptionError(f"lenet5 needs inputs of at least 28x28 pixels (its two 5x5 conv stages), got {spec.size}")
+            raise OptionError(f"lenet5 needs inputs of at least 28x28 pixels (two 5x5 conv stages), got {spec.size}")
         model: nn.Module = LeNet5(num_classes, spec.channels)
         if spec.size != 32:  # keep the paper's 16x5x5 feature map whatever the input side
             model.features.append(nn.AdaptiveAvgPool2d(5))

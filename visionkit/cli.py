@@ -452,7 +452,9 @@ def _add_train_parser(sub: Any) -> None:
                                    "confusion_matrix.png and card.json; use it as --model RUN_DIR.",
                        epilog="Ctrl-C stops after the current batch and saves last.pth; --resume continues exactly "
                               "(same batches, optimizer, scheduler and random state).")
-    p.add_argument("train_task", metavar="TASK", choices=("classify",), help="classify")
+    p.add_argument("train_task", metavar="TASK", choices=("classify", "detect", "pose", "segment"),
+                   help="classify (visionkit's loop), or detect, pose, segment (instances) through ultralytics' "
+                        "trainer from a YOLO .yaml (random init) or .pt (fine-tune)")
     p.add_argument("--data", help="dataset folder or labels CSV (with --resume: default the run's)")
     p.add_argument("--model", "-m", help="architecture: lenet5, mlp, resnet18, mobilenet_v3_large, ... (see "
                                          "`visionkit models --task classify`)")
@@ -479,6 +481,12 @@ def _run_train(args: argparse.Namespace) -> int:
         print(f"visionkit: interrupted: {e}", file=sys.stderr)
         return EXIT_INTERRUPTED
     m = run.card.metrics
+    if run.card.task != "classify":
+        best = run.run_dir / run.card.weights["best"]
+        scores = "  ".join(f"{k} {v:.4f}" for k, v in m.items() if k.startswith("metrics/"))
+        print(f"{run.card.architecture}: {m.get('epochs_done', 0)} epoch(s), last epoch {scores}; run saved to "
+              f"{run.run_dir} (use it as --model {best})")
+        return EXIT_OK
     split = m["scored_split"]
     print(f"{run.card.architecture}: {split} top-1 {m[f'{split}_top1']:.4f} ({m[f'{split}_correct']}/"
           f"{m[f'{split}_images']}), best epoch {m['best_epoch']} (val top-1 {m['val_top1']:.4f}); run saved to "

@@ -56,11 +56,6 @@ class Backend(ABC):
         return path.suffix.lower() in cls.SUFFIXES
 
     @classmethod
-    def model_file(cls, path: Path) -> Path:
-        """The weights file that ``path`` (accepted by ``accepts``) stands for, e.g. a run folder's checkpoint."""
-        return path
-
-    @classmethod
     def export_onnx(cls, weights: Path) -> Path:
         """The ONNX file of ``weights`` for ``ONNX_BACKEND`` to run (exported once, then cached)."""
         raise NotImplementedError(f"{cls.name} models do not export to ONNX")

@@ -6,8 +6,9 @@ Backends (each reports the ``top_k`` best classes, best first; ImageNet models r
   torchvision    torchvision ImageNet classifiers with a state dict; preprocessing is the transforms object carried
                  by the weights enum named in the catalog (``weights_enum``), so resize, crop, interpolation and
                  mean/std are torchvision's, not a copy of them
-  visionkit      classifiers trained by ``visionkit train classify``: a run folder, its card.json or a checkpoint
-                 in it; architecture, classes and preprocessing come from the model card (``training/card.py``)
+  visionkit      classifiers trained by ``visionkit train classify``: a checkpoint of a run folder (the folder or
+                 its card.json stand for best.pth); architecture, classes and preprocessing come from its model
+                 card (``training/card.py``)
   onnx-classify  TensorFlow Lite quantized classifiers converted to ONNX (uint8 NHWC RGB in, uint8 softmax out),
                  e.g. MobileNet V2 quant: central 87.5 % crop, resize, optional background class at index 0
 """
@@ -212,19 +213,14 @@ class TrainedClassify(_Classifier):
     """A ``visionkit train classify`` run: preprocessed exactly as in training, through the card's ``Preprocess``."""
 
     name = "visionkit"
-    SUFFIXES = (".pth", ".json")
+    SUFFIXES = (".pth",)
 
     @classmethod
     def accepts(cls, path: Path) -> bool:
+        """A checkpoint of a run (a run folder or its card.json resolve to its best.pth before this is asked)."""
         from ..training.card import card_path_for
 
-        return (path.is_dir() or path.suffix.lower() in cls.SUFFIXES) and card_path_for(path) is not None
-
-    @classmethod
-    def model_file(cls, path: Path) -> Path:
-        from ..training.card import weights_file
-
-        return weights_file(path)
+        return path.suffix.lower() in cls.SUFFIXES and card_path_for(path) is not None
 
     def __init__(self, entry: ModelEntry, weights: Path, device: Device, options: dict[str, Any]):
         super().__init__(entry, weights, device, options)

@@ -18,7 +18,8 @@ from .card import ModelCard
 from .loop import ClassifyConfig, TrainingInterrupted, TrainResult, fit_classifier, resumed_config
 
 RUNS_DIR = Path("runs") / "train"
-TASKS = ("classify",)
+YOLO_TRAIN_TASKS = ("detect", "pose", "segment")  # ultralytics' trainer, from a YOLO .yaml or .pt
+TASKS = ("classify", *YOLO_TRAIN_TASKS)
 
 __all__ = ["ModelCard", "TrainResult", "TrainingInterrupted", "train"]
 
@@ -30,8 +31,10 @@ def train(task: str, data: str | Path | None = None, model: str | None = None, *
     """Train ``model`` (an architecture name, see ``visionkit models``) for ``task`` on ``data`` into a run folder.
 
     Args:
-        data: classify: a folder with train/ and val/ (optionally test/) class folders, or a labels CSV.
-        model: lenet5, mlp or a torchvision classifier name (resnet18, mobilenet_v3_large, ...).
+        data: classify: a folder with train/ and val/ (optionally test/) class folders, or a labels CSV;
+            detect/pose/segment: an ultralytics data YAML or a COCO folder (images/, annotations/instances*.json).
+        model: classify: lenet5, mlp or a torchvision classifier name (resnet18, mobilenet_v3_large, ...);
+            detect/pose/segment: an ultralytics .yaml (random init, e.g. yolov8n.yaml) or .pt (fine-tune).
         epochs, batch, imgsz, lr, patience, seed: None = the architecture's default (10 epochs, batch 32, its
             input size, AdamW lr 1e-3, no early stopping, seed 0); with ``resume`` None = the run's own value,
             and a different value is an error.
@@ -42,6 +45,14 @@ def train(task: str, data: str | Path | None = None, model: str | None = None, *
     """
     if task not in TASKS:
         raise OptionError(f"training task {task!r} is not supported (supported: {', '.join(TASKS)})")
+    if task in YOLO_TRAIN_TASKS:
+        from .yolo import fit_yolo
+
+        run_dir = (Path(out) if out is not None else _default_run(task, model)) if resume else \
+            _new_run(Path(out) if out is not None else None, task, model or "")
+        card = fit_yolo(task, None if data is None else str(data), model, run_dir, epochs=epochs, batch=batch,
+                        imgsz=imgsz, lr=lr, device=device, resume=resume, patience=patience, seed=seed)
+        return TrainResult(run_dir, card)
     given = {"data": None if data is None else str(data), "model": model, "epochs": epochs, "batch": batch,
              "imgsz": imgsz, "lr": lr, "patience": patience, "seed": seed}
     if resume:

@@ -6,7 +6,11 @@
     annotated = result.plot(image)                   # drawing is separate from inference
     for frame, result in det.stream("clip.mp4"):     # any source, one frame at a time
         print(frame.index, result.to_json())
+    run = visionkit.train("classify", data="digits/", model="lenet5")  # a run folder = a model
+    visionkit.load("classify", run.run_dir)("digit.png")
 """
+
+from typing import Any
 
 from .catalog import ModelEntry, list_models
 from .errors import ModelNotFoundError, OptionError, SinkError, SourceError, VisionkitError, WeightsError
@@ -18,6 +22,13 @@ from .results import ActionPrediction, Classification, Detections, Result, Seman
 __version__ = "0.1.0"
 
 
+def train(task: str, data: str | None = None, model: str | None = None, **options: Any) -> Any:
+    """Train a model into a run folder that ``load(task, run.run_dir)`` runs; see ``visionkit.training.train``."""
+    from . import training  # torch and the trainers load only when training
+
+    return training.train(task, data, model, **options)
+
+
 def available_models(task: str | None = None) -> list[str]:
     """Catalog model names, optionally for one task."""
     return [e.name for e in list_models(task)]
@@ -26,5 +37,5 @@ def available_models(task: str | None = None) -> list[str]:
 __all__ = [
     "ActionPrediction", "Classification", "Detections", "Frame", "ModelEntry", "ModelNotFoundError", "OptionError",
     "PersonPose", "Predictor", "Result", "SemanticMask", "SinkError", "SourceError", "Speed", "VisionkitError",
-    "WeightsError", "available_models", "export_onnx", "list_models", "load", "open_source",
+    "WeightsError", "available_models", "export_onnx", "list_models", "load", "open_source", "train",
 ]

@@ -50,8 +50,12 @@ def train(task: str, data: str | Path | None = None, model: str | None = None, *
 
         run_dir = (Path(out) if out is not None else _default_run(task, model)) if resume else \
             _new_run(Path(out) if out is not None else None, task, model or "")
-        card = fit_yolo(task, None if data is None else str(data), model, run_dir, epochs=epochs, batch=batch,
-                        imgsz=imgsz, lr=lr, device=device, resume=resume, patience=patience, seed=seed)
+        try:
+            card = fit_yolo(task, None if data is None else str(data), model, run_dir, epochs=epochs, batch=batch,
+                            imgsz=imgsz, lr=lr, device=device, resume=resume, patience=patience, seed=seed)
+        except KeyboardInterrupt:
+            raise TrainingInterrupted(f"{run_dir / 'weights' / 'last.pt'} holds the last finished epoch: continue "
+                                      f"with `visionkit train {task} --out {run_dir} --resume`") from None
         return TrainResult(run_dir, card)
     given = {"data": None if data is None else str(data), "model": model, "epochs": epochs, "batch": batch,
              "imgsz": imgsz, "lr": lr, "patience": patience, "seed": seed}

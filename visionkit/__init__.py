@@ -6,6 +6,8 @@
     annotated = result.plot(image)                   # drawing is separate from inference
     for frame, result in det.stream("clip.mp4"):     # any source, one frame at a time
         print(frame.index, result.to_json())
+    run = visionkit.train("classify", data="digits/", model="lenet5")  # a run folder = a model
+    visionkit.load("classify", run.run_dir)("digit.png")
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 from .errors import (
+    DataError,
     ModelNotFoundError,
     OptionError,
     ResultFormatError,
@@ -54,6 +57,13 @@ def __getattr__(name: str) -> Any:
     return value
 
 
+def train(task: str, data: str | None = None, model: str | None = None, **options: Any) -> Any:
+    """Train a model into a run folder that ``load(task, run.run_dir)`` runs; see ``visionkit.training.train``."""
+    from . import training  # torch and the trainers load only when training
+
+    return training.train(task, data, model, **options)
+
+
 def available_models(task: str | None = None) -> list[str]:
     """Catalog model names, optionally for one task."""
     from .catalog import list_models
@@ -62,7 +72,8 @@ def available_models(task: str | None = None) -> list[str]:
 
 
 __all__ = [
-    "ActionPrediction", "Classification", "Detections", "Frame", "ModelEntry", "ModelNotFoundError", "OptionError",
-    "PersonPose", "Predictor", "Result", "ResultFormatError", "SemanticMask", "SinkError", "SourceError", "Speed",
-    "VisionkitError", "WeightsError", "available_models", "export_onnx", "list_models", "load", "open_source",
+    "ActionPrediction", "Classification", "DataError", "Detections", "Frame", "ModelEntry", "ModelNotFoundError",
+    "OptionError", "PersonPose", "Predictor", "Result", "ResultFormatError", "SemanticMask", "SinkError", "SourceError",
+    "Speed", "VisionkitError", "WeightsError", "available_models", "export_onnx", "list_models", "load", "open_source",
+    "train",
 ]

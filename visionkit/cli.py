@@ -220,7 +220,12 @@ def build_parser() -> argparse.ArgumentParser:
                        "whether each model's weights are available here.")
     p.add_argument("--task", help="only this task")
     p.add_argument("--json", action="store_true", help="print the catalog entries as JSON")
+    p.add_argument("--info", metavar="NAME|FILE", help="summary of one model: layer table, parameters, GFLOPs at "
+                                                       "--imgsz, input and output shapes, file size and sha256")
+    p.add_argument("--imgsz", type=_positive_int, help="with --info: input side in pixels (default: the model's)")
     p.set_defaults(handler=_run_models)
+
+    _add_train_parser(sub)
 
     p = sub.add_parser("export", help="export a PyTorch model to ONNX (what --runtime onnx runs)",
                        description="Export a model (catalog name or ultralytics .pt) to ONNX with its family's own "
@@ -532,6 +537,58 @@ class _Window:
         self.cv2.destroyAllWindows()
 
 
+def _add_train_parser(sub: Any) -> None:
+    p = sub.add_parser("train", help="train a model on your data; the run folder is then a visionkit model",
+                       description="Train a model. classify: ImageFolder data (DIR/train, DIR/val, optional DIR/test "
+                                   "held back; one folder per class) or a labels CSV (file,class_index); "
+                                   "architectures lenet5, mlp or any torchvision classifier. The run folder (--out) "
+                                   "holds best.pth and last.pth (state dicts), metrics.csv, curves.png, "
+                                   "confusion_matrix.png and card.json; use it as --model RUN_DIR.",
+                       epilog="Ctrl-C stops after the current batch and saves last.pth; --resume continues exactly "
+                              "(same batches, optimizer, scheduler and random state).")
+    p.add_argument("train_task", metavar="TASK", choices=("classify", "detect", "pose", "segment"),
+                   help="classify (visionkit's loop), or detect, pose, segment (instances) through ultralytics' "
+                        "trainer from a YOLO .yaml (random init) or .pt (fine-tune)")
+    p.add_argument("--data", help="dataset folder or labels CSV (with --resume: default the run's)")
+    p.add_argument("--model", "-m", help="architecture: lenet5, mlp, resnet18, mobilenet_v3_large, ... (see "
+                                         "`visionkit models --task classify`)")
+    p.add_argument("--epochs", type=_positive_int, help="passes over the training set (default: 10)")
+    p.add_argument("--batch", type=_positive_int, help="images per optimizer step (default: 32)")
+    p.add_argument("--imgsz", type=_positive_int, help="input side in pixels (default: the architecture's)")
+    p.add_argument("--lr", type=float, help="AdamW learning rate, cosine-annealed to 0 (default: 0.001)")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: auto)")
+    p.add_argument("--out", metavar="DIR", help="run folder (default: runs/train/TASK-MODEL, numbered if taken)")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out from its last.pth")
+    p.add_argument("--patience", type=_positive_int, help="stop after N epochs without a better val top-1")
+    p.add_argument("--seed", type=int, help="seed of the weights init, batch order and augmentation (default: 0)")
+    p.set_defaults(handler=_run_train)
+
+
+def _run_train(args: argparse.Namespace) -> int:
+    from .training import TrainingInterrupted, train
+
+    try:
+        run = train(args.train_task, args.data, args.model, epochs=args.epochs, batch=args.batch, imgsz=args.imgsz,
+                    lr=args.lr, device=args.device, out=args.out, resume=args.resume, patience=args.patience,
+                    seed=args.seed)
+    except TrainingInterrupted as e:
+        print(f"visionkit: interrupted: {e}", file=sys.stderr)
+        cause = e.__cause__ or e.__context__  # the stop signal the training loop caught: 128 + its number
+        return cause.exit_code if isinstance(cause, Interrupted) else Interrupted().exit_code
+    m = run.card.metrics
+    if run.card.task != "classify":
+        best = run.run_dir / run.card.weights["best"]
+        scores = "  ".join(f"{k} {v:.4f}" for k, v in m.items() if k.startswith("metrics/"))
+        print(f"{run.card.architecture}: {m.get('epochs_done', 0)} epoch(s), last epoch {scores}; run saved to "
+              f"{run.run_dir} (use it as --model {best})")
+        return EXIT_OK
+    split = m["scored_split"]
+    print(f"{run.card.architecture}: {split} top-1 {m[f'{split}_top1']:.4f} ({m[f'{split}_correct']}/"
+          f"{m[f'{split}_images']}), best epoch {m['best_epoch']} (val top-1 {m['val_top1']:.4f}); run saved to "
+          f"{run.run_dir} (use it as --model {run.run_dir})")
+    return EXIT_OK
+
+
 def _run_export(args: argparse.Namespace) -> int:
     from . import export_onnx
 
@@ -549,6 +606,11 @@ def _run_models(args: argparse.Namespace) -> int:
     from . import weights
     from .catalog import list_models
 
+    if args.info:
+        from .summary import summarize
+
+        print(summarize(args.info, task=args.task, imgsz=args.imgsz).render())
+        return EXIT_OK
     entries = list_models(args.task)
     if args.task and not entries:
         raise ModelNotFoundError(f"no models for task {args.task!r}")

@@ -54,3 +54,7 @@ def raise_if_interrupted(error: BaseException) -> None:
             raise cause
         seen.add(id(cause))
         cause = cause.__cause__ or cause.__context__
+
+
+class DataError(VisionkitError):
+    """A training or evaluation dataset whose layout, labels or files cannot be used."""

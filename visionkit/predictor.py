@@ -274,9 +274,13 @@ def _resolve_model(task: str, model: str | Path | None) -> tuple[catalog.ModelEn
         return entry, backend_class(task, entry.backend), None
     text = str(model)
     path = Path(text).expanduser()
-    if not _in_catalog(text) and path.is_file():
-        cls = backend_for_file(task, path)
-        return catalog.ModelEntry(name=path.stem, task=task, backend=cls.name, file=path.name), cls, path
+    if not _in_catalog(text) and path.exists():  # a model file, or a training run (folder or card.json)
+        from .training.card import weights_file
+
+        file = weights_file(path)  # a run stands for its best checkpoint; a file for itself
+        cls = backend_for_file(task, file)
+        name = path.stem if path.is_file() else path.name
+        return catalog.ModelEntry(name=name, task=task, backend=cls.name, file=file.name), cls, file
     if not _in_catalog(text) and _in_catalog(path.stem) and catalog.get_entry(path.stem).file == path.name:
         text = path.stem  # ultralytics-style "yolo11n.pt" means the catalog's yolo11n
     elif not _in_catalog(text) and path.suffix:

@@ -180,6 +180,9 @@ def backend_for_file(task: str, path: Path) -> type[Backend]:
     for (t, _), cls in _BACKENDS.items():
         if t == task and cls.accepts(path):
             return cls
+    if path.is_dir():
+        raise ModelNotFoundError(f"{path} is a folder, not a model file (a `visionkit train` run folder holds "
+                                 f"card.json)")
     suffixes = sorted({s for (t, _), c in _BACKENDS.items() if t == task for s in c.SUFFIXES})
     hint = (f"runs {', '.join(suffixes)} files" if suffixes else "takes no bare model files") + \
         f"; for a weights file of a catalog architecture use --model NAME --weights {path.name}"

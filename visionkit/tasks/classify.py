@@ -6,6 +6,9 @@ Backends (each reports the ``top_k`` best classes, best first; ImageNet models r
   torchvision    torchvision ImageNet classifiers with a state dict; preprocessing is the transforms object carried
                  by the weights enum named in the catalog (``weights_enum``), so resize, crop, interpolation and
                  mean/std are torchvision's, not a copy of them
+  visionkit      classifiers trained by ``visionkit train classify``: a checkpoint of a run folder (the folder or
+                 its card.json stand for best.pth); architecture, classes and preprocessing come from its model
+                 card (``training/card.py``)
   onnx-classify  TensorFlow Lite quantized classifiers converted to ONNX (uint8 NHWC RGB in, uint8 softmax out),
                  e.g. MobileNet V2 quant: central 87.5 % crop, resize, optional background class at index 0
 """
@@ -194,3 +197,43 @@ def _central_crop(image: np.ndarray, fraction: float) -> np.ndarray:
     h, w = image.shape[:2]
     top, left = int((h - h * fraction) / 2), int((w - w * fraction) / 2)
     return np.ascontiguousarray(image[top:h - top, left:w - left])
+
+
+class TrainedClassify(_Classifier):
+    """A ``visionkit train classify`` run: preprocessed exactly as in training, through the card's ``Preprocess``."""
+
+    name = "visionkit"
+    SUFFIXES = (".pth",)
+
+    @classmethod
+    def accepts(cls, path: Path) -> bool:
+        """A checkpoint of a run (a run folder or its card.json resolve to its best.pth before this is asked)."""
+        from ..training.card import card_path_for
+
+        return path.suffix.lower() in cls.SUFFIXES and card_path_for(path) is not None
+
+    def __init__(self, entry: ModelEntry, weights: Path, device: Device, options: dict[str, Any]):
+        super().__init__(entry, weights, device, options)
+        from ..training.card import Preprocess, load_trained
+
+        card, model = load_trained(weights)
+        if card.task != self.task:
+            raise WeightsError(f"{weights} was trained for {card.task}, not {self.task}")
+        self.model = model.to(device.torch)
+        self.transform = Preprocess(card.spec)
+        self.class_names = card.classes
+        self.size = card.spec.size
+
+    def warmup_input(self) -> list[np.ndarray]:
+        return [np.zeros((self.size, self.size, 3), np.uint8)]
+
+    def preprocess(self, images: list[np.ndarray]) -> Any:
+        import torch
+
+        return torch.from_numpy(np.stack([self.transform(im) for im in images])).to(self.device.torch)
+
+    def forward(self, batch: Any) -> Any:
+        return self.model(batch)
+
+    def postprocess(self, raw: Any, batch: Any, images: list[np.ndarray]) -> list[Classification]:
+        return self._classifications(raw.float().softmax(1).cpu().numpy())

@@ -255,9 +255,10 @@ def _add_explain_parsers(sub: Any) -> None:
                                    "(yolov5n); occlusion, rise and eigencam also run on any ONNX model.")
     x.add_argument("task", choices=EXPLAIN_TASKS, metavar="TASK", help="classify or detect")
     x.add_argument("source", metavar="SOURCE", help="an image file")
-    x.add_argument("--method", default="gradcam", choices=("gradcam", "gradcam++", "eigencam", "scorecam",
-                                                           "saliency", "occlusion", "rise"),
-                   help="explanation method (default: gradcam)")
+    x.add_argument("--method", choices=("gradcam", "gradcam++", "hirescam", "layercam", "eigencam", "scorecam",
+                                        "saliency", "occlusion", "rise"),
+                   help="explanation method (default: gradcam for classify, hirescam for detect: Grad-CAM's "
+                        "pooled gradients light up every object of a box's class)")
     x.add_argument("--target", help="class name or id to explain, or a box x1,y1,x2,y2 (detect); default: the top "
                                     "class / every box")
     x.add_argument("--layer", action="append", dest="layers", metavar="NAME",
@@ -649,7 +650,7 @@ def _run_explain(args: argparse.Namespace) -> int:
     ex = explain(predictor, image, args.method, target=args.target, layers=args.layers, max_targets=args.max_targets)
     out = Path(args.save)
     for i, t in enumerate(ex.targets):
-        path = out / f"{Path(args.source).stem}_{args.method}_{i}_{t.class_name.replace(' ', '_')}.png"
+        path = out / f"{Path(args.source).stem}_{ex.method}_{i}_{t.class_name.replace(' ', '_')}.png"
         _write_png(path, ex.plot(image, i))
         print(f"{t.describe()}: {path}")
     if not ex.targets:

@@ -23,7 +23,8 @@ from .geometry import Geometry, input_geometry
 from .targets import BoxScore, Target
 
 # visionkit's method names -> pytorch-grad-cam's classes.
-CAM_METHODS = {"gradcam": "GradCAM", "gradcam++": "GradCAMPlusPlus", "eigencam": "EigenCAM", "scorecam": "ScoreCAM"}
+CAM_METHODS = {"gradcam": "GradCAM", "gradcam++": "GradCAMPlusPlus", "hirescam": "HiResCAM", "layercam": "LayerCAM",
+               "eigencam": "EigenCAM", "scorecam": "ScoreCAM"}
 
 
 def _cam_target(task: str, target: Target, geometry: Geometry) -> Any:

@@ -10,7 +10,11 @@ import cv2
 import numpy as np
 
 from ..errors import SinkError
-from ..results import Classification, Result
+from ..results import Classification, Detections, Result
+
+# Detections drawn on triptychs: attacks score detectors at evaluation settings (conf 0.001), whose hundreds of
+# faint boxes would hide the picture; the interactive default shows what a user would see.
+DISPLAY_CONF = 0.25
 
 
 def _write(path: Path, image: np.ndarray) -> Path:
@@ -20,11 +24,15 @@ def _write(path: Path, image: np.ndarray) -> Path:
     return path
 
 
+def _shown(result: Result) -> Result:
+    return result[result.scores >= DISPLAY_CONF] if isinstance(result, Detections) else result
+
+
 def _label(result: Result) -> str:
     if isinstance(result, Classification):
         _, name, score = result.top1
         return f"{name} {score:.2f}"
-    return f"{len(result)} detections"  # type: ignore[arg-type]
+    return f"{len(result)} objects (score >= {DISPLAY_CONF})"  # type: ignore[arg-type]
 
 
 def _panel(image: np.ndarray, caption: str, height: int) -> np.ndarray:
@@ -45,11 +53,12 @@ def _panel(image: np.ndarray, caption: str, height: int) -> np.ndarray:
 def save_triptych(path: Path, image: np.ndarray, adversarial: np.ndarray, clean: Result, attacked: Result,
                   eps: float) -> Path:
     """original | perturbation amplified to the full range (grey = unchanged) | adversarial, side by side, each
-    panel 160..480 px tall, detections drawn on the outer two."""
+    panel 160..360 px tall, detections drawn on the outer two."""
     delta = adversarial.astype(np.float32) - image.astype(np.float32)
     peak = max(float(np.abs(delta).max()), 1.0)
     amplified = (127.5 + delta * (127.5 / peak)).round().clip(0, 255).astype(np.uint8)
-    height = int(np.clip(image.shape[0], 160, 480))
+    height = int(np.clip(image.shape[0], 160, 360))
+    clean, attacked = _shown(clean), _shown(attacked)
     drawn = [im if isinstance(r, Classification) else r.plot(im) for im, r in ((image, clean),
                                                                              (adversarial, attacked))]
     strip = np.hstack([_panel(drawn[0], "original: " + _label(clean), height),

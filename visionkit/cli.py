@@ -643,6 +643,7 @@ def _interpret_predictor(args: argparse.Namespace, evaluate: bool = False, **opt
 
 def _run_explain(args: argparse.Namespace) -> int:
     from .interpret.explain import explain, load_image
+    from .interpret.report import write_png
     from .io.sinks import write_json
 
     predictor = _interpret_predictor(args, conf=args.conf if args.task == "detect" else None)
@@ -651,23 +652,13 @@ def _run_explain(args: argparse.Namespace) -> int:
     out = Path(args.save)
     for i, t in enumerate(ex.targets):
         path = out / f"{Path(args.source).stem}_{ex.method}_{i}_{t.class_name.replace(' ', '_')}.png"
-        _write_png(path, ex.plot(image, i))
+        write_png(path, ex.plot(image, i))
         print(f"{t.describe()}: {path}")
     if not ex.targets:
         print(f"{Path(args.source).name}: nothing to explain (no prediction)")
     if args.json:
         write_json(args.json, ex.to_dict())
     return EXIT_OK
-
-
-def _write_png(path: Path, image: Any) -> None:
-    import cv2
-
-    from .errors import SinkError
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if not cv2.imwrite(str(path), image):
-        raise SinkError(f"{path}: cannot write the image")
 
 
 def _run_attack(args: argparse.Namespace) -> int:

@@ -24,7 +24,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from ..errors import OptionError, SourceError
+from ..errors import OptionError, SinkError, SourceError
 from ..io.images import read_image
 from .differentiable import Differentiable, differentiable
 from .targets import class_index, yolo_candidates
@@ -225,6 +225,11 @@ def attack_report(predictor: Any, data: str | Path, method: str = "fgsm", eps: l
     if not samples:
         raise SourceError(f"{data}: no labelled images to attack")
     out = Path(save) if save else None
+    if out is not None:  # before minutes of attacking, not after
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise SinkError(f"cannot create the report folder {out}: {e.strerror or e}") from None
     hits = {v: np.zeros(len(eps)) for v in views}
     target_hits = np.zeros(len(eps))
     rows: dict[str, list[list[dict[str, Any]]]] = {v: [[] for _ in eps] for v in views}

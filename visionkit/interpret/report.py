@@ -17,9 +17,14 @@ from ..results import Classification, Detections, Result
 DISPLAY_CONF = 0.25
 
 
-def _write(path: Path, image: np.ndarray) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if not cv2.imwrite(str(path), image):
+def write_png(path: Path, image: np.ndarray) -> Path:
+    """Write ``image`` (BGR) to ``path``, creating its folder; a SinkError naming the path when that fails."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        written = cv2.imwrite(str(path), image)
+    except (OSError, cv2.error) as e:
+        raise SinkError(f"{path}: cannot write the image ({getattr(e, 'strerror', None) or e})") from None
+    if not written:
         raise SinkError(f"{path}: cannot write the image")
     return path
 
@@ -64,7 +69,7 @@ def save_triptych(path: Path, image: np.ndarray, adversarial: np.ndarray, clean:
     strip = np.hstack([_panel(drawn[0], "original: " + _label(clean), height),
                        _panel(amplified, f"perturbation x{127.5 / peak:.0f} (eps {eps * 255:.0f}/255)", height),
                        _panel(drawn[1], "adversarial: " + _label(attacked), height)])
-    return _write(path, strip)
+    return write_png(path, strip)
 
 
 def save_curve(path: Path, report: Any) -> Path:
@@ -87,8 +92,8 @@ def save_curve(path: Path, report: Any) -> Path:
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
         fig.savefig(path)
     except OSError as e:
         raise SinkError(f"{path}: cannot write the curve ({e.strerror or e})") from None

@@ -41,6 +41,31 @@ def test_gradcam_equals_pytorch_grad_cam_on_the_same_model_layer_and_input(digit
     np.testing.assert_allclose(ex.maps, direct, atol=1e-6)
 
 
+def test_gradcam_on_a_torchvision_classifier_equals_pytorch_grad_cam_on_its_crop(tmp_path: Path,
+                                                                                assets: Path) -> None:
+    """Random-weight resnet18 through the real torchvision backend: the default layer is layer4, and the map is
+    pytorch-grad-cam's on the 224 crop, put back where the crop came from (resize 256, centre crop 224)."""
+    import torchvision
+    from pytorch_grad_cam import GradCAM
+    from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
+
+    torch.manual_seed(0)
+    torch.save(torchvision.models.resnet18().state_dict(), tmp_path / "r18.pth")
+    clf = visionkit.Predictor("classify", "resnet18", weights=tmp_path / "r18.pth", device="cpu")
+    image = cv2.resize(cv2.imread(str(assets / "zidane.jpg")), (320, 240), interpolation=cv2.INTER_AREA)
+    ex = explain(clf, image, "gradcam")
+    model = clf.backend.model
+    x = clf.backend.transforms(torch.from_numpy(image[..., ::-1].transpose(2, 0, 1).copy()).float() / 255)[None]
+    with GradCAM(model=model, target_layers=[model.layer4]) as cam:
+        direct = cam(input_tensor=x, targets=[ClassifierOutputTarget(ex.targets[0].class_id)])[0]
+    assert ex.layers == ["layer4"]
+    # 240x320 -> 256x341, crop 224 at (left 58, top 16): the image region x 54.4..264.4, y 15..225
+    m = ex.maps[0]
+    assert m[:, :53].max() == 0 and m[:, 266:].max() == 0 and m[:14].max() == 0 and m[227:].max() == 0
+    expected = cv2.resize(direct, (210, 210), interpolation=cv2.INTER_LINEAR)
+    assert np.corrcoef(m[15:225, 55:265].ravel(), expected.ravel())[0, 1] > 0.99
+
+
 @pytest.mark.needs_shared
 def test_yolov5n_cam_concentrates_on_the_ground_truth_object(shared_data: Path, shared_weights: Path) -> None:
     """The real yolov5n (ONNX, made differentiable): the share of CAM mass (the detector default, HiResCAM) inside

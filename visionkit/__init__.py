@@ -4,12 +4,14 @@
     det = visionkit.load("detect", "yolo11n")       # any catalog name or a model file
     result = det("bus.jpg")                          # -> Detections
     annotated = result.plot(image)                   # drawing is separate from inference
+    why = visionkit.explain(det, "bus.jpg")          # -> Explanation: a heat map per box
     for frame, result in det.stream("clip.mp4"):     # any source, one frame at a time
         print(frame.index, result.to_json())
 """
 
 from .catalog import ModelEntry, list_models
 from .errors import ModelNotFoundError, OptionError, SinkError, SourceError, VisionkitError, WeightsError
+from .interpret import attack_report, explain
 from .io.sources import Frame, open_source
 from .pipeline import PersonPose
 from .predictor import Predictor, export_onnx, load
@@ -26,5 +28,6 @@ def available_models(task: str | None = None) -> list[str]:
 __all__ = [
     "ActionPrediction", "Classification", "Detections", "Frame", "ModelEntry", "ModelNotFoundError", "OptionError",
     "PersonPose", "Predictor", "Result", "SemanticMask", "SinkError", "SourceError", "Speed", "VisionkitError",
-    "WeightsError", "available_models", "export_onnx", "list_models", "load", "open_source",
+    "WeightsError", "attack_report", "available_models", "explain", "export_onnx", "list_models", "load",
+    "open_source",
 ]

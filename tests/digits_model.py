@@ -90,7 +90,7 @@ def train(path: Path, images: np.ndarray, labels: np.ndarray, epochs: int = 6) -
     model = TinyCNN()
     x = gray(torch.from_numpy(images[..., ::-1].transpose(0, 3, 1, 2).astype(np.float32) / 255))
     y = torch.from_numpy(labels)
-    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
     for _ in range(epochs):
         for idx in torch.randperm(len(x)).split(64):
             opt.zero_grad()

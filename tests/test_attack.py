@@ -63,8 +63,8 @@ def test_targeted_pgd_reaches_its_target_on_most_images(digits: tuple[visionkit.
     predictor, data = digits
     report = attack_report(predictor, data, "pgd", [64 / 255], steps=8, targeted="3", limit=15)
     assert report.target_rates is not None
-    assert report.target_rates[0] <= 0.2  # clean: only the true 3s
-    assert report.target_rates[-1] >= 0.6
+    clean, attacked = report.target_rates  # clean: the images already called 3 (mostly the true 3s)
+    assert attacked >= 0.6 and attacked >= clean + 0.3, report.target_rates
 
 
 def test_eps_parsing_adds_zero_and_rejects_garbage() -> None:

@@ -100,7 +100,7 @@ def test_yolov5n_cam_concentrates_on_the_ground_truth_object(shared_data: Path, 
 
 
 @pytest.mark.needs_shared
-@pytest.mark.parametrize("method, options", [("occlusion", {"window": 112, "stride": 56}),
+@pytest.mark.parametrize("method, options", [("occlusion", {"window": 150, "stride": 100}),
                                              ("rise", {"samples": 48, "cells": 4}), ("eigencam", {})])
 def test_gradient_free_methods_run_on_the_quantized_onnx_classifier(shared_data: Path, shared_weights: Path,
                                                                     method: str, options: dict) -> None:

@@ -41,6 +41,18 @@ def test_gradcam_equals_pytorch_grad_cam_on_the_same_model_layer_and_input(digit
     np.testing.assert_allclose(ex.maps, direct, atol=1e-6)
 
 
+@pytest.mark.parametrize("method", ["gradcam++", "hirescam", "layercam", "scorecam", "eigencam", "saliency",
+                                    "occlusion", "rise"])
+def test_every_method_explains_the_top_class_on_the_image(digits: visionkit.Predictor, method: str) -> None:
+    image = digit_images()[0][1700]
+    options = {"rise": {"samples": 64}, "occlusion": {"window": 4, "stride": 4}}.get(method, {})
+    ex = visionkit.explain(digits, image, method, **options)
+    assert ex.method == method and ex.targets[0].class_id == ex.prediction.top1[0]
+    m = ex.maps[0]
+    assert m.shape == image.shape[:2] and np.isfinite(m).all() and 0 <= m.min() < m.max() <= 1 + 1e-6
+    assert ex.to_dict()["explanations"][0]["target"]["class_name"] == ex.targets[0].class_name
+
+
 def test_gradcam_on_a_torchvision_classifier_equals_pytorch_grad_cam_on_its_crop(tmp_path: Path,
                                                                                 assets: Path) -> None:
     """Random-weight resnet18 through the real torchvision backend: the default layer is layer4, and the map is

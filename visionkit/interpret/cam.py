@@ -72,7 +72,7 @@ def saliency_maps(d: Differentiable, image: np.ndarray, targets: list[Target]) -
     from pytorch_grad_cam.utils.image import scale_cam_image
 
     hw = image.shape[:2]
-    x = d.image_tensor([image])
+    x = d.image_tensor([image]).requires_grad_(True)
     geometry = input_geometry(d.backend, hw, tuple(d.preprocess(x).shape[2:]))
     scorers = [_cam_target(d.backend.task, t, geometry) for t in targets]
 

@@ -79,6 +79,22 @@ def test_gradcam_on_a_torchvision_classifier_equals_pytorch_grad_cam_on_its_crop
 
 
 @pytest.mark.needs_shared
+def test_torch_letterbox_matches_the_backends_preprocess(shared_weights: Path, assets: Path) -> None:
+    """Gradients flow through a torch letterbox; it must be the input the backend itself builds (up to cv2's
+    fixed-point resize rounding), or the attacked and the scored model would see different images."""
+    from visionkit.interpret.differentiable import differentiable
+
+    det = visionkit.Predictor("detect", "yolov5n", device="cpu")
+    image = cv2.imread(str(assets / "zidane.jpg"))
+    d = differentiable(det)
+    ours = d.preprocess(d.image_tensor([image])).numpy()
+    theirs = det.backend.preprocess([image])
+    assert ours.shape == theirs.shape == (1, 3, 640, 640)
+    diff = np.abs(ours - theirs)
+    assert diff.mean() < 0.5 / 255 and diff.max() < 3 / 255
+
+
+@pytest.mark.needs_shared
 def test_yolov5n_cam_concentrates_on_the_ground_truth_object(shared_data: Path, shared_weights: Path) -> None:
     """The real yolov5n (ONNX, made differentiable): the share of CAM mass (the detector default, HiResCAM) inside
     the matched ground-truth box is >= 2x the box's share of the image, on most correct detections."""

@@ -149,6 +149,19 @@ def test_gradient_free_methods_run_on_the_quantized_onnx_classifier(shared_data:
 
 
 @pytest.mark.needs_shared
+def test_occlusion_explains_a_segmentation_class_where_the_model_labels_it(shared_weights: Path,
+                                                                          assets: Path) -> None:
+    """Semantic segmentation (DeepLabV3 ONNX): the map of 'bus' (score: share of pixels still labelled bus) puts
+    well over its area's share of mass on the pixels labelled bus."""
+    seg = visionkit.Predictor("segment", "deeplabv3_mnv2_257", device="cpu")
+    image = cv2.resize(cv2.imread(str(assets / "bus.jpg")), (270, 360), interpolation=cv2.INTER_AREA)
+    ex = visionkit.explain(seg, image, "occlusion", target="bus", window=120, stride=60)
+    bus = ex.prediction.mask("bus")
+    assert ex.targets[0].class_name == "bus" and 0.1 < bus.mean() < 0.5
+    assert ex.maps[0][bus].sum() / ex.maps[0].sum() >= 1.5 * bus.mean()
+
+
+@pytest.mark.needs_shared
 def test_gradient_methods_on_a_quantized_graph_say_what_works(shared_weights: Path, assets: Path) -> None:
     clf = visionkit.Predictor("classify", "mobilenet_v2_quant", device="cpu")
     with pytest.raises(visionkit.OptionError, match="gradient-free method"):

@@ -243,17 +243,19 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-EXPLAIN_TASKS = ("classify", "detect")
+EXPLAIN_TASKS = ("classify", "detect", "pose", "segment")  # attack: classify and detect
 
 
 def _add_explain_parsers(sub: Any) -> None:
     """`explain` and `attack`: the limits of CNNs made visible (needs the explain extra)."""
     x = sub.add_parser("explain", help="heat maps of why a model predicted what it did (Grad-CAM, occlusion, ...)",
-                       description="One heat map per prediction (the top class, or each box), saved as an overlay "
+                       description="One heat map per prediction (the top class, each box, or each class of a "
+                                   "segmentation mask), saved as an overlay "
                                    "PNG and, with --json, as 8-bit arrays. Gradient methods (gradcam, gradcam++, "
                                    "scorecam, saliency) need a PyTorch model or an ONNX model onnx2torch converts "
                                    "(yolov5n); occlusion, rise and eigencam also run on any ONNX model.")
-    x.add_argument("task", choices=EXPLAIN_TASKS, metavar="TASK", help="classify or detect")
+    x.add_argument("task", choices=EXPLAIN_TASKS, metavar="TASK",
+                   help="classify, detect, pose or segment (pose and segment: gradient-free methods)")
     x.add_argument("source", metavar="SOURCE", help="an image file")
     x.add_argument("--method", choices=("gradcam", "gradcam++", "hirescam", "layercam", "eigencam", "scorecam",
                                         "saliency", "occlusion", "rise"),
@@ -267,7 +269,7 @@ def _add_explain_parsers(sub: Any) -> None:
     x.add_argument("--max-targets", type=_positive_int, default=10, dest="max_targets",
                    help="explain at most N boxes (default: 10)")
     _add_model_options(x, "TASK", streams=False)
-    x.add_argument("--conf", type=_fraction, help="detect: minimum score of an explained box")
+    x.add_argument("--conf", type=_fraction, help="detect, pose: minimum score of an explained box")
     x.add_argument("--save", metavar="DIR", default="explain", help="folder for the overlay PNGs (default: explain)")
     x.add_argument("--json", metavar="FILE", help="also write the explanation (maps as 8-bit arrays) to FILE")
     x.set_defaults(handler=_run_explain)
@@ -278,7 +280,7 @@ def _add_explain_parsers(sub: Any) -> None:
                                    "mAP50-95 (detect: DATA has images/ and annotations/instances*.json; a PGD "
                                    "vanishing attack on the detection scores). Prints a table, writes report.json, "
                                    "curve.png and triptychs (original | amplified perturbation | adversarial).")
-    a.add_argument("task", choices=EXPLAIN_TASKS, metavar="TASK", help="classify or detect")
+    a.add_argument("task", choices=EXPLAIN_TASKS[:2], metavar="TASK", help="classify or detect")
     a.add_argument("data", metavar="DATA", help="labelled folder (see above)")
     a.add_argument("--method", default="fgsm", choices=("fgsm", "pgd"), help="attack (default: fgsm)")
     a.add_argument("--eps", default="1/255,2/255,4/255,8/255",
@@ -646,7 +648,7 @@ def _run_explain(args: argparse.Namespace) -> int:
     from .interpret.report import write_png
     from .io.sinks import write_json
 
-    predictor = _interpret_predictor(args, conf=args.conf if args.task == "detect" else None)
+    predictor = _interpret_predictor(args, conf=args.conf if args.task in ("detect", "pose") else None)
     image = load_image(args.source)
     ex = explain(predictor, image, args.method, target=args.target, layers=args.layers, max_targets=args.max_targets)
     out = Path(args.save)

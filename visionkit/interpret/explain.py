@@ -19,7 +19,8 @@ GRADIENT_FREE = ("occlusion", "rise")
 # lights up every object of the box's class (on zidane.jpg the left person's map peaked on the right person);
 # HiResCAM keeps the gradient where it is (gradient x activation per pixel), so a box's map stays on its object
 # (97-99 % of the mass inside each box there). For classifiers Grad-CAM is the reference.
-DEFAULT_METHOD = {"classify": "gradcam", "detect": "hirescam"}
+# Pose and segmentation backends have no Differentiable: they are explained gradient-free, RISE by default.
+DEFAULT_METHOD = {"classify": "gradcam", "detect": "hirescam", "pose": "rise", "segment": "rise"}
 METHODS = (*CAM_METHODS, "saliency", *GRADIENT_FREE)
 
 

@@ -1,9 +1,11 @@
 """What is explained or attacked: one target per explained prediction, and how each is scored.
 
-A classification target is a class; a detection target is a box with its class. Gradient methods score a target
+A classification target is a class; a detection (or pose) target is a box with its class; a semantic
+segmentation target is a class present in the mask. Gradient methods score a target
 on the raw output (class logit; for a detector the class scores of the raw candidates that overlap the box,
 weighted by that overlap), gradient-free methods score it on the predictor's results (class probability; the
-best ``IoU x score`` of a same-class detection, as D-RISE does), so they work on any backend.
+best ``IoU x score`` of a same-class detection, as D-RISE does; the share of pixels still labelled with the class
+for segmentation), so they work on any backend.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import OptionError
-from ..results import Classification, Detections, Result
+from ..results import Classification, Detections, Result, SemanticMask
 
 # Raw candidates whose box overlaps a target box by at least this IoU vote for it.
 CANDIDATE_IOU = 0.5
@@ -43,9 +45,9 @@ class Target:
 
 def select_targets(prediction: Result, class_names: list[str], target: str | int | None = None,
                    max_targets: int = 10) -> list[Target]:
-    """The targets ``target`` names in a prediction: None = the top class (classification) or every box (up to
-    ``max_targets``, best first); a class name or id; for detections also a box "x1,y1,x2,y2" (the detection
-    that overlaps it most)."""
+    """The targets ``target`` names in a prediction: None = the top class (classification), every box (detection,
+    pose) or every non-background class in the mask (segmentation), up to ``max_targets``, best first; a class
+    name or id; for detections also a box "x1,y1,x2,y2" (the detection that overlaps it most)."""
     if isinstance(prediction, Classification):
         if target is None:
             return [Target(*_top(prediction))]
@@ -61,7 +63,15 @@ def select_targets(prediction: Result, class_names: list[str], target: str | int
             det = det[det.class_ids == class_index(target, class_names)]
         return [Target(int(c), str(n), float(s), tuple(float(v) for v in b))
                 for b, s, c, n in zip(det.xyxy, det.scores, det.class_ids, det.class_names)][:max_targets]
-    raise OptionError(f"explaining {prediction.kind} results is not supported (classification and detection are)")
+    if isinstance(prediction, SemanticMask):
+        shares = prediction.pixel_share()
+        if target is not None:
+            name = class_names[class_index(target, class_names)]
+            return [Target(class_names.index(name), name, shares.get(name, 0.0))]
+        return [Target(class_names.index(n), n, share) for n, share in shares.items()
+                if class_names.index(n) != 0][:max_targets]  # class 0 of segmentation models is the background
+    raise OptionError(f"explaining {prediction.kind} results is not supported (classification, detection, pose "
+                      "and semantic segmentation are)")
 
 
 def _top(prediction: Classification) -> tuple[int, str, float]:
@@ -110,6 +120,9 @@ def result_scores(result: Result, targets: list[Target]) -> np.ndarray:
         scores = dict(zip(result.class_ids.tolist(), result.scores.tolist()))
         return np.array([float(result.probs[t.class_id]) if result.probs is not None else scores.get(t.class_id, 0.0)
                          for t in targets], np.float32)
+    if isinstance(result, SemanticMask):
+        shares = result.pixel_share()
+        return np.array([shares.get(t.class_name, 0.0) for t in targets], np.float32)
     out = np.zeros(len(targets), np.float32)
     for j, t in enumerate(targets):
         same = result[result.class_ids == t.class_id]

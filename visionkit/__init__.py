@@ -4,6 +4,7 @@
     det = visionkit.load("detect", "yolo11n")       # any catalog name or a model file
     result = det("bus.jpg")                          # -> Detections
     annotated = result.plot(image)                   # drawing is separate from inference
+    why = visionkit.explain(det, "bus.jpg")          # -> Explanation: a heat map per box
     for frame, result in det.stream("clip.mp4"):     # any source, one frame at a time
         print(frame.index, result.to_json())
     run = visionkit.train("classify", data="digits/", model="lenet5")  # a run folder = a model
@@ -40,6 +41,7 @@ __version__ = "0.1.0"
 # handled by the command like at any other time, instead of interrupting a chain of imports.
 _LAZY = {
     ".catalog": ("ModelEntry", "list_models"),
+    ".interpret": ("attack_report", "explain"),
     ".io.sources": ("Frame", "open_source"),
     ".pipeline": ("PersonPose",),
     ".predictor": ("Predictor", "export_onnx", "load"),
@@ -74,6 +76,6 @@ def available_models(task: str | None = None) -> list[str]:
 __all__ = [
     "ActionPrediction", "Classification", "DataError", "Detections", "Frame", "ModelEntry", "ModelNotFoundError",
     "OptionError", "PersonPose", "Predictor", "Result", "ResultFormatError", "SemanticMask", "SinkError", "SourceError",
-    "Speed", "VisionkitError", "WeightsError", "available_models", "export_onnx", "list_models", "load", "open_source",
-    "train",
+    "Speed", "VisionkitError", "WeightsError", "attack_report", "available_models", "explain", "export_onnx",
+    "list_models", "load", "open_source", "train",
 ]

@@ -295,7 +295,65 @@ def build_parser() -> argparse.ArgumentParser:
     _add_track_options(t)
     _add_json_report(t)
     t.set_defaults(handler=_run_eval_track, task="track")
+
+    _add_explain_parsers(sub)
     return parser
+
+
+EXPLAIN_TASKS = ("classify", "detect", "pose", "segment")  # attack: classify and detect
+
+
+def _add_explain_parsers(sub: Any) -> None:
+    """`explain` and `attack`: the limits of CNNs made visible (needs the explain extra)."""
+    x = sub.add_parser("explain", help="heat maps of why a model predicted what it did (Grad-CAM, occlusion, ...)",
+                       description="One heat map per prediction (the top class, each box, or each class of a "
+                                   "segmentation mask), saved as an overlay "
+                                   "PNG and, with --json, as 8-bit arrays. Gradient methods (gradcam, gradcam++, "
+                                   "scorecam, saliency) need a PyTorch model or an ONNX model onnx2torch converts "
+                                   "(yolov5n); occlusion, rise and eigencam also run on any ONNX model.")
+    x.add_argument("task", choices=EXPLAIN_TASKS, metavar="TASK",
+                   help="classify, detect, pose or segment (pose and segment: gradient-free methods)")
+    x.add_argument("source", metavar="SOURCE", help="an image file")
+    x.add_argument("--method", choices=("gradcam", "gradcam++", "hirescam", "layercam", "eigencam", "scorecam",
+                                        "saliency", "occlusion", "rise"),
+                   help="explanation method (default: gradcam for classify, hirescam for detect: Grad-CAM's "
+                        "pooled gradients light up every object of a box's class)")
+    x.add_argument("--target", help="class name or id to explain, or a box x1,y1,x2,y2 (detect); default: the top "
+                                    "class / every box")
+    x.add_argument("--layer", action="append", dest="layers", metavar="NAME",
+                   help="CAM layer by module name (ONNX EigenCAM: tensor name); repeatable; default: the last "
+                        "feature maps before the head")
+    x.add_argument("--max-targets", type=_positive_int, default=10, dest="max_targets",
+                   help="explain at most N boxes (default: 10)")
+    _add_model_options(x, "TASK", streams=False)
+    x.add_argument("--conf", type=_fraction, help="detect, pose: minimum score of an explained box")
+    x.add_argument("--save", metavar="DIR", default="explain", help="folder for the overlay PNGs (default: explain)")
+    x.add_argument("--json", metavar="FILE", help="also write the explanation (maps as 8-bit arrays) to FILE")
+    x.set_defaults(handler=_run_explain)
+
+    a = sub.add_parser("attack", help="how easily is a model fooled: FGSM/PGD score vs eps, curve and triptychs",
+                       description="Adversarial perturbations on the 0..255 image the user sees, scored by the "
+                                   "model's own pipeline: top-1 (classify: DATA has labels.csv and images/) or COCO "
+                                   "mAP50-95 (detect: DATA has images/ and annotations/instances*.json; a PGD "
+                                   "vanishing attack on the detection scores). Prints a table, writes report.json, "
+                                   "curve.png and triptychs (original | amplified perturbation | adversarial).")
+    a.add_argument("task", choices=EXPLAIN_TASKS[:2], metavar="TASK", help="classify or detect")
+    a.add_argument("data", metavar="DATA", help="labelled folder (see above)")
+    a.add_argument("--method", default="fgsm", choices=("fgsm", "pgd"), help="attack (default: fgsm)")
+    a.add_argument("--eps", default="1/255,2/255,4/255,8/255",
+                   help="L-inf sizes on the 0..1 image, comma-separated; 0 is always added (default: "
+                        "1/255,2/255,4/255,8/255)")
+    a.add_argument("--steps", type=_positive_int, default=10, help="PGD iterations (default: 10)")
+    a.add_argument("--targeted", metavar="CLASS", help="classify: aim at this class (name or id)")
+    a.add_argument("--transforms", default="",
+                   help="robustness view (a diagnostic, not a defence): input transforms in front of the model, "
+                        "comma-separated, e.g. jpeg:75,blur:3,resize:0.5")
+    a.add_argument("--limit", type=_positive_int, help="attack only the first N images")
+    a.add_argument("--triptychs", type=int, default=3, metavar="N", help="triptychs to save (default: 3)")
+    _add_model_options(a, "TASK", streams=False)
+    a.add_argument("--save", metavar="DIR", default="attack", help="folder for report.json, curve.png, triptychs "
+                                                                   "(default: attack)")
+    a.set_defaults(handler=_run_attack)
 
 
 def _demo_module() -> Any:
@@ -754,6 +812,48 @@ def _interrupted(stop: KeyboardInterrupt) -> int:
         stop = Interrupted()
     print(f"visionkit: interrupted by {stop.signal_name}", file=sys.stderr)
     return stop.exit_code
+
+
+def _interpret_predictor(args: argparse.Namespace, evaluate: bool = False, **options: Any) -> Any:
+    from . import Predictor
+
+    return Predictor(args.task, args.model, weights=args.weights, device=args.device, runtime=args.runtime,
+                     batch_size=args.batch, evaluate=evaluate,
+                     trust_weights=args.trust_weights, **{k: v for k, v in options.items() if v is not None})
+
+
+def _run_explain(args: argparse.Namespace) -> int:
+    from .interpret.explain import explain, load_image
+    from .interpret.report import write_png
+    from .io.sinks import write_json
+
+    predictor = _interpret_predictor(args, conf=args.conf if args.task in ("detect", "pose") else None)
+    image = load_image(args.source)
+    ex = explain(predictor, image, args.method, target=args.target, layers=args.layers, max_targets=args.max_targets)
+    out = Path(args.save)
+    for i, t in enumerate(ex.targets):
+        path = out / f"{Path(args.source).stem}_{ex.method}_{i}_{t.class_name.replace(' ', '_')}.png"
+        write_png(path, ex.plot(image, i))
+        print(f"{t.describe()}: {path}")
+    if not ex.targets:
+        print(f"{Path(args.source).name}: nothing to explain (no prediction)")
+    if args.json:
+        write_json(args.json, ex.to_dict())
+    return EXIT_OK
+
+
+def _run_attack(args: argparse.Namespace) -> int:
+    from .interpret.attack import attack_report, parse_eps
+
+    # mAP is scored at the model's evaluation settings (e.g. conf 0.001), as `visionkit eval detect` does.
+    predictor = _interpret_predictor(args, evaluate=args.task == "detect")
+    transforms = [t for t in args.transforms.split(",") if t.strip()]
+    report = attack_report(predictor, args.data, args.method, parse_eps(args.eps), args.steps, args.targeted,
+                           transforms, args.save, args.triptychs, args.limit)
+    print(f"{report.model}: {report.method} on {report.images} images, {report.metric} clean {report.clean:.3f}")
+    print(report.table())
+    print(f"report: {Path(args.save) / 'report.json'}, curve: {Path(args.save) / 'curve.png'}")
+    return EXIT_OK
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -42,8 +42,10 @@ class _Classifier(Backend):
     CONCURRENT = True  # PyTorch modules and ONNX Runtime sessions, all of them
 
     def _classifications(self, probs: np.ndarray) -> list[Classification]:
-        """(B, C) class probabilities -> one top-k ``Classification`` per image."""
-        return [Classification.from_probs(p, self.class_names, int(self.options["top_k"])) for p in probs]
+        """(B, C) class probabilities -> one top-k ``Classification`` per image, the full distribution kept in
+        ``probs`` (gradient-free explanations score any class on it, not only the top k)."""
+        return [Classification.from_probs(p, self.class_names, int(self.options["top_k"]), keep_probs=True)
+                for p in probs]
 
 
 class UltralyticsClassify(_Classifier):

@@ -1,0 +1,84 @@
+"""``explain(predictor, image)``: why did the model say that? One heat map per prediction, on the image."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from ..errors import OptionError
+from ..predictor import Predictor
+from .cam import CAM_METHODS, cam_maps, onnx_eigencam, saliency_maps
+from .differentiable import differentiable
+from .occlusion import occlusion_maps, rise_maps
+from .results import Explanation
+from .targets import select_targets
+
+GRADIENT_FREE = ("occlusion", "rise")
+# Default method per task. Grad-CAM averages each channel's gradient over the whole map, so for a detector it
+# lights up every object of the box's class (on zidane.jpg the left person's map peaked on the right person);
+# HiResCAM keeps the gradient where it is (gradient x activation per pixel), so a box's map stays on its object
+# (97-99 % of the mass inside each box there). For classifiers Grad-CAM is the reference.
+# Pose and segmentation backends have no Differentiable: they are explained gradient-free, RISE by default.
+DEFAULT_METHOD = {"classify": "gradcam", "detect": "hirescam", "pose": "rise", "segment": "rise"}
+METHODS = (*CAM_METHODS, "saliency", *GRADIENT_FREE)
+
+
+def load_image(image: Any) -> np.ndarray:
+    """A path, PIL image or array -> BGR uint8 (as ``Predictor`` reads inputs)."""
+    from pathlib import Path
+
+    from ..io.images import read_image, to_bgr
+
+    return read_image(image) if isinstance(image, (str, Path)) else to_bgr(image)
+
+
+def explain(predictor: Predictor, image: Any, method: str | None = None, target: str | int | None = None,
+            layers: list[str] | None = None, max_targets: int = 10, **method_options: Any) -> Explanation:
+    """Heat maps of why ``predictor`` predicted what it did on ``image`` (path, PIL image or BGR array).
+
+    Args:
+        method: gradcam, gradcam++, hirescam, layercam, eigencam, scorecam (pytorch-grad-cam), saliency (captum),
+            occlusion (captum) or rise; None = gradcam for classifiers, hirescam for detectors (DEFAULT_METHOD).
+            Gradient methods need a PyTorch model or an ONNX model onnx2torch converts; occlusion, rise and
+            eigencam also run on any ONNX model.
+        target: None = the top class (classification) or every detection (up to ``max_targets``); a class name
+            or id; for detections also a box "x1,y1,x2,y2" in image pixels (the detection overlapping it most).
+        layers: CAM layers by module name (or ONNX tensor name for ONNX-Runtime EigenCAM); default: the last
+            feature maps before the head.
+        method_options: occlusion: window, stride; rise: samples, cells, keep, seed.
+    """
+    method = method or DEFAULT_METHOD.get(predictor.task, "gradcam")
+    if method not in METHODS:
+        raise OptionError(f"unknown explanation method {method!r}: expected one of {', '.join(METHODS)}")
+    bgr = load_image(image)
+    prediction = predictor.predict([bgr])[0]
+    targets = select_targets(prediction, predictor.class_names, target, max_targets)
+    used_layers = list(layers or [])
+    if not targets:
+        maps = np.zeros((0, *bgr.shape[:2]), np.float32)
+    elif method == "occlusion":
+        maps = occlusion_maps(predictor, bgr, targets, **method_options)
+    elif method == "rise":
+        maps = rise_maps(predictor, bgr, targets, **method_options)
+    elif method == "eigencam" and predictor.backend.RUNTIME == "onnx":
+        maps = np.repeat(onnx_eigencam(predictor.backend, bgr, layers), len(targets), axis=0)
+        used_layers = used_layers or list(_onnx_layers(predictor))
+    else:
+        d = differentiable(predictor, method)
+        if method == "saliency":
+            maps = saliency_maps(d, bgr, targets)
+        else:
+            maps = cam_maps(d, bgr, targets, method, layers)
+            names = {m: n for n, m in d.network.named_modules()}
+            used_layers = used_layers or [names[m] for m in d.layers]
+    return Explanation(method=method, maps=maps, targets=targets, prediction=prediction, layers=used_layers,
+                       image_shape=bgr.shape[:2])
+
+
+def _onnx_layers(predictor: Predictor) -> tuple[str, ...]:
+    from pathlib import Path
+
+    from .cam import feature_tensors
+
+    return feature_tensors(Path(predictor.backend.weights))

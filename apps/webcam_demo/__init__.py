@@ -28,6 +28,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", help="catalog model or model file (default: the best one available here); the "
                                    "browser page can switch to catalog models and to this file only")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: auto)")
+    p.add_argument("--trust-weights", action="store_true", dest="trust_weights",
+                   help="load the --model file even if unpickling it can run code (only for files you trust)")
     p.add_argument("--loop", action="store_true", help="restart a video/image file at its end (a stand-in camera)")
     mode = p.add_mutually_exclusive_group()
     mode.add_argument("--serve", action="store_true", help="browser view instead of a window")
@@ -67,7 +69,7 @@ def run(args: argparse.Namespace) -> int:
         if warning:
             print(f"visionkit: warning: {warning}", file=sys.stderr)
     capture = LiveCapture(args.source, loop=args.loop)
-    engine = DemoEngine(args.task, args.model, args.device)
+    engine = DemoEngine(args.task, args.model, args.device, args.trust_weights)
     log(f"{capture.name} -> {engine.task}:{engine.model}")
     frames = limited(capture, args.max_frames, args.duration)
     try:

@@ -61,9 +61,11 @@ class Stats:
 
 
 class DemoEngine:
-    def __init__(self, task: str = "detect", model: str | None = None, device: str = "auto"):
+    def __init__(self, task: str = "detect", model: str | None = None, device: str = "auto",
+                 trust_weights: bool = False):
         self.device = device
         self.start_model = model  # what the user chose at start: the one model file the demo may be asked for
+        self.trust_weights = trust_weights  # applies to that model only, never to one asked for over the web
         self._lock = threading.Lock()
         self._predictors: dict[tuple[str, str | None], Any] = {}
         self.stats = Stats()
@@ -74,7 +76,8 @@ class DemoEngine:
     def _predictor(self, task: str, model: str | None) -> Any:
         key = (task, model)
         if key not in self._predictors:
-            predictor = visionkit.load(task, model, device=self.device)
+            trusted = self.trust_weights and model is not None and model == self.start_model
+            predictor = visionkit.load(task, model, device=self.device, trust_weights=trusted)
             predictor.warmup()
             self._predictors[key] = predictor
         return self._predictors[key]

@@ -18,6 +18,8 @@ from fault_harness import Fault, check_fault, malicious_checkpoint
 REFUSED = "refusing to load: it needs the global 'posix.system', which a model checkpoint does not need (pass " \
           "--trust-weights"
 
+DEMO = ["demo", "--headless", "--max-frames", "1", "--source"]
+
 
 @dataclass
 class Row:
@@ -46,9 +48,9 @@ ROWS = [
     Row("eval", lambda pt, im, tmp: ["detect", im, "-m", pt],
         "refusing to load: it needs the global 'builtins.eval'", how="eval"),
     Row("os.system in a plain pickle", lambda pt, im, tmp: ["detect", im, "-m", pt], REFUSED, how="plain pickle"),
-    Row("demo", lambda pt, im, tmp: ["demo", "--source", im, "--model", pt, "--headless", "--max-frames", "1"], REFUSED),
-    Row("demo --trust-weights", lambda pt, im, tmp: ["demo", "--source", im, "--model", pt, "--headless", "--max-frames",
-                                                     "1", "--trust-weights"], "cannot load evil from", trusted=True),
+    Row("demo", lambda pt, im, tmp: [*DEMO, im, "--model", pt], REFUSED),
+    Row("demo --trust-weights", lambda pt, im, tmp: [*DEMO, im, "--model", pt, "--trust-weights"],
+        "cannot load evil from", trusted=True),
     Row("detect --trust-weights", lambda pt, im, tmp: ["detect", im, "-m", pt, "--trust-weights"],
         "cannot load evil from", trusted=True),
     Row("export --trust-weights", lambda pt, im, tmp: ["export", pt, "--trust-weights"], "cannot export",

@@ -27,6 +27,16 @@ from .tasks.base import COUNT, FRACTION, OPTION_TYPES, OptionType
 
 log = logging.getLogger("visionkit")
 
+# Modules of optional features (extras), and how to install each. grad-cam and torchattacks install without their
+# dependencies: grad-cam requires opencv-python-headless, which replaces OpenCV's windows (--show, the demo), and
+# torchattacks pins requests 2.25, which downgrades supervision; visionkit needs neither.
+_NO_DEPS = "pip install --no-deps 'grad-cam>=1.5' 'ttach>=0.0.3' 'torchattacks>=3.5'"
+OPTIONAL_PACKAGES = {
+    "pytorch_grad_cam": _NO_DEPS, "ttach": _NO_DEPS, "torchattacks": _NO_DEPS,
+    "captum": "pip install 'visionkit[explain]'", "onnx2torch": "pip install 'visionkit[explain]'",
+    "sklearn": "pip install 'visionkit[train]'", "matplotlib": "pip install 'visionkit[train]'",
+    "supervision": "pip install 'visionkit[supervision]'", "ai_edge_litert": "pip install 'visionkit[tflite]'",
+}
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2  # interrupted: 128 + the signal (visionkit.interrupts)
 
 SOURCE_HELP = ("image, folder, quoted glob, video, camera index or stream URL (default: the built-in sample "
@@ -885,6 +895,12 @@ def _main(argv: list[str] | None) -> int:
         return EXIT_FAILED
     except KeyboardInterrupt as e:
         return _interrupted(e)
+    except ModuleNotFoundError as e:
+        if args.debug or e.name not in OPTIONAL_PACKAGES:
+            raise
+        print(f"visionkit: error: this command needs {e.name}, which is not installed: {OPTIONAL_PACKAGES[e.name]}",
+              file=sys.stderr)
+        return EXIT_FAILED
     except Exception as e:  # a bug: still one line, with the way to see more
         if args.debug:
             raise

@@ -494,9 +494,22 @@ def _scored(args: argparse.Namespace, evaluate: Any, *data: Any) -> tuple[Any, A
     from tqdm import tqdm
 
     predictor = _load(args, evaluate=True)
+    _print_settings(predictor, _predictor_options(args))
     predictor.warmup()
     with tqdm(desc="eval", unit="image", file=sys.stderr, dynamic_ncols=True, disable=None) as bar:
         return predictor, evaluate(predictor, *data, progress=bar.update)
+
+
+def _print_settings(predictor: Any, given: dict[str, Any]) -> None:
+    """One line with the options a model is scored with and where they came from, so a score can be reproduced."""
+    entry = predictor.entry
+    origin = (f"the catalog's eval settings for {entry.name}" if entry.eval else
+              f"the {entry.backend} family's eval defaults" if predictor.backend_class.EVAL_OPTIONS else
+              f"{entry.name}'s defaults")
+    if given:
+        origin += f", overridden: {', '.join(sorted(given))}"
+    settings = ", ".join(f"{k} {v}" for k, v in predictor.options.items() if v is not None)
+    print(f"{entry.name}: scoring with {settings} ({origin})")
 
 
 def _run_eval_detect(args: argparse.Namespace) -> int:

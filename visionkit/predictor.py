@@ -32,7 +32,7 @@ from .io.threads import BackgroundIterator, ordered_map
 from .results import Result, Speed
 from .tasks.base import Backend, backend_class, backend_for_file, merge_options
 from .tasks.checkpoints import trusting
-from .weights import resolve_verified
+from .weights import resolve_verified, sha256_of
 
 log = logging.getLogger("visionkit")
 RUNTIME_NAMES = {"torch": "PyTorch", "onnx": "ONNX Runtime", "tflite": "TensorFlow Lite", "opencv": "OpenCV"}
@@ -82,8 +82,16 @@ class Predictor:
     # -- model life cycle --------------------------------------------------------------------------------
     @property
     def backend(self) -> Backend:
+        """The model, built on first use and then run once on a dummy input (``_prime``): the stages import their
+        libraries lazily (torch, ultralytics: seconds) and runtimes allocate on their first run, and neither may
+        be counted in a real result's ``speed``."""
         if self._backend is None:
             self._backend = self._build()
+            try:
+                self._prime()
+            except BaseException:
+                self._backend = None
+                raise
         return self._backend
 
     def _build(self) -> Backend:
@@ -109,10 +117,19 @@ class Predictor:
         log.info("loaded %s (%s) on %s", self.entry.name, self._backend_cls.name, device)
         return backend
 
-    def warmup(self) -> Predictor:
-        """Run one dummy batch so the first real frame does not pay for lazy init / CUDA kernel selection."""
+    def _prime(self) -> None:
+        """One untimed dummy batch through the three stages (lazy imports, CUDA kernel selection)."""
         self._run(self.backend.warmup_input())
+
+    def warmup(self) -> Predictor:
+        """Load the model now (it is primed with a dummy batch), so the first real frame pays for neither."""
+        _ = self.backend
         return self
+
+    @property
+    def backend_class(self) -> type[Backend]:
+        """The backend that runs the model (known before the model is built)."""
+        return self._backend_cls
 
     @property
     def class_names(self) -> list[str]:
@@ -135,11 +152,11 @@ class Predictor:
     def _run(self, images: list[np.ndarray]) -> list[Result]:
         backend = self.backend
         sync = _cuda_sync if backend.device.type == "cuda" else _no_sync
+        import torch  # imported at build already (by the priming pass): kept out of the timed stages
+
         t0 = time.perf_counter()
         batch = backend.preprocess(images)
         t1 = time.perf_counter()
-        import torch
-
         with torch.inference_mode():
             raw = backend.forward(batch)
             sync()
@@ -191,8 +208,7 @@ class Predictor:
             frames = iter(BackgroundIterator(frames, maxsize=prefetch, latest_only=src.live, name="decode"))
         batches = iter(lambda: list(islice(frames, self.batch_size)), [])
         if self.workers > 1 and not src.live:  # live: one frame at a time, the newest, for the least latency
-            if self._backend is None:
-                self._backend = self._build()  # once, here, not by two workers at the same time
+            _ = self.backend  # built once, here, not by two workers at the same time
             done = ordered_map(lambda b: self._run([f.image for f in b]), batches, self.workers, name="infer")
         else:
             done = ((b, self._run([f.image for f in b])) for b in batches)
@@ -230,6 +246,9 @@ def _resolve_model(task: str, model: str | Path | None) -> tuple[catalog.ModelEn
     path = Path(text).expanduser()
     if not _in_catalog(text) and path.is_file():
         cls = backend_for_file(task, path)
+        known = _catalog_entry_of_file(task, path, cls)
+        if known is not None:  # the catalog's own file, moved: its settings (interactive and eval) still apply
+            return known, backend_class(task, known.backend), path
         return catalog.ModelEntry(name=path.stem, task=task, backend=cls.name, file=path.name), cls, path
     if not _in_catalog(text) and _in_catalog(path.stem) and catalog.get_entry(path.stem).file == path.name:
         text = path.stem  # ultralytics-style "yolo11n.pt" means the catalog's yolo11n
@@ -239,6 +258,18 @@ def _resolve_model(task: str, model: str | Path | None) -> tuple[catalog.ModelEn
     if entry.task != task:
         raise ModelNotFoundError(f"model {entry.name!r} is a {entry.task} model, not {task}")
     return entry, backend_class(task, entry.backend), None
+
+
+def _catalog_entry_of_file(task: str, path: Path, cls: type[Backend]) -> catalog.ModelEntry | None:
+    """The catalog entry whose weights ``path`` is: the same file name for the same backend, or the same sha256
+    (hashed only when no name matched, and only against entries of this task that pin one)."""
+    entries = catalog.list_models(task)
+    for entry in entries:
+        if entry.file == path.name and entry.backend == cls.name:
+            return entry
+    pinned = [e for e in entries if e.sha256]
+    digest = sha256_of(path) if pinned else ""
+    return next((e for e in pinned if e.sha256 == digest), None)
 
 
 def export_onnx(model: str | Path, task: str = "detect", weights: str | Path | None = None,

@@ -25,6 +25,8 @@ from .base import Backend
 
 YOLO_OPTIONS = {"conf": 0.25, "iou": 0.7, "max_det": 300, "imgsz": 640, "classes": None, "agnostic": False,
                 "multi_label": False}
+# ultralytics' validator settings (``DetectionValidator``: conf 0.001, iou 0.7, every class above conf per box).
+YOLO_EVAL_OPTIONS = {"conf": 0.001, "iou": 0.7, "max_det": 300, "multi_label": True}
 SSD_OUTPUTS = ("detection_boxes", "detection_classes", "detection_scores", "num_detections")
 
 
@@ -73,6 +75,7 @@ class UltralyticsDetect(Backend):
     name = "ultralytics"
     CONCURRENT = True
     OPTIONS = {**YOLO_OPTIONS, "rect": True}
+    EVAL_OPTIONS = YOLO_EVAL_OPTIONS
     SUFFIXES = (".pt",)
     EXPECTED_TASK = "detect"
     ONNX_BACKEND = "onnx-yolo"
@@ -108,6 +111,7 @@ class OnnxYoloDetect(Backend):
     task = "detect"
     name = "onnx-yolo"
     CONCURRENT = True
+    EVAL_OPTIONS = YOLO_EVAL_OPTIONS
     OPTIONS = {**YOLO_OPTIONS, "rect": True}  # rect: letterbox to a stride multiple only (dynamic-size exports)
     SUFFIXES = (".onnx",)
     RUNTIME = "onnx"
@@ -166,6 +170,7 @@ class OnnxSsdDetect(Backend):
     CONCURRENT = True
     RUNTIME = "onnx"
     OPTIONS = {"conf": 0.5, "classes": None}
+    EVAL_OPTIONS = {"conf": 0.0}  # every box the graph's NMS returns, as the TF Object Detection API scores
     SUFFIXES = (".onnx",)
 
     @classmethod

@@ -11,6 +11,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 from fault_harness import run_cli
 
@@ -70,3 +71,77 @@ def test_first_call_speed_excludes_imports_and_warmup(shared_weights: Path, asse
     first, second = json.loads(proc.stdout.strip().splitlines()[-1])
     for stage in ("preprocess", "inference", "postprocess"):
         assert first[stage] < 5 * second[stage] + 30, (stage, first, second)
+
+
+# ---------------------------------------------------------------- 2: multi-person pose from single-person models
+def _skeletons_inside(people: visionkit.Detections, margin: float = 0.25) -> int:
+    """How many people have a skeleton (confident keypoints), asserting that each lies in its own person box
+    (grown by ``margin``, the pose crop's extra context)."""
+    drawn = 0
+    for box, kpts in zip(people.xyxy, people.keypoints):
+        pad = (box[2:] - box[:2]) * margin / 2
+        xy = kpts[kpts[:, 2] >= 0.3, :2]
+        assert ((xy >= box[:2] - pad) & (xy <= box[2:] + pad)).all(), (box, xy)
+        drawn += len(xy) > 0
+    return drawn
+
+
+@pytest.mark.parametrize("model, points", [("movenet_lightning", 17), ("blazepose_full", 33)])
+def test_load_pose_runs_a_single_person_model_on_every_detected_person(shared_weights: Path, assets: Path,
+                                                                       model: str, points: int) -> None:
+    pose = visionkit.load("pose", model)
+    assert isinstance(pose, visionkit.PersonPose) and pose.persons.entry.name == "yolov5n"  # the best local one
+    people = pose(assets / "bus.jpg")
+    persons = visionkit.load("detect", "yolov5n")(assets / "bus.jpg")
+    assert len(people) == int((persons.class_names == "person").sum()) >= 3
+    assert people.keypoints.shape == (len(people), points, 3) and _skeletons_inside(people) == len(people)
+    whole = visionkit.load("pose", model, detector="none")
+    assert isinstance(whole, visionkit.Predictor) and len(whole(assets / "bus.jpg")) == 1
+
+
+def test_single_person_pose_on_coco_photos_of_several_people(shared_weights: Path, shared_data: Path) -> None:
+    """COCO val photos with two labelled people each: a skeleton per person, each inside its box."""
+    pose = visionkit.load("pose", "movenet_lightning")
+    for image_id in (192699, 214753, 34417):
+        people = pose(shared_data / COCO / "images" / f"{image_id:012d}.jpg")
+        assert _skeletons_inside(people) >= 2, image_id
+
+
+def test_pose_detector_option_is_for_single_person_models_only() -> None:
+    with pytest.raises(visionkit.OptionError, match="finds the people itself"):
+        visionkit.load("pose", "yolo11n-pose", detector="yolov5n")
+    assert isinstance(visionkit.load("pose", "yolo11n-pose"), visionkit.Predictor)
+
+
+def test_mediapipe_pose_detector_is_blazepose_own_first_stage(shared_weights: Path, assets: Path) -> None:
+    """MediaPipe's detector finds bus.jpg's left person (hips inside yolov5n's box), and BlazePose on its ROI puts
+    the nose where MediaPipe Pose does (143, 446; shared/weights/MANIFEST.md)."""
+    roi = visionkit.load("detect", "mediapipe_pose_detector")
+    found = roi(assets / "bus.jpg")
+    assert len(found) == 1 and found.keypoints.shape == (1, 4, 3)
+    hips = found.keypoints[0, 0, :2]
+    assert (np.array([50, 399]) <= hips).all() and (hips <= np.array([206, 898])).all()
+    people = visionkit.load("pose", "blazepose_full", detector="mediapipe_pose_detector")(assets / "bus.jpg")
+    assert np.linalg.norm(people.keypoints[0, 0, :2] - [143, 446]) < 10
+
+
+def test_blazepose_is_drawn_with_mediapipe_limbs(assets: Path) -> None:
+    from visionkit.draw import BLAZEPOSE_SKELETON, KeypointAnnotator
+
+    kpts = np.zeros((1, 33, 3), np.float32)
+    kpts[0, :, 0], kpts[0, :, 1], kpts[0, :, 2] = np.linspace(50, 550, 33), np.linspace(50, 550, 33) % 97 * 5, 1
+    people = visionkit.Detections.from_arrays(np.array([[0, 0, 600, 600]]), [1.0], [0], ["person"], keypoints=kpts)
+    limbs = KeypointAnnotator().annotate(np.zeros((600, 600, 3), np.uint8), people)
+    dots = KeypointAnnotator(skeleton=()).annotate(np.zeros((600, 600, 3), np.uint8), people)
+    assert len(BLAZEPOSE_SKELETON) == 35 and (limbs != dots).any(axis=2).sum() > 2 * (dots != 0).any(axis=2).sum()
+
+
+def test_cli_pose_is_multi_person_by_default(shared_weights: Path, assets: Path, tmp_path: Path) -> None:
+    counts = {}
+    for detector in (None, "none"):
+        out = tmp_path / f"{detector}.jsonl"
+        extra = ["--detector", detector] if detector else []
+        run = run_cli("pose", assets / "bus.jpg", "--model", "movenet_lightning", "--json", out, "-q", *extra)
+        assert run.code == 0, run.stderr
+        counts[detector] = len(json.loads(out.read_text().splitlines()[0])["detections"])
+    assert counts == {None: 3, "none": 1}

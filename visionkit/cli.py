@@ -86,6 +86,17 @@ def _add_detect_options(p: argparse.ArgumentParser) -> None:
                    help="keep only these class ids, comma-separated (e.g. 0,2 = person, car for COCO YOLO)")
 
 
+def _add_detector_option(g: Any) -> None:
+    g.add_argument("--detector", metavar="NAME|FILE|none",
+                   help="single-person pose models (MoveNet, BlazePose) run on this detector's person boxes; none = on "
+                        "the whole image, one person (default: the best detector whose weights are here, e.g. yolov5n)")
+
+
+def _add_pose_options(p: argparse.ArgumentParser) -> None:
+    _add_detect_options(p)
+    _add_detector_option(p.add_argument_group("pose"))
+
+
 def _add_output_options(p: argparse.ArgumentParser, coco: bool = False, mot: bool = False) -> None:
     g = p.add_argument_group("output")
     g.add_argument("--save", metavar="DIR", help="write annotated images (same names) and videos (.mp4) into DIR")
@@ -130,7 +141,7 @@ def _add_action_options(p: argparse.ArgumentParser) -> None:
 
 
 TASK_OPTIONS = {"detect": _add_detect_options, "track": _add_track_options, "classify": _add_classify_options,
-                "pose": _add_detect_options, "segment": _add_segment_options, "action": _add_action_options}
+                "pose": _add_pose_options, "segment": _add_segment_options, "action": _add_action_options}
 TASK_HELP = {"detect": "detect objects (YOLO, SSD) in images, folders, videos, cameras and streams",
              "track": "track objects across video frames with persistent ids (BYTETrack, BoT-SORT)",
              "classify": "classify whole images (ImageNet classifiers, YOLO-cls): top-k classes",
@@ -218,8 +229,7 @@ def build_parser() -> argparse.ArgumentParser:
                                     "ground-truth boxes (normalised by the box's longer side).")
     k.add_argument("--images", required=True, help="folder with the annotated images")
     k.add_argument("--annotations", required=True, help="COCO person keypoints JSON")
-    k.add_argument("--detector", default="yolov5n", help="person detector for single-person models "
-                                                         "(default: yolov5n)")
+    _add_detector_option(k)
     _add_model_options(k, "pose", streams=False)
     _add_detect_options(k)
     k.add_argument("--json", metavar="FILE", help="also write the scores as JSON to FILE")
@@ -298,6 +308,10 @@ def _load(args: argparse.Namespace, evaluate: bool = False) -> Any:
         from .tasks.action import ActionPredictor
 
         return ActionPredictor(args.model, **common)
+    if args.task == "pose" and not evaluate:  # eval pose pairs the models itself, each with its eval settings
+        from .pipeline import pose_predictor
+
+        return pose_predictor(args.model, detector=args.detector, **common)
     return Predictor(args.task, args.model, evaluate=evaluate, **common)
 
 
@@ -533,16 +547,18 @@ def _run_eval_pose(args: argparse.Namespace) -> int:
 
     from . import Predictor
     from .eval.keypoints import evaluate_keypoints, evaluate_pck
-    from .pipeline import PersonPose
+    from .pipeline import PersonPose, default_person_detector
 
     pose = _load(args, evaluate=True)
+    _print_settings(pose, _predictor_options(args))
     report: dict[str, Any] = {"model": pose.entry.name}
     scorer: Any = pose
     if hasattr(pose.backend, "predict_in_boxes"):  # single-person model: top-down on detected people
         # COCO scores at most 20 people per image, so more boxes change nothing but the run time.
-        persons = Predictor("detect", args.detector, classes=[0], evaluate=True, max_det=20, device=args.device,
-                            trust_weights=args.trust_weights)
+        persons = Predictor("detect", args.detector or default_person_detector(), classes=[0], evaluate=True,
+                            max_det=20, device=args.device, trust_weights=args.trust_weights)
         scorer = PersonPose(persons, pose)
+        _print_settings(persons, {})
         report["detector"] = persons.entry.name
         pck = evaluate_pck(pose, args.images, args.annotations)
         report["pck"] = pck.to_dict()

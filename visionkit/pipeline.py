@@ -17,11 +17,16 @@ from typing import Any
 
 import numpy as np
 
+from . import catalog
 from .errors import OptionError
 from .io.images import read_image, to_bgr
 from .io.sources import ErrorHandler, Frame
+from .predictor import Predictor
 from .results import Detections, Speed
-from .tasks.base import backend_class
+from .weights import availability
+
+# ``detector=NO_DETECTOR``: a single-person model on the whole image (one pose, e.g. a photo cropped to one person).
+NO_DETECTOR = "none"
 
 
 class PersonPose:
@@ -44,13 +49,24 @@ class PersonPose:
     def __init__(self, persons: Any, pose: Any, person_class: str = "person"):
         if getattr(pose, "task", None) != "pose":
             raise OptionError(f"pose must be a pose predictor (visionkit.load('pose', ...)), got {pose!r}")
-        cls = backend_class("pose", pose.entry.backend)
+        cls = pose.backend_class
         if not hasattr(cls, "predict_in_boxes"):
             raise OptionError(f"pose model {pose.entry.name!r} ({cls.name}) finds the people itself; PersonPose "
                               "needs a single-person model that runs inside given boxes, e.g. movenet_lightning")
         self.persons = persons
         self.pose = pose
         self.person_class = person_class
+
+    task = "pose"
+
+    @property
+    def entry(self) -> catalog.ModelEntry:
+        """The pose model's catalog entry (what a run is named after)."""
+        return self.pose.entry
+
+    @property
+    def class_names(self) -> list[str]:
+        return self.pose.class_names
 
     def __call__(self, image: Any) -> Detections:
         """People and their poses in one image (path, BGR array or PIL image)."""
@@ -77,3 +93,36 @@ class PersonPose:
 
     def __repr__(self) -> str:
         return f"PersonPose(persons={self.persons!r}, pose={self.pose!r})"
+
+
+def default_person_detector() -> str:
+    """The catalog detector with the best published COCO box mAP among those that find people and whose weights are
+    here (``weights.availability``), so the default never downloads when a local one exists; else the catalog's
+    default detector (downloaded on first use)."""
+    local = [e for e in catalog.list_models("detect")
+             if "person" in e.class_names and availability(e) == "local" and "COCO-val2017" in e.metrics]
+    if not local:
+        return catalog.default_model("detect").name
+    return max(local, key=lambda e: e.metrics["COCO-val2017"].get("box_map", 0.0)).name
+
+
+def pose_predictor(model: str | Path | None = None, detector: str | Path | None = None, device: str = "auto",
+                   **options: Any) -> Any:
+    """``visionkit.load("pose", ...)``: multi-person for every pose model, as MMPose's inferencer.
+
+    A model that finds people itself (YOLO-pose, Keypoint R-CNN) is returned as is. A single-person model (MoveNet,
+    BlazePose) runs top-down: a ``PersonPose`` over ``detector``'s person boxes (a catalog detector or a file;
+    None = ``default_person_detector()``), or on the whole image with ``detector="none"``. ``options`` are the pose
+    model's; ``workers`` and ``batch_size`` also go to the detector, which keeps its own interactive defaults.
+    """
+    pose = Predictor("pose", model, device=device, **options)
+    if not hasattr(pose.backend_class, "predict_in_boxes"):
+        if detector not in (None, NO_DETECTOR):
+            raise OptionError(f"pose model {pose.entry.name!r} finds the people itself: a detector is only for "
+                              "single-person models (movenet_lightning, blazepose_full)")
+        return pose
+    if detector == NO_DETECTOR:
+        return pose
+    shared = {k: options[k] for k in ("workers", "batch_size") if k in options}
+    persons = Predictor("detect", detector or default_person_detector(), device=device, **shared)
+    return PersonPose(persons, pose)

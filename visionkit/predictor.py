@@ -318,7 +318,14 @@ def load(task: str, model: str | Path | None = None, device: str = "auto", **opt
     ``task="track"`` gives a ``TrackingPredictor``: a detector (``model``) plus ``tracker="bytetrack"`` or
     ``"botsort"`` (``tracker_params`` overrides ultralytics' tracker settings). ``task="action"`` gives an
     ``ActionPredictor``: clips of ``window`` frames every ``stride`` frames, ``top_k`` actions each.
+    ``task="pose"`` is multi-person for every model: a single-person model (MoveNet, BlazePose) comes as a
+    ``PersonPose`` on ``detector``'s person boxes (default: the best local detector; ``detector="none"``: the whole
+    image), see ``visionkit.pipeline.pose_predictor``.
     """
+    if task == "pose":
+        from .pipeline import pose_predictor
+
+        return pose_predictor(model, device=device, **options)
     if task == "track":
         from .tasks.track import TrackingPredictor
 

@@ -263,4 +263,6 @@ class TorchvisionDetect(Backend):
         return out
 
 
-from . import faces  # noqa: E402,F401  (registers the YuNet backend)
+# Register the YuNet backend, and (through pose, which imports the MediaPipe module after its own helpers) MediaPipe's
+# pose detector, a detect backend.
+from . import faces, pose  # noqa: E402,F401

@@ -145,3 +145,36 @@ def test_cli_pose_is_multi_person_by_default(shared_weights: Path, assets: Path,
         assert run.code == 0, run.stderr
         counts[detector] = len(json.loads(out.read_text().splitlines()[0])["detections"])
     assert counts == {None: 3, "none": 1}
+
+
+# ---------------------------------------------------------------- 7: supervision interop for every result type
+def test_supervision_annotators_draw_every_visionkit_result(shared_weights: Path, assets: Path) -> None:
+    """The README recipe: convert, then any supervision annotator (boxes, labels, pose edges and vertices,
+    semantic masks) draws visionkit's results."""
+    sv = pytest.importorskip("supervision")
+    from visionkit.io.images import read_image
+
+    image = read_image(assets / "bus.jpg")
+    people = visionkit.load("pose", "movenet_lightning")(image)
+    boxes, poses = people.to_supervision(), people.to_supervision_keypoints()
+    assert poses.xy.shape == (len(people), 17, 2) and poses.keypoint_confidence.shape == (len(people), 17)
+    scene = sv.BoxAnnotator().annotate(image.copy(), boxes)
+    scene = sv.LabelAnnotator().annotate(scene, boxes, labels=list(boxes.data["class_name"]))
+    scene = sv.EdgeAnnotator().annotate(scene, poses)
+    scene = sv.VertexAnnotator().annotate(scene, poses)
+    assert (scene != image).any(axis=2).mean() > 0.01
+
+    back = visionkit.Detections.from_supervision_keypoints(poses)
+    np.testing.assert_allclose(back.keypoints, people.keypoints)
+    assert list(back.class_names) == list(people.class_names) and _skeletons_inside(back, margin=0) == len(people)
+
+    labels = visionkit.load("segment", "deeplabv3_mnv2_257")(image)
+    regions = labels.to_supervision()
+    assert set(regions.data["class_name"]) == set(labels.pixel_share()) - {"__background__"}
+    for row, name in enumerate(regions.data["class_name"]):
+        np.testing.assert_array_equal(regions.mask[row], labels.mask(name))
+    masked = sv.MaskAnnotator().annotate(image.copy(), regions)
+    assert (masked != image).any(axis=2).mean() > 0.05
+
+    top = visionkit.load("classify", "mobilenet_v2_quant")(image).to_supervision()
+    assert isinstance(top, sv.Classifications) and len(top.class_id) == 5

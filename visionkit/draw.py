@@ -10,7 +10,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from .results import ActionPrediction, Classification, Detections, Result, SemanticMask
+from .results import BACKGROUND_CLASSES, ActionPrediction, Classification, Detections, Result, SemanticMask
 
 # Ultralytics' palette, as BGR: distinct, readable on photos, stable across runs.
 _HEX = ("FF3838 FF9D97 FF701F FFB21D CFD231 48F90A 92CC17 3DDB86 1A9334 00D4BB "
@@ -208,8 +208,7 @@ def voc_palette(n: int = 256) -> np.ndarray:
 class SemanticMaskAnnotator:
     """Class colours blended over the image, plus a legend of the classes present with their pixel share."""
 
-    def __init__(self, opacity: float = 0.5, legend: bool = True, skip: tuple[str, ...] = ("__background__",
-                                                                                            "background")):
+    def __init__(self, opacity: float = 0.5, legend: bool = True, skip: tuple[str, ...] = BACKGROUND_CLASSES):
         self.opacity = opacity
         self.legend = legend
         self.skip = skip

@@ -97,6 +97,10 @@ def _add_pose_options(p: argparse.ArgumentParser) -> None:
     _add_detector_option(p.add_argument_group("pose"))
 
 
+def _add_plots_option(p: argparse.ArgumentParser, what: str) -> None:
+    p.add_argument("--plots", metavar="DIR", help=f"save {what} as PNG files in DIR (needs matplotlib)")
+
+
 def _add_output_options(p: argparse.ArgumentParser, coco: bool = False, mot: bool = False) -> None:
     g = p.add_argument_group("output")
     g.add_argument("--save", metavar="DIR", help="write annotated images (same names) and videos (.mp4) into DIR")
@@ -213,6 +217,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_model_options(e, "detect", streams=False)
     _add_detect_options(e)
     e.add_argument("--json", metavar="FILE", help="also write the scores as JSON to FILE")
+    _add_plots_option(e, "precision-recall curves (pr_curve.png) and a confusion matrix (confusion_matrix.png)")
     e.set_defaults(handler=_run_eval_detect, task="detect")
     c = esub.add_parser("classify", help="top-1 / top-5 accuracy on a folder of images and a labels CSV",
                         description="Top-1 and top-5 accuracy. The labels CSV has a header with `file` and "
@@ -222,6 +227,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_model_options(c, "classify", streams=False)
     c.add_argument("--imgsz", type=_positive_int, help="inference size in pixels (default: the model's)")
     c.add_argument("--json", metavar="FILE", help="also write the scores as JSON to FILE")
+    _add_plots_option(c, "a confusion matrix of the classes involved (confusion_matrix.png)")
     c.set_defaults(handler=_run_eval_classify, task="classify")
     k = esub.add_parser("pose", help="keypoint OKS-AP (pycocotools) and PCK on COCO person keypoints",
                         description="Keypoint OKS mAP with pycocotools. A single-person model (MoveNet) runs on the "
@@ -233,6 +239,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_model_options(k, "pose", streams=False)
     _add_detect_options(k)
     k.add_argument("--json", metavar="FILE", help="also write the scores as JSON to FILE")
+    _add_plots_option(k, "the OKS precision-recall curve (pr_curve.png)")
     k.set_defaults(handler=_run_eval_pose, task="pose")
     g = esub.add_parser("segment", help="mIoU of a VOC-class model on COCO (VOC classes) or CamVid",
                         description="Semantic segmentation mIoU from a confusion matrix (ignore index 255). COCO "
@@ -246,6 +253,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_model_options(g, "segment", streams=False)
     g.add_argument("--imgsz", type=_positive_int, help="inference size in pixels (default: the model's)")
     g.add_argument("--json", metavar="FILE", help="also write the scores as JSON to FILE")
+    _add_plots_option(g, "the pixel confusion matrix (confusion_matrix.png)")
     g.set_defaults(handler=_run_eval_segment, task="segment")
     t = esub.add_parser("track", help="HOTA, MOTA, IDF1 (TrackEval) on MOTChallenge-format sequences",
                         description="Track each MOTChallenge sequence folder (img1/, gt/gt.txt, seqinfo.ini) and "
@@ -527,19 +535,35 @@ def _print_settings(predictor: Any, given: dict[str, Any]) -> None:
 
 
 def _run_eval_detect(args: argparse.Namespace) -> int:
+    from .eval import plots, report
     from .eval.coco import evaluate_detector
 
     predictor, score = _scored(args, evaluate_detector, args.images, args.annotations)
-    return _report(args, predictor, score, f"mAP50-95 {score.map:.3f}  mAP50 {score.map50:.3f}  mAP75 "
+    code = _report(args, predictor, score, f"mAP50-95 {score.map:.3f}  mAP50 {score.map50:.3f}  mAP75 "
                                            f"{score.map75:.3f}  ({score.images} images, {score.detections} detections)")
+    if score.evaluator is not None:
+        print(report.detection_table(report.coco_per_class(score.evaluator)))
+        if args.plots:
+            title = f"{predictor.entry.name}, {score.images} images"
+            plots.pr_curves(score.evaluator, Path(args.plots) / "pr_curve.png", f"{title}: box PR at IoU 0.5")
+            matrix, names = report.detection_confusion(score.evaluator, score.rows)
+            plots.confusion_matrix(matrix, names, Path(args.plots) / "confusion_matrix.png",
+                                   f"{title}: conf 0.25, IoU 0.45")
+    return code
 
 
 def _run_eval_classify(args: argparse.Namespace) -> int:
+    from .eval import plots, report
     from .eval.classify import evaluate_classifier
 
     predictor, score = _scored(args, evaluate_classifier, args.images, args.labels)
-    return _report(args, predictor, score, f"top-1 {score.top1_rate:.3f} ({score.top1}/{score.images})  "
+    code = _report(args, predictor, score, f"top-1 {score.top1_rate:.3f} ({score.top1}/{score.images})  "
                                            f"top-5 {score.top5_rate:.3f} ({score.top5}/{score.images})")
+    print(report.classification_tables(score.pairs, predictor.class_names))
+    if args.plots:
+        plots.classification_confusion(score.pairs, predictor.class_names, Path(args.plots) / "confusion_matrix.png",
+                                       f"{predictor.entry.name}, {score.images} images: top-1")
+    return code
 
 
 def _run_eval_pose(args: argparse.Namespace) -> int:
@@ -569,6 +593,13 @@ def _run_eval_pose(args: argparse.Namespace) -> int:
     report.update(score.to_dict())
     print(f"{pose.entry.name}: OKS mAP {score.map:.3f}  mAP50 {score.map50:.3f}  mAP75 {score.map75:.3f}  "
           f"({score.images} images)")
+    if score.evaluator is not None:
+        from .eval import plots, report
+
+        print(report.detection_table(report.coco_per_class(score.evaluator)))
+        if args.plots:
+            plots.pr_curves(score.evaluator, Path(args.plots) / "pr_curve.png",
+                            f"{pose.entry.name}, {score.images} images: keypoint PR at OKS 0.5")
     _write_json(args.json, report)
     return EXIT_OK
 
@@ -582,9 +613,15 @@ def _run_eval_segment(args: argparse.Namespace) -> int:
         predictor, score = _scored(args, evaluate_camvid, args.camvid)
     else:
         predictor, score = _scored(args, evaluate_coco_voc, args.images, args.annotations)
-    per_class = "  ".join(f"{name} {iou:.3f}" for name, iou in score.iou.items())
-    return _report(args, predictor, score, f"mIoU {score.miou:.3f}  pixel acc {score.pixel_acc:.3f}  "
-                                           f"({score.images} images)\n  per class IoU: {per_class}")
+    from .eval import plots, report
+
+    code = _report(args, predictor, score, f"mIoU {score.miou:.3f}  pixel acc {score.pixel_acc:.3f}  "
+                                           f"({score.images} images)")
+    print(report.segmentation_table(score.confusion, score.class_names, score.iou))
+    if args.plots:
+        plots.confusion_matrix(score.confusion, list(score.class_names), Path(args.plots) / "confusion_matrix.png",
+                               f"{predictor.entry.name}, {score.images} images: pixels")
+    return code
 
 
 def _report(args: argparse.Namespace, predictor: Any, score: Any, line: str) -> int:

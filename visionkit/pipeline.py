@@ -40,13 +40,16 @@ class PersonPose:
     Args:
         persons: ``visionkit.load("detect", ...)`` or ``visionkit.load("track", ...)``; only boxes whose class is
             ``person_class`` are kept (pass ``classes=[0]`` to a COCO detector to skip the others early).
-        pose: a pose predictor whose backend estimates inside given boxes (``predict_in_boxes``: MoveNet).
+        pose: a pose predictor whose backend estimates inside given boxes (``predict_in_boxes``: MoveNet,
+            BlazePose); a ``PersonPose`` (what ``visionkit.load("pose", ...)`` gives for them) lends its pose model.
 
     Each result is the detector's (or tracker's) person boxes, scores and track ids with ``keypoints`` (n, 17, 3)
     added, row for row; ``speed`` adds up both models' stage times.
     """
 
     def __init__(self, persons: Any, pose: Any, person_class: str = "person"):
+        if isinstance(pose, PersonPose):  # visionkit.load("pose", "movenet_lightning") already pairs a detector
+            pose = pose.pose
         if getattr(pose, "task", None) != "pose":
             raise OptionError(f"pose must be a pose predictor (visionkit.load('pose', ...)), got {pose!r}")
         cls = pose.backend_class
@@ -106,14 +109,16 @@ def default_person_detector() -> str:
     return max(local, key=lambda e: e.metrics["COCO-val2017"].get("box_map", 0.0)).name
 
 
-def pose_predictor(model: str | Path | None = None, detector: str | Path | None = None, device: str = "auto",
+def pose_predictor(model: str | Path | None = None, detector: Any = None, device: str = "auto",
                    **options: Any) -> Any:
     """``visionkit.load("pose", ...)``: multi-person for every pose model, as MMPose's inferencer.
 
     A model that finds people itself (YOLO-pose, Keypoint R-CNN) is returned as is. A single-person model (MoveNet,
-    BlazePose) runs top-down: a ``PersonPose`` over ``detector``'s person boxes (a catalog detector or a file;
-    None = ``default_person_detector()``), or on the whole image with ``detector="none"``. ``options`` are the pose
-    model's; ``workers`` and ``batch_size`` also go to the detector, which keeps its own interactive defaults.
+    BlazePose) runs top-down: a ``PersonPose`` over ``detector``'s person boxes (a catalog detector, a file, or a
+    detect/track predictor, e.g. ``visionkit.load("track", "yolov5n")`` for ids; None = ``default_person_detector()``,
+    ``mediapipe_pose_detector`` = BlazePose's own first stage), or on the whole image with ``detector="none"``.
+    ``options`` are the pose model's; ``workers`` and ``batch_size`` also go to the detector, which keeps its own
+    interactive defaults.
     """
     pose = Predictor("pose", model, device=device, **options)
     if not hasattr(pose.backend_class, "predict_in_boxes"):
@@ -123,6 +128,8 @@ def pose_predictor(model: str | Path | None = None, detector: str | Path | None 
         return pose
     if detector == NO_DETECTOR:
         return pose
+    if hasattr(detector, "stream"):  # a predictor already
+        return PersonPose(detector, pose)
     shared = {k: options[k] for k in ("workers", "batch_size") if k in options}
     persons = Predictor("detect", detector or default_person_detector(), device=device, **shared)
     return PersonPose(persons, pose)

@@ -29,12 +29,25 @@ def test_eval_detect_scores_a_catalog_file_given_by_path_with_the_eval_settings(
     renamed = shutil.copy(shared_weights / "yolov5n.onnx", tmp_path / "my-detector.onnx")
     out = run_cli("eval", "detect", "--model", renamed, "--images", shared_data / COCO / "images",
                   "--annotations", shared_data / COCO / "annotations" / "instances_val2017.json",
-                  "--json", tmp_path / "score.json")
+                  "--json", tmp_path / "score.json", "--plots", tmp_path / "plots")
     assert out.code == 0, out.stderr
     settings = [line for line in out.stdout.splitlines() if "scoring with" in line]
     assert len(settings) == 1 and "conf 0.001" in settings[0] and "iou 0.6" in settings[0], out.stdout
     assert "catalog's eval settings for yolov5n" in settings[0]
     assert json.loads((tmp_path / "score.json").read_text())["map"] == pytest.approx(0.345, abs=0.002)
+    # 11: the per-class table (person: 44 labelled in these 40 images) and the plots
+    person = next(line.split() for line in out.stdout.splitlines() if line.startswith("person "))
+    assert person[1] == "44" and 0 < float(person[2]) < float(person[3]) <= 1 and 0 < float(person[4]) <= 1
+    _assert_plots(tmp_path / "plots", "pr_curve.png", "confusion_matrix.png")
+
+
+def _assert_plots(folder: Path, *names: str) -> None:
+    """Each PNG is there, decodes, and is not blank."""
+    import cv2
+
+    for name in names:
+        image = cv2.imread(str(folder / name))
+        assert image is not None and min(image.shape[:2]) > 300 and image.std() > 10, name
 
 
 def test_a_catalog_file_by_name_and_a_foreign_file_get_eval_settings(shared_weights: Path, tmp_path: Path,
@@ -178,3 +191,34 @@ def test_supervision_annotators_draw_every_visionkit_result(shared_weights: Path
 
     top = visionkit.load("classify", "mobilenet_v2_quant")(image).to_supervision()
     assert isinstance(top, sv.Classifications) and len(top.class_id) == 5
+
+
+# ---------------------------------------------------------------- 11: per-class eval reports and plots
+def test_eval_classify_prints_per_class_accuracy_and_confusions(shared_weights: Path, shared_data: Path,
+                                                                 tmp_path: Path) -> None:
+    data = shared_data / "imagenet_sample"
+    out = run_cli("eval", "classify", "--model", "mobilenet_v2_quant", "--images", data / "images", "--labels",
+                  data / "labels.csv", "--plots", tmp_path)
+    assert out.code == 0, out.stderr
+    assert "top-1 0.860 (86/100)" in out.stdout and "(86 of 100 classes all correct)" in out.stdout
+    assert "most confused (true -> predicted):" in out.stdout and "night snake" in out.stdout
+    _assert_plots(tmp_path, "confusion_matrix.png")
+
+
+def test_eval_segment_prints_iou_per_class_and_plots_the_confusion(shared_weights: Path, shared_data: Path,
+                                                                   tmp_path: Path) -> None:
+    out = run_cli("eval", "segment", "--model", "deeplabv3_mnv2_257", "--camvid", shared_data / "camvid",
+                  "--plots", tmp_path)
+    assert out.code == 0, out.stderr
+    rows = {line.split()[0]: line.split()[1:] for line in out.stdout.splitlines() if line.startswith(("car", "person"))}
+    assert rows["car"][0] == "0.619" and rows["person"][0] == "0.084" and rows["car"][1].endswith("%")
+    _assert_plots(tmp_path, "confusion_matrix.png")
+
+
+def test_classification_tables_count_misses_and_confusions() -> None:
+    from visionkit.eval.report import classification_tables
+
+    text = classification_tables([(0, 0), (0, 1), (0, 1), (1, 1), (2, 2)], ["cat", "dog", "owl"])
+    lines = text.splitlines()
+    assert lines[1].split() == ["cat", "3", "1", "0.333"] and "(2 of 3 classes all correct)" in text
+    assert lines[-1].split() == ["cat", "dog", "2"]

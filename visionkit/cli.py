@@ -579,10 +579,11 @@ def _run_eval_pose(args: argparse.Namespace) -> int:
     scorer: Any = pose
     if hasattr(pose.backend, "predict_in_boxes"):  # single-person model: top-down on detected people
         # COCO scores at most 20 people per image, so more boxes change nothing but the run time.
-        persons = Predictor("detect", args.detector or default_person_detector(), classes=[0], evaluate=True,
-                            max_det=20, device=args.device, trust_weights=args.trust_weights)
+        people_only = {"classes": [0], "max_det": 20}
+        persons = Predictor("detect", args.detector or default_person_detector(), evaluate=True, device=args.device,
+                            trust_weights=args.trust_weights, **people_only)
         scorer = PersonPose(persons, pose)
-        _print_settings(persons, {})
+        _print_settings(persons, people_only)
         report["detector"] = persons.entry.name
         pck = evaluate_pck(pose, args.images, args.annotations)
         report["pck"] = pck.to_dict()

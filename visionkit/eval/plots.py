@@ -85,13 +85,16 @@ def confusion_matrix(matrix: np.ndarray, names: list[str], path: str | Path, tit
 
 def classification_confusion(pairs: list[tuple[int, int]], names: list[str], path: str | Path, title: str,
                              limit: int = 40) -> Path:
-    """The confusion matrix of (label, best class) pairs over the classes involved: the labelled classes and those
-    predicted instead, the ``limit`` most frequent of them (ImageNet's 1000 would not be readable)."""
+    """The confusion matrix of (label, best class) pairs over at most ``limit`` classes (ImageNet's 1000 would not be
+    readable): first those of the misses (true and predicted), then the most frequent others."""
     counts: dict[int, int] = {}
+    missed: set[int] = set()
     for label, best in pairs:
         counts[label] = counts.get(label, 0) + 1
         counts[best] = counts.get(best, 0) + 1
-    classes = sorted(sorted(counts, key=lambda c: -counts[c])[:limit])
+        if label != best:
+            missed |= {label, best}
+    classes = sorted(sorted(counts, key=lambda c: (c not in missed, -counts[c]))[:limit])
     index = {c: i for i, c in enumerate(classes)}
     matrix = np.zeros((len(classes), len(classes)), np.int64)
     for label, best in pairs:

@@ -122,7 +122,8 @@ def test_single_person_pose_on_coco_photos_of_several_people(shared_weights: Pat
 
 def test_pose_takes_a_tracker_as_its_detector(shared_weights: Path, assets: Path) -> None:
     """detector= may be a predictor: a tracker gives every pose a track id; PersonPose reuses load()'s pose model."""
-    tracked = visionkit.load("pose", "movenet_lightning", detector=visionkit.load("track", "yolov5n"))(assets / "bus.jpg")
+    pose = visionkit.load("pose", "movenet_lightning", detector=visionkit.load("track", "yolov5n"))
+    tracked = pose(assets / "bus.jpg")
     assert tracked.track_ids is not None and len(tracked) == len(set(tracked.track_ids)) >= 3
     again = visionkit.PersonPose(visionkit.load("detect", "yolov5n"), visionkit.load("pose", "movenet_lightning"))
     assert again.pose.entry.name == "movenet_lightning" and len(again(assets / "bus.jpg")) == len(tracked)

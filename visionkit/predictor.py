@@ -268,7 +268,10 @@ def _catalog_entry_of_file(task: str, path: Path, cls: type[Backend]) -> catalog
         if entry.file == path.name and entry.backend == cls.name:
             return entry
     pinned = [e for e in entries if e.sha256]
-    digest = sha256_of(path) if pinned else ""
+    try:
+        digest = sha256_of(path) if pinned else ""
+    except OSError:  # unreadable: loading it reports that, naming the file
+        return None
     return next((e for e in pinned if e.sha256 == digest), None)
 
 

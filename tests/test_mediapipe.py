@@ -31,7 +31,7 @@ def selfie(shared_weights: Path) -> visionkit.Predictor:
 
 @pytest.fixture(scope="module")
 def blazepose(shared_weights: Path) -> visionkit.Predictor:
-    return visionkit.load("pose", "blazepose_full")
+    return visionkit.load("pose", "blazepose_full", detector="none")  # the bare single-person model
 
 
 @pytest.mark.parametrize(("photo", "share"), [("zidane.jpg", 0.546), ("bus.jpg", 0.10)])

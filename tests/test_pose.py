@@ -43,7 +43,7 @@ def coco(shared_data: Path) -> tuple[Path, Path]:
 
 @pytest.fixture(scope="module")
 def movenet(shared_weights: Path) -> visionkit.Predictor:
-    return visionkit.load("pose", MOVENET, device="cpu")
+    return visionkit.load("pose", MOVENET, device="cpu", detector="none")  # the bare single-person model
 
 
 @pytest.fixture(scope="module")
@@ -266,7 +266,7 @@ def test_non_movenet_onnx_is_refused(shared_weights: Path) -> None:
 # ----------------------------------------------------------------------------------------------------- CLI
 def test_cli_pose_saves_skeleton_and_json(capsys: pytest.CaptureFixture, tmp_path: Path, assets: Path) -> None:
     code, _, err = run(capsys, "pose", assets / "bus.jpg", "--model", MOVENET, "--save", tmp_path / "out",
-                       "--json", tmp_path / "pose.jsonl")
+                       "--json", tmp_path / "pose.jsonl", "--detector", "none")
     assert code == 0, err
     record = json.loads((tmp_path / "pose.jsonl").read_text().splitlines()[0])
     assert record["task"] == "pose" and record["model"] == MOVENET

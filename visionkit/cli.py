@@ -121,6 +121,21 @@ def _add_detect_options(p: argparse.ArgumentParser) -> None:
                    help="keep only these class ids, comma-separated (e.g. 0,2 = person, car for COCO YOLO)")
 
 
+def _add_detector_option(g: Any) -> None:
+    g.add_argument("--detector", metavar="NAME|FILE|none",
+                   help="single-person pose models (MoveNet, BlazePose) run on this detector's person boxes; none = on "
+                        "the whole image, one person (default: the best detector whose weights are here, e.g. yolov5n)")
+
+
+def _add_pose_options(p: argparse.ArgumentParser) -> None:
+    _add_detect_options(p)
+    _add_detector_option(p.add_argument_group("pose"))
+
+
+def _add_plots_option(p: argparse.ArgumentParser, what: str) -> None:
+    p.add_argument("--plots", metavar="DIR", help=f"save {what} as PNG files in DIR (needs matplotlib)")
+
+
 def _add_output_options(p: argparse.ArgumentParser, coco: bool = False, mot: bool = False) -> None:
     g = p.add_argument_group("output (never written over an input; an existing file is replaced only with "
                              "--exist-ok)")
@@ -182,7 +197,7 @@ def _add_action_options(p: argparse.ArgumentParser) -> None:
 
 
 TASK_OPTIONS = {"detect": _add_detect_options, "track": _add_track_options, "classify": _add_classify_options,
-                "pose": _add_detect_options, "segment": _add_segment_options, "action": _add_action_options}
+                "pose": _add_pose_options, "segment": _add_segment_options, "action": _add_action_options}
 TASK_HELP = {"detect": "detect objects (YOLO, SSD) in images, folders, videos, cameras and streams",
              "track": "track objects across video frames with persistent ids (BYTETrack, BoT-SORT)",
              "classify": "classify whole images (ImageNet classifiers, YOLO-cls): top-k classes",
@@ -261,6 +276,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_model_options(e, "detect", streams=False)
     _add_detect_options(e)
     _add_json_report(e)
+    _add_plots_option(e, "precision-recall curves (pr_curve.png) and a confusion matrix (confusion_matrix.png)")
     e.set_defaults(handler=_run_eval_detect, task="detect")
     c = esub.add_parser("classify", help="top-1 / top-5 accuracy on a folder of images and a labels CSV",
                         description="Top-1 and top-5 accuracy. The labels CSV has a header with `file` and "
@@ -270,6 +286,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_model_options(c, "classify", streams=False)
     c.add_argument("--imgsz", type=_positive_int, help="inference size in pixels (default: the model's)")
     _add_json_report(c)
+    _add_plots_option(c, "a confusion matrix of the classes involved (confusion_matrix.png)")
     c.set_defaults(handler=_run_eval_classify, task="classify")
     k = esub.add_parser("pose", help="keypoint OKS-AP (pycocotools) and PCK on COCO person keypoints",
                         description="Keypoint OKS mAP with pycocotools. A single-person model (MoveNet) runs on the "
@@ -277,11 +294,11 @@ def build_parser() -> argparse.ArgumentParser:
                                     "ground-truth boxes (normalised by the box's longer side).")
     k.add_argument("--images", required=True, help="folder with the annotated images")
     k.add_argument("--annotations", required=True, help="COCO person keypoints JSON")
-    k.add_argument("--detector", default="yolov5n", help="person detector for single-person models "
-                                                         "(default: yolov5n)")
+    _add_detector_option(k)
     _add_model_options(k, "pose", streams=False)
     _add_detect_options(k)
     _add_json_report(k)
+    _add_plots_option(k, "the OKS precision-recall curve (pr_curve.png)")
     k.set_defaults(handler=_run_eval_pose, task="pose")
     g = esub.add_parser("segment", help="mIoU of a VOC-class model on COCO (VOC classes) or CamVid",
                         description="Semantic segmentation mIoU from a confusion matrix (ignore index 255). COCO "
@@ -295,6 +312,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_model_options(g, "segment", streams=False)
     g.add_argument("--imgsz", type=_positive_int, help="inference size in pixels (default: the model's)")
     _add_json_report(g)
+    _add_plots_option(g, "the pixel confusion matrix (confusion_matrix.png)")
     g.set_defaults(handler=_run_eval_segment, task="segment")
     t = esub.add_parser("track", help="HOTA, MOTA, IDF1 (TrackEval) on MOTChallenge-format sequences",
                         description="Track each MOTChallenge sequence folder (img1/, gt/gt.txt, seqinfo.ini) and "
@@ -415,6 +433,10 @@ def _load(args: argparse.Namespace, evaluate: bool = False) -> Any:
         from .tasks.action import ActionPredictor
 
         return ActionPredictor(args.model, **common)
+    if args.task == "pose" and not evaluate:  # eval pose pairs the models itself, each with its eval settings
+        from .pipeline import pose_predictor
+
+        return pose_predictor(args.model, detector=args.detector, **common)
     return Predictor(args.task, args.model, evaluate=evaluate, **common)
 
 
@@ -712,25 +734,54 @@ def _scored(args: argparse.Namespace, evaluate: Any, *data: Any) -> tuple[Any, A
 
     _claim_output(args, args.json, *data)
     predictor = _load(args, evaluate=True)
+    _print_settings(predictor, _predictor_options(args))
     predictor.warmup()
     with tqdm(desc="eval", unit="image", file=sys.stderr, dynamic_ncols=True, disable=None) as bar:
         return predictor, evaluate(predictor, *data, progress=bar.update)
 
 
+def _print_settings(predictor: Any, given: dict[str, Any]) -> None:
+    """One line with the options a model is scored with and where they came from, so a score can be reproduced."""
+    entry = predictor.entry
+    origin = (f"the catalog's eval settings for {entry.name}" if entry.eval else
+              f"the {entry.backend} family's eval defaults" if predictor.backend_class.EVAL_OPTIONS else
+              f"{entry.name}'s defaults")
+    if given:
+        origin += f", overridden: {', '.join(sorted(given))}"
+    settings = ", ".join(f"{k} {v}" for k, v in predictor.options.items() if v is not None)
+    print(f"{entry.name}: scoring with {settings} ({origin})")
+
+
 def _run_eval_detect(args: argparse.Namespace) -> int:
+    from .eval import plots, report
     from .eval.coco import evaluate_detector
 
     predictor, score = _scored(args, evaluate_detector, args.images, args.annotations)
-    return _report(args, predictor, score, f"mAP50-95 {score.map:.3f}  mAP50 {score.map50:.3f}  mAP75 "
+    code = _report(args, predictor, score, f"mAP50-95 {score.map:.3f}  mAP50 {score.map50:.3f}  mAP75 "
                                            f"{score.map75:.3f}  ({score.images} images, {score.detections} detections)")
+    if score.evaluator is not None:
+        print(report.detection_table(report.coco_per_class(score.evaluator)))
+        if args.plots:
+            title = f"{predictor.entry.name}, {score.images} images"
+            plots.pr_curves(score.evaluator, Path(args.plots) / "pr_curve.png", f"{title}: box PR at IoU 0.5")
+            matrix, names = report.detection_confusion(score.evaluator, score.rows)
+            plots.confusion_matrix(matrix, names, Path(args.plots) / "confusion_matrix.png",
+                                   f"{title}: conf 0.25, IoU 0.45")
+    return code
 
 
 def _run_eval_classify(args: argparse.Namespace) -> int:
+    from .eval import plots, report
     from .eval.classify import evaluate_classifier
 
     predictor, score = _scored(args, evaluate_classifier, args.images, args.labels)
-    return _report(args, predictor, score, f"top-1 {score.top1_rate:.3f} ({score.top1}/{score.images})  "
+    code = _report(args, predictor, score, f"top-1 {score.top1_rate:.3f} ({score.top1}/{score.images})  "
                                            f"top-5 {score.top5_rate:.3f} ({score.top5}/{score.images})")
+    print(report.classification_tables(score.pairs, predictor.class_names))
+    if args.plots:
+        plots.classification_confusion(score.pairs, predictor.class_names, Path(args.plots) / "confusion_matrix.png",
+                                       f"{predictor.entry.name}, {score.images} images: top-1")
+    return code
 
 
 def _run_eval_pose(args: argparse.Namespace) -> int:
@@ -738,17 +789,20 @@ def _run_eval_pose(args: argparse.Namespace) -> int:
 
     from . import Predictor
     from .eval.keypoints import evaluate_keypoints, evaluate_pck
-    from .pipeline import PersonPose
+    from .pipeline import PersonPose, default_person_detector
 
     _claim_output(args, args.json, args.images, args.annotations)
     pose = _load(args, evaluate=True)
+    _print_settings(pose, _predictor_options(args))
     report: dict[str, Any] = {"model": pose.entry.name}
     scorer: Any = pose
     if hasattr(pose.backend, "predict_in_boxes"):  # single-person model: top-down on detected people
         # COCO scores at most 20 people per image, so more boxes change nothing but the run time.
-        persons = Predictor("detect", args.detector, classes=[0], evaluate=True, max_det=20, device=args.device,
-                            trust_weights=args.trust_weights)
+        people_only = {"classes": [0], "max_det": 20}
+        persons = Predictor("detect", args.detector or default_person_detector(), evaluate=True, device=args.device,
+                            trust_weights=args.trust_weights, **people_only)
         scorer = PersonPose(persons, pose)
+        _print_settings(persons, people_only)
         report["detector"] = persons.entry.name
         pck = evaluate_pck(pose, args.images, args.annotations)
         report["pck"] = pck.to_dict()
@@ -759,6 +813,13 @@ def _run_eval_pose(args: argparse.Namespace) -> int:
     report.update(score.to_dict())
     print(f"{pose.entry.name}: OKS mAP {score.map:.3f}  mAP50 {score.map50:.3f}  mAP75 {score.map75:.3f}  "
           f"({score.images} images)")
+    if score.evaluator is not None:
+        from .eval import plots, report
+
+        print(report.detection_table(report.coco_per_class(score.evaluator)))
+        if args.plots:
+            plots.pr_curves(score.evaluator, Path(args.plots) / "pr_curve.png",
+                            f"{pose.entry.name}, {score.images} images: keypoint PR at OKS 0.5")
     _write_json(args.json, report)
     return EXIT_OK
 
@@ -772,9 +833,15 @@ def _run_eval_segment(args: argparse.Namespace) -> int:
         predictor, score = _scored(args, evaluate_camvid, args.camvid)
     else:
         predictor, score = _scored(args, evaluate_coco_voc, args.images, args.annotations)
-    per_class = "  ".join(f"{name} {iou:.3f}" for name, iou in score.iou.items())
-    return _report(args, predictor, score, f"mIoU {score.miou:.3f}  pixel acc {score.pixel_acc:.3f}  "
-                                           f"({score.images} images)\n  per class IoU: {per_class}")
+    from .eval import plots, report
+
+    code = _report(args, predictor, score, f"mIoU {score.miou:.3f}  pixel acc {score.pixel_acc:.3f}  "
+                                           f"({score.images} images)")
+    print(report.segmentation_table(score.confusion, score.class_names, score.iou))
+    if args.plots:
+        plots.confusion_matrix(score.confusion, list(score.class_names), Path(args.plots) / "confusion_matrix.png",
+                               f"{predictor.entry.name}, {score.images} images: pixels")
+    return code
 
 
 def _report(args: argparse.Namespace, predictor: Any, score: Any, line: str) -> int:

@@ -10,7 +10,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from .results import ActionPrediction, Classification, Detections, Result, SemanticMask
+from .results import BACKGROUND_CLASSES, ActionPrediction, Classification, Detections, Result, SemanticMask
 
 # Ultralytics' palette, as BGR: distinct, readable on photos, stable across runs.
 _HEX = ("FF3838 FF9D97 FF701F FFB21D CFD231 48F90A 92CC17 3DDB86 1A9334 00D4BB "
@@ -20,6 +20,14 @@ PALETTE: tuple[tuple[int, int, int], ...] = tuple((int(h[4:6], 16), int(h[2:4], 
 # COCO person keypoint skeleton (0-based keypoint indices), as drawn by COCO's own tools.
 COCO_SKELETON = ((15, 13), (13, 11), (16, 14), (14, 12), (11, 12), (5, 11), (6, 12), (5, 6), (5, 7), (6, 8),
                  (7, 9), (8, 10), (1, 2), (0, 1), (0, 2), (1, 3), (2, 4), (3, 5), (4, 6))
+
+# MediaPipe's POSE_CONNECTIONS (mediapipe/python/solutions/pose_connections.py): BlazePose's 33 landmarks.
+BLAZEPOSE_SKELETON = ((0, 1), (1, 2), (2, 3), (3, 7), (0, 4), (4, 5), (5, 6), (6, 8), (9, 10), (11, 12), (11, 13),
+                      (13, 15), (15, 17), (15, 19), (15, 21), (17, 19), (12, 14), (14, 16), (16, 18), (16, 20),
+                      (16, 22), (18, 20), (11, 23), (12, 24), (23, 24), (23, 25), (24, 26), (25, 27), (26, 28),
+                      (27, 29), (28, 30), (29, 31), (30, 32), (27, 31), (28, 32))
+# The skeleton drawn for a pose, by its number of keypoints.
+SKELETONS: dict[int, tuple[tuple[int, int], ...]] = {17: COCO_SKELETON, 33: BLAZEPOSE_SKELETON}
 
 
 def color(index: int) -> tuple[int, int, int]:
@@ -89,9 +97,10 @@ class MaskAnnotator:
 
 
 class KeypointAnnotator:
-    """Keypoints above ``min_conf`` and the limbs joining them (COCO skeleton for 17-point poses)."""
+    """Keypoints above ``min_conf`` and the limbs joining them: ``skeleton`` pairs of keypoint indices; None = the
+    standard skeleton for the pose's point count (``SKELETONS``: COCO's 17, MediaPipe's 33), () = points only."""
 
-    def __init__(self, skeleton: tuple[tuple[int, int], ...] | None = COCO_SKELETON, min_conf: float = 0.3,
+    def __init__(self, skeleton: tuple[tuple[int, int], ...] | None = None, min_conf: float = 0.3,
                  radius: int | None = None):
         self.skeleton = skeleton
         self.min_conf = min_conf
@@ -105,10 +114,10 @@ class KeypointAnnotator:
         for person, key in zip(detections.keypoints, _color_keys(detections)):
             visible = person[:, 2] >= self.min_conf
             pts = person[:, :2].round().astype(int)
-            if self.skeleton and len(person) == 17:
-                for a, b in self.skeleton:
-                    if visible[a] and visible[b]:
-                        cv2.line(scene, tuple(pts[a]), tuple(pts[b]), color(key), lw, cv2.LINE_AA)
+            skeleton = SKELETONS.get(len(person), ()) if self.skeleton is None else self.skeleton
+            for a, b in skeleton:
+                if a < len(person) and b < len(person) and visible[a] and visible[b]:
+                    cv2.line(scene, tuple(pts[a]), tuple(pts[b]), color(key), lw, cv2.LINE_AA)
             for k in np.flatnonzero(visible):
                 cv2.circle(scene, tuple(pts[k]), r, color(k), -1, cv2.LINE_AA)
         return scene
@@ -199,8 +208,7 @@ def voc_palette(n: int = 256) -> np.ndarray:
 class SemanticMaskAnnotator:
     """Class colours blended over the image, plus a legend of the classes present with their pixel share."""
 
-    def __init__(self, opacity: float = 0.5, legend: bool = True, skip: tuple[str, ...] = ("__background__",
-                                                                                            "background")):
+    def __init__(self, opacity: float = 0.5, legend: bool = True, skip: tuple[str, ...] = BACKGROUND_CLASSES):
         self.opacity = opacity
         self.legend = legend
         self.skip = skip

@@ -17,11 +17,16 @@ from typing import Any
 
 import numpy as np
 
+from . import catalog
 from .errors import OptionError
 from .io.images import read_image, to_bgr
 from .io.sources import ErrorHandler, Frame
+from .predictor import Predictor
 from .results import Detections, Speed
-from .tasks.base import backend_class
+from .weights import availability
+
+# ``detector=NO_DETECTOR``: a single-person model on the whole image (one pose, e.g. a photo cropped to one person).
+NO_DETECTOR = "none"
 
 
 class PersonPose:
@@ -35,7 +40,8 @@ class PersonPose:
     Args:
         persons: ``visionkit.load("detect", ...)`` or ``visionkit.load("track", ...)``; only boxes whose class is
             ``person_class`` are kept (pass ``classes=[0]`` to a COCO detector to skip the others early).
-        pose: a pose predictor whose backend estimates inside given boxes (``predict_in_boxes``: MoveNet).
+        pose: a pose predictor whose backend estimates inside given boxes (``predict_in_boxes``: MoveNet,
+            BlazePose); a ``PersonPose`` (what ``visionkit.load("pose", ...)`` gives for them) lends its pose model.
 
     Each result is the detector's (or tracker's) person boxes, scores and track ids with ``keypoints`` (n, 17, 3)
     added, row for row; ``speed`` adds up both models' stage times.
@@ -45,15 +51,28 @@ class PersonPose:
     """
 
     def __init__(self, persons: Any, pose: Any, person_class: str = "person"):
+        if isinstance(pose, PersonPose):  # visionkit.load("pose", "movenet_lightning") already pairs a detector
+            pose = pose.pose
         if getattr(pose, "task", None) != "pose":
             raise OptionError(f"pose must be a pose predictor (visionkit.load('pose', ...)), got {pose!r}")
-        cls = backend_class("pose", pose.entry.backend)
+        cls = pose.backend_class
         if not hasattr(cls, "predict_in_boxes"):
             raise OptionError(f"pose model {pose.entry.name!r} ({cls.name}) finds the people itself; PersonPose "
                               "needs a single-person model that runs inside given boxes, e.g. movenet_lightning")
         self.persons = persons
         self.pose = pose
         self.person_class = person_class
+
+    task = "pose"
+
+    @property
+    def entry(self) -> catalog.ModelEntry:
+        """The pose model's catalog entry (what a run is named after)."""
+        return self.pose.entry
+
+    @property
+    def class_names(self) -> list[str]:
+        return self.pose.class_names
 
     def __call__(self, image: Any) -> Detections:
         """People and their poses in one image (path, BGR array or PIL image)."""
@@ -82,3 +101,40 @@ class PersonPose:
 
     def __repr__(self) -> str:
         return f"PersonPose(persons={self.persons!r}, pose={self.pose!r})"
+
+
+def default_person_detector() -> str:
+    """The catalog detector with the best published COCO box mAP among those that find people and whose weights are
+    here (``weights.availability``), so the default never downloads when a local one exists; else the catalog's
+    default detector (downloaded on first use)."""
+    local = [e for e in catalog.list_models("detect")
+             if "person" in e.class_names and availability(e) == "local" and "COCO-val2017" in e.metrics]
+    if not local:
+        return catalog.default_model("detect").name
+    return max(local, key=lambda e: e.metrics["COCO-val2017"].get("box_map", 0.0)).name
+
+
+def pose_predictor(model: str | Path | None = None, detector: Any = None, device: str = "auto",
+                   **options: Any) -> Any:
+    """``visionkit.load("pose", ...)``: multi-person for every pose model, as MMPose's inferencer.
+
+    A model that finds people itself (YOLO-pose, Keypoint R-CNN) is returned as is. A single-person model (MoveNet,
+    BlazePose) runs top-down: a ``PersonPose`` over ``detector``'s person boxes (a catalog detector, a file, or a
+    detect/track predictor, e.g. ``visionkit.load("track", "yolov5n")`` for ids; None = ``default_person_detector()``,
+    ``mediapipe_pose_detector`` = BlazePose's own first stage), or on the whole image with ``detector="none"``.
+    ``options`` are the pose model's; ``workers`` and ``batch_size`` also go to the detector, which keeps its own
+    interactive defaults.
+    """
+    pose = Predictor("pose", model, device=device, **options)
+    if not hasattr(pose.backend_class, "predict_in_boxes"):
+        if detector not in (None, NO_DETECTOR):
+            raise OptionError(f"pose model {pose.entry.name!r} finds the people itself: a detector is only for "
+                              "single-person models (movenet_lightning, blazepose_full)")
+        return pose
+    if detector == NO_DETECTOR:
+        return pose
+    if hasattr(detector, "stream"):  # a predictor already
+        return PersonPose(detector, pose)
+    shared = {k: options[k] for k in ("workers", "batch_size") if k in options}
+    persons = Predictor("detect", detector or default_person_detector(), device=device, **shared)
+    return PersonPose(persons, pose)

@@ -41,7 +41,7 @@ from .io.threads import BackgroundIterator, ordered_map
 from .results import Result, Speed
 from .tasks.base import Backend, backend_class, backend_for_file, check_against_model, given_options, merge_options
 from .tasks.checkpoints import trusting
-from .weights import resolve_verified
+from .weights import resolve_verified, sha256_of
 
 log = logging.getLogger("visionkit")
 RUNTIME_NAMES = {"torch": "PyTorch", "onnx": "ONNX Runtime", "tflite": "TensorFlow Lite", "opencv": "OpenCV"}
@@ -113,11 +113,18 @@ class Predictor:
     # -- model life cycle --------------------------------------------------------------------------------
     @property
     def backend(self) -> Backend:
-        """The model, built on first use; by exactly one thread when several ask at once."""
+        """The model, built on first use by exactly one thread when several ask at once, then run once on a dummy
+        input (``_prime``): the stages import their libraries lazily (torch, ultralytics: seconds) and runtimes
+        allocate on their first run, and neither may be counted in a real result's ``speed``."""
         if self._backend is None:
             with self._build_lock:
                 if self._backend is None:
                     self._backend = self._build()
+                    try:
+                        self._prime()
+                    except BaseException:
+                        self._backend = None
+                        raise
         return self._backend
 
     def exclusive(self) -> AbstractContextManager[Any]:
@@ -150,10 +157,19 @@ class Predictor:
         log.info("loaded %s (%s) on %s", self.entry.name, self._backend_cls.name, device)
         return backend
 
-    def warmup(self) -> Predictor:
-        """Run one dummy batch so the first real frame does not pay for lazy init / CUDA kernel selection."""
+    def _prime(self) -> None:
+        """One untimed dummy batch through the three stages (lazy imports, CUDA kernel selection)."""
         self._run(self.backend.warmup_input())
+
+    def warmup(self) -> Predictor:
+        """Load the model now (it is primed with a dummy batch), so the first real frame pays for neither."""
+        _ = self.backend
         return self
+
+    @property
+    def backend_class(self) -> type[Backend]:
+        """The backend that runs the model (known before the model is built)."""
+        return self._backend_cls
 
     @property
     def class_names(self) -> list[str]:
@@ -179,9 +195,9 @@ class Predictor:
 
     # -- inference -----------------------------------------------------------------------------------------
     def _run(self, images: list[np.ndarray]) -> list[Result]:
-        import torch
-
         backend = self.backend
+        import torch  # imported at build already (by the priming pass): kept out of the timed stages
+
         sync = _cuda_sync if backend.device.type == "cuda" else _no_sync
         with self.exclusive():
             t0 = time.perf_counter()
@@ -279,6 +295,9 @@ def _resolve_model(task: str, model: str | Path | None) -> tuple[catalog.ModelEn
 
         file = weights_file(path)  # a run stands for its best checkpoint; a file for itself
         cls = backend_for_file(task, file)
+        known = _catalog_entry_of_file(task, file, cls)
+        if known is not None:  # the catalog's own file, moved: its settings (interactive and eval) still apply
+            return known, backend_class(task, known.backend), file
         name = path.stem if path.is_file() else path.name
         return catalog.ModelEntry(name=name, task=task, backend=cls.name, file=file.name), cls, file
     if not _in_catalog(text) and _in_catalog(path.stem) and catalog.get_entry(path.stem).file == path.name:
@@ -289,6 +308,21 @@ def _resolve_model(task: str, model: str | Path | None) -> tuple[catalog.ModelEn
     if entry.task != task:
         raise ModelNotFoundError(f"model {entry.name!r} is a {entry.task} model, not {task}")
     return entry, backend_class(task, entry.backend), None
+
+
+def _catalog_entry_of_file(task: str, path: Path, cls: type[Backend]) -> catalog.ModelEntry | None:
+    """The catalog entry whose weights ``path`` is: the same file name for the same backend, or the same sha256
+    (hashed only when no name matched, and only against entries of this task that pin one)."""
+    entries = catalog.list_models(task)
+    for entry in entries:
+        if entry.file == path.name and entry.backend == cls.name:
+            return entry
+    pinned = [e for e in entries if e.sha256]
+    try:
+        digest = sha256_of(path) if pinned else ""
+    except OSError:  # unreadable: loading it reports that, naming the file
+        return None
+    return next((e for e in pinned if e.sha256 == digest), None)
 
 
 def export_onnx(model: str | Path, task: str = "detect", weights: str | Path | None = None,
@@ -340,7 +374,14 @@ def load(task: str, model: str | Path | None = None, device: str = "auto", **opt
     ``task="track"`` gives a ``TrackingPredictor``: a detector (``model``) plus ``tracker="bytetrack"`` or
     ``"botsort"`` (``tracker_params`` overrides ultralytics' tracker settings). ``task="action"`` gives an
     ``ActionPredictor``: clips of ``window`` frames every ``stride`` frames, ``top_k`` actions each.
+    ``task="pose"`` is multi-person for every model: a single-person model (MoveNet, BlazePose) comes as a
+    ``PersonPose`` on ``detector``'s person boxes (default: the best local detector; ``detector="none"``: the whole
+    image), see ``visionkit.pipeline.pose_predictor``.
     """
+    if task == "pose":
+        from .pipeline import pose_predictor
+
+        return pose_predictor(model, device=device, **options)
     if task == "track":
         from .tasks.track import TrackingPredictor
 

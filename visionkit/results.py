@@ -17,6 +17,10 @@ from .errors import ResultFormatError
 
 T = TypeVar("T")
 
+# Class names that mean "no class" in the segmentation models' lists (torchvision VOC, MediaPipe Selfie): left out
+# when drawing or converting a class map.
+BACKGROUND_CLASSES = ("__background__", "background")
+
 
 @dataclass
 class Speed:
@@ -220,12 +224,51 @@ class Detections(Result):
                    track_ids=detections.tracker_id, masks=detections.mask, **kwargs)
 
 
+    def to_supervision_keypoints(self) -> Any:
+        """A ``supervision.KeyPoints`` of the poses (for its Vertex/Edge annotators): ``xy`` (n, K, 2),
+        ``keypoint_confidence`` (n, K), ``detection_confidence`` = the person scores, ``class_id`` and
+        ``data["class_name"]``; ``.to_supervision()`` gives the matching boxes (supervision >= 0.29)."""
+        if self.keypoints is None:
+            raise ValueError("these detections have no keypoints: supervision KeyPoints come from a pose model")
+        sv = _import_supervision()
+        return sv.KeyPoints(xy=self.keypoints[..., :2].copy(), class_id=self.class_ids.copy(),
+                            keypoint_confidence=self.keypoints[..., 2].copy(),
+                            detection_confidence=self.scores.copy(), data={"class_name": self.class_names.astype(str)})
+
+    @classmethod
+    def from_supervision_keypoints(cls, keypoints: Any, names: list[str] | None = None,
+                                   **kwargs: Any) -> Detections:
+        """From a ``supervision.KeyPoints`` (e.g. ``sv.KeyPoints.from_ultralytics``); each box is the extent of the
+        person's keypoints that have a confidence (all of them when there is none)."""
+        xy = np.asarray(keypoints.xy, np.float32)
+        n, k = xy.shape[:2]
+        conf = keypoints.keypoint_confidence
+        conf = np.ones((n, k), np.float32) if conf is None else np.asarray(conf, np.float32)
+        some = np.where((conf > 0).any(1, keepdims=True), conf > 0, True)[..., None]
+        lo, hi = np.where(some, xy, np.inf).min(1), np.where(some, xy, -np.inf).max(1)
+        boxes = np.concatenate([lo, hi], 1) if n else np.zeros((0, 4), np.float32)
+        class_ids = keypoints.class_id if keypoints.class_id is not None else np.zeros(n, np.int64)
+        if "class_name" in keypoints.data:
+            class_names = np.asarray(keypoints.data["class_name"], dtype=object)
+        else:
+            class_names = np.array([names[i] if names else str(i) for i in class_ids], dtype=object)
+        scores = keypoints.detection_confidence
+        return cls(xyxy=boxes, scores=np.ones(n, np.float32) if scores is None else scores, class_ids=class_ids,
+                   class_names=class_names, keypoints=np.concatenate([xy, conf[..., None]], -1), **kwargs)
+
+
 def _import_supervision() -> Any:
     try:
         import supervision
     except ImportError:
         raise ImportError("conversion to supervision needs it installed: pip install supervision") from None
     return supervision
+
+
+def _mask_box(mask: np.ndarray) -> list[float]:
+    """x1, y1, x2, y2 around a boolean mask's pixels (pixel edges, as box coordinates are)."""
+    ys, xs = np.nonzero(mask)
+    return [float(xs.min()), float(ys.min()), float(xs.max() + 1), float(ys.max() + 1)]
 
 
 def _encode_rle(mask: np.ndarray) -> dict[str, Any]:
@@ -338,6 +381,10 @@ class Classification(Result):
     def top1(self) -> tuple[int, str, float]:
         return int(self.class_ids[0]), str(self.class_names[0]), float(self.scores[0])
 
+    def to_supervision(self) -> Any:
+        """A ``supervision.Classifications`` of the top-k classes (``class_id``, ``confidence``)."""
+        return _import_supervision().Classifications(class_id=self.class_ids.copy(), confidence=self.scores.copy())
+
     def _payload(self) -> dict[str, Any]:
         return {"top": [{"class_id": int(i), "class_name": str(n), "score": round(float(s), 5)}
                         for i, n, s in zip(self.class_ids, self.class_names, self.scores)]}
@@ -383,6 +430,18 @@ class SemanticMask(Result):
     def mask(self, class_name: str) -> np.ndarray:
         """Boolean (H, W) mask of one class."""
         return self.class_map == self.class_names.index(class_name)
+
+    def to_supervision(self, skip: tuple[str, ...] = BACKGROUND_CLASSES) -> Any:
+        """A ``supervision.Detections`` with one row per class present (the classes in ``skip`` left out): its
+        pixel ``mask``, the box around it, ``class_id``, ``data["class_name"]`` and, when the model gave
+        probabilities, the class's mean ``confidence``; what supervision's MaskAnnotator and friends draw."""
+        sv = _import_supervision()
+        ids = [self.class_names.index(n) for n in self.pixel_share() if n not in skip]
+        masks = np.stack([self.class_map == i for i in ids]) if ids else np.zeros((0, *self.class_map.shape), bool)
+        xyxy = np.array([_mask_box(m) for m in masks], np.float32).reshape(-1, 4)
+        conf = None if self.confidence is None else np.array([self.confidence[m].mean() for m in masks], np.float32)
+        return sv.Detections(xyxy=xyxy, mask=masks, class_id=np.array(ids, np.int64), confidence=conf,
+                             data={"class_name": np.array([self.class_names[i] for i in ids], dtype=str)})
 
     def _payload(self) -> dict[str, Any]:
         classes = []

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import csv
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +23,8 @@ class ClassifyScore:
     top1: int  # images whose label is the best class
     top5: int  # images whose label is among the 5 best classes
     images: int
+    # (label, best class) per image, in order: per-class accuracy and confusions (visionkit.eval.report).
+    pairs: list[tuple[int, int]] = field(default_factory=list, repr=False, compare=False)
 
     @property
     def top1_rate(self) -> float:
@@ -76,10 +78,12 @@ def evaluate_classifier(predictor: Any, images_dir: str | Path, labels_csv: str 
     images_dir = Path(images_dir)
     rows = read_labels(labels_csv)
     top1 = top5 = 0
+    pairs = []
     for file, label in rows:
         ids = predictor(str(images_dir / file)).class_ids
+        pairs.append((label, int(ids[0])))
         top1 += int(ids[0] == label)
         top5 += int(label in ids[:TOP_K])
         if progress:
             progress(1)
-    return ClassifyScore(top1, top5, len(rows))
+    return ClassifyScore(top1, top5, len(rows), pairs)

@@ -10,7 +10,7 @@ import contextlib
 import io
 import json
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -38,6 +38,10 @@ class CocoScore:
     map75: float
     images: int
     detections: int
+    # The accumulated pycocotools COCOeval (per-class precision/recall arrays) for reports and plots; None = no rows.
+    evaluator: Any = field(default=None, repr=False, compare=False)
+    # The result rows that were scored (COCO results format), e.g. for a confusion matrix.
+    rows: list[dict[str, Any]] = field(default_factory=list, repr=False, compare=False)
 
     def to_dict(self) -> dict[str, Any]:
         return {"map": round(self.map, 4), "map50": round(self.map50, 4), "map75": round(self.map75, 4),
@@ -71,20 +75,20 @@ def load_coco(annotations: str | Path) -> Any:
     return coco
 
 
-def coco_stats(gt: Any, rows: list[dict[str, Any]], image_ids: list[int], iou_type: str) -> list[float]:
-    """pycocotools ``COCOeval`` summary stats (``stats[0]`` = mAP@[.5:.95], ``[1]`` = @.5, ``[2]`` = @.75) of
-    result rows over ``image_ids``; all zeros when there are no rows (``loadRes`` rejects an empty list)."""
+def run_cocoeval(gt: Any, rows: list[dict[str, Any]], image_ids: list[int], iou_type: str) -> Any:
+    """The evaluated, accumulated and summarised pycocotools ``COCOeval`` of result rows over ``image_ids``
+    (``eval["precision"]`` [T, R, K, A, M], ``eval["recall"]`` [T, K, A, M]); None when there are no rows."""
     from pycocotools.cocoeval import COCOeval
 
     if not rows:
-        return [0.0] * 12
+        return None
     with contextlib.redirect_stdout(io.StringIO()):
         ev = COCOeval(gt, gt.loadRes(json.loads(json.dumps(rows))), iou_type)
         ev.params.imgIds = image_ids
         ev.evaluate()
         ev.accumulate()
         ev.summarize()
-    return [float(v) for v in ev.stats]
+    return ev
 
 
 def evaluate_detector(predictor: Any, images_dir: str | Path, annotations: str | Path,
@@ -103,5 +107,6 @@ def evaluate_detector(predictor: Any, images_dir: str | Path, annotations: str |
                          "bbox": [x1, y1, x2 - x1, y2 - y1], "score": float(score)})
         if progress:
             progress(1)
-    stats = coco_stats(gt, rows, image_ids, "bbox")
-    return CocoScore(stats[0], stats[1], stats[2], len(image_ids), len(rows))
+    ev = run_cocoeval(gt, rows, image_ids, "bbox")
+    stats = [0.0] * 3 if ev is None else [float(v) for v in ev.stats]
+    return CocoScore(stats[0], stats[1], stats[2], len(image_ids), len(rows), evaluator=ev, rows=rows)

@@ -15,7 +15,7 @@ Two protocols, because they answer different questions:
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +23,7 @@ import numpy as np
 
 from ..errors import OptionError, SourceError
 from ..io.images import read_image
-from .coco import coco_stats, load_coco
+from .coco import load_coco, run_cocoeval
 
 
 @dataclass
@@ -33,6 +33,8 @@ class KeypointScore:
     map75: float
     images: int
     people: int  # predicted people submitted
+    # The accumulated pycocotools COCOeval (precision/recall arrays) for reports and plots; None = no people.
+    evaluator: Any = field(default=None, repr=False, compare=False)
 
     def to_dict(self) -> dict[str, Any]:
         return {"map": round(self.map, 4), "map50": round(self.map50, 4), "map75": round(self.map75, 4),
@@ -84,8 +86,9 @@ def evaluate_keypoints(predictor: Callable[[str], Any], images_dir: str | Path, 
                              "keypoints": [float(v) for v in keypoints.reshape(-1)]})
         if progress:
             progress(1)
-    stats = coco_stats(gt, rows, image_ids, "keypoints")
-    return KeypointScore(stats[0], stats[1], stats[2], len(image_ids), len(rows))
+    ev = run_cocoeval(gt, rows, image_ids, "keypoints")
+    stats = [0.0] * 3 if ev is None else [float(v) for v in ev.stats]
+    return KeypointScore(stats[0], stats[1], stats[2], len(image_ids), len(rows), evaluator=ev)
 
 
 def evaluate_pck(pose: Any, images_dir: str | Path, annotations: str | Path, alphas: tuple[float, ...] = (0.1, 0.2),

@@ -16,7 +16,7 @@ Two protocols, both scored at the source resolution of each image (visionkit's m
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -72,6 +72,9 @@ class SegmentationScore:
     iou: dict[str, float]  # per scored class that has an IoU
     images: int
     protocol: str
+    # The pixel confusion matrix [target, prediction] over ``class_names`` (visionkit.eval.report / plots).
+    confusion: np.ndarray | None = field(default=None, repr=False, compare=False)
+    class_names: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         return {"miou": round(self.miou, 4), "pixel_acc": round(self.pixel_acc, 4),
@@ -84,7 +87,7 @@ def _score(matrix: ConfusionMatrix, names: list[str] | tuple[str, ...], scored: 
     iou = matrix.iou()
     per_class = {names[i]: float(iou[i]) for i in scored if not np.isnan(iou[i])}
     miou = float(np.mean(list(per_class.values()))) if per_class else float("nan")
-    return SegmentationScore(miou, matrix.pixel_accuracy(), per_class, images, protocol)
+    return SegmentationScore(miou, matrix.pixel_accuracy(), per_class, images, protocol, matrix.mat, tuple(names))
 
 
 def _predict_mask(predictor: Any, path: Path) -> SemanticMask:

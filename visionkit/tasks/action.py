@@ -130,9 +130,8 @@ class ActionPredictor(Predictor):
         self.stride = int(self.options["stride"] or max(self.window // 2, 1))
         self.options.update(window=self.window, stride=self.stride)
 
-    def warmup(self) -> ActionPredictor:
+    def _prime(self) -> None:
         self(self.backend.warmup_input())
-        return self
 
     def __call__(self, inputs: Any) -> list[ActionPrediction]:
         """Window predictions of a video, folder, glob, list of frames (arrays, PIL images, paths) or one image

@@ -32,6 +32,9 @@ class Backend(ABC):
     task: ClassVar[str]
     name: ClassVar[str]
     OPTIONS: ClassVar[dict[str, Any]] = {}
+    # Scoring settings of the family (e.g. YOLO's conf 0.001), for a model file the catalog has no ``eval`` for:
+    # a mAP needs the low-confidence boxes too, so an interactive conf 0.25 would understate every score.
+    EVAL_OPTIONS: ClassVar[dict[str, Any]] = {}
     # Suffixes of model files this backend runs when the user passes a path instead of a catalog name.
     SUFFIXES: ClassVar[tuple[str, ...]] = ()
     # What runs the model: "torch" or "onnx" (ONNX Runtime). A torch backend whose models export to ONNX names
@@ -214,7 +217,8 @@ def given_options(cls: type[Backend], user: dict[str, Any]) -> dict[str, Any]:
 def merge_options(cls: type[Backend], entry: ModelEntry, given: dict[str, Any], evaluate: bool) -> dict[str, Any]:
     """Fallbacks < catalog defaults (or eval settings) < the caller's options, as ``given_options`` returns them."""
     preset = {**entry.defaults, **(entry.eval if evaluate else {})}
-    merged = {**cls.OPTIONS, **{k: v for k, v in preset.items() if k in cls.OPTIONS}}
+    fallback = {**cls.OPTIONS, **(cls.EVAL_OPTIONS if evaluate else {})}
+    merged = {**fallback, **{k: v for k, v in preset.items() if k in cls.OPTIONS}}
     if "imgsz" in cls.OPTIONS and entry.input_size:
         merged["imgsz"] = entry.input_size
     merged.update(given)

@@ -33,6 +33,8 @@ from .base import Backend, as_hw
 
 YOLO_OPTIONS = {"conf": 0.25, "iou": 0.7, "max_det": 300, "imgsz": 640, "classes": None, "agnostic": False,
                 "multi_label": False}
+# ultralytics' validator settings (``DetectionValidator``: conf 0.001, iou 0.7, every class above conf per box).
+YOLO_EVAL_OPTIONS = {"conf": 0.001, "iou": 0.7, "max_det": 300, "multi_label": True}
 SSD_OUTPUTS = ("detection_boxes", "detection_classes", "detection_scores", "num_detections")
 
 
@@ -81,6 +83,7 @@ class UltralyticsDetect(Backend):
     name = "ultralytics"
     CONCURRENT = True
     OPTIONS = {**YOLO_OPTIONS, "rect": True}
+    EVAL_OPTIONS = YOLO_EVAL_OPTIONS
     SUFFIXES = (".pt",)
     EXPECTED_TASK = "detect"
     ONNX_BACKEND = "onnx-yolo"
@@ -123,6 +126,7 @@ class OnnxYoloDetect(Backend):
     task = "detect"
     name = "onnx-yolo"
     CONCURRENT = True
+    EVAL_OPTIONS = YOLO_EVAL_OPTIONS
     # rect: letterbox to a stride multiple only (dynamic-size exports); a fixed-size export takes only its own imgsz
     OPTIONS = {**YOLO_OPTIONS, "rect": True}
     SUFFIXES = (".onnx",)
@@ -182,6 +186,7 @@ class OnnxSsdDetect(Backend):
     CONCURRENT = True
     RUNTIME = "onnx"
     OPTIONS = {"conf": 0.5, "classes": None, "imgsz": None}  # imgsz: only the file's own input size
+    EVAL_OPTIONS = {"conf": 0.0}  # every box the graph's NMS returns, as the TF Object Detection API scores
     SUFFIXES = (".onnx",)
 
     @classmethod
@@ -271,4 +276,6 @@ class TorchvisionDetect(Backend):
         return out
 
 
-from . import faces  # noqa: E402,F401  (registers the YuNet backend)
+# Register the YuNet backend, and (through pose, which imports the MediaPipe module after its own helpers) MediaPipe's
+# pose detector, a detect backend.
+from . import faces, pose  # noqa: E402,F401

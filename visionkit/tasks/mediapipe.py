@@ -8,8 +8,9 @@ Backends:
 
 The files are the ones the ``mediapipe==0.10.14`` wheel bundles for ``mp.solutions``; their graphs are reproduced
 here: inputs are float32 RGB NHWC in 0..1, outputs are read by shape (the tensor names are generic ``Identity_k``).
-MediaPipe Pose's first stage (``pose_detection.tflite``, an SSD with its own anchors and a rotated ROI) is not
-run: a person detector's boxes stand in for it, as for MoveNet.
+  tflite-pose-detector  (detect) MediaPipe Pose's first stage (``pose_detection.tflite``): an SSD over fixed anchors
+                    whose keypoints give each person's ROI; the default person finder for BlazePose in
+                    ``visionkit.load("pose", "blazepose_full")`` (any detector's boxes work too, as for MoveNet)
 """
 
 from __future__ import annotations
@@ -37,6 +38,18 @@ BLAZEPOSE_OUTPUT_LANDMARKS = 39
 BLAZEPOSE_VALUES = 5
 # A landmark whose visibility is at least this counts as found: it shapes the person box on whole images.
 BLAZEPOSE_KEYPOINT_CONF = 0.5
+
+
+# MediaPipe's pose_detection_cpu.pbtxt (0.10.14): SsdAnchorsCalculator over a 224 input with strides 8, 16, 32, 32,
+# 32 and fixed-size anchors, two per cell and layer (aspect 1 and the interpolated scale); layers of the same stride
+# share a grid, so 28x28x2 + 14x14x2 + 7x7x6 = 2254 anchors.
+POSE_DETECTOR_STRIDES = (8, 16, 32, 32, 32)
+POSE_DETECTOR_ANCHORS_PER_LAYER = 2
+# TensorsToDetectionsCalculator: 12 values per anchor = box (cx, cy, w, h) then 4 keypoints (x, y), in input pixels
+# relative to the anchor centre; scores are logits clipped to +-100. NonMaxSuppressionCalculator: IoU 0.3.
+POSE_DETECTOR_KEYPOINTS = 4
+POSE_DETECTOR_SCORE_CLIP = 100.0
+POSE_DETECTOR_NMS_IOU = 0.3
 
 
 @cache
@@ -98,6 +111,16 @@ class _TFLiteBackend(Backend):
         self.interpreter.set_tensor(self.input_index, x)
         self.interpreter.invoke()
         return [self.interpreter.get_tensor(self.output_index[s]) for s in shapes]
+
+
+def padded_crop(image: np.ndarray, region: np.ndarray) -> np.ndarray:
+    """The (x0, y0, x1, y1) region of an image, zero where it reaches past the image's border."""
+    x0, y0, x1, y1 = (int(v) for v in region)
+    h, w = image.shape[:2]
+    inside = image[max(y0, 0):max(min(y1, h), 0), max(x0, 0):max(min(x1, w), 0)]
+    if inside.size == 0:
+        return np.zeros((y1 - y0, x1 - x0, 3), image.dtype)
+    return cv2.copyMakeBorder(inside, max(-y0, 0), max(y1 - h, 0), max(-x0, 0), max(x1 - w, 0), cv2.BORDER_CONSTANT)
 
 
 class TFLiteSelfie(_TFLiteBackend):
@@ -171,7 +194,7 @@ class TFLiteBlazePose(_TFLiteBackend):
         return square and {(1, 1), (1, BLAZEPOSE_OUTPUT_LANDMARKS * BLAZEPOSE_VALUES)} <= set(output_shapes)
 
     def _inputs(self, image: np.ndarray, regions: np.ndarray) -> list[np.ndarray]:
-        return [self._to_input(self.letterbox(image=image[y0:y1, x0:x1])) for x0, y0, x1, y1 in regions]
+        return [self._to_input(self.letterbox(image=padded_crop(image, region))) for region in regions]
 
     def preprocess(self, images: list[np.ndarray]) -> tuple[list[np.ndarray], list[np.ndarray]]:
         regions = [np.array([[0, 0, im.shape[1], im.shape[0]]]) for im in images]
@@ -202,7 +225,9 @@ class TFLiteBlazePose(_TFLiteBackend):
         the given boxes come back row for row, with ``keypoints`` (n, 33, 3) and score = pose presence."""
         xyxy = as_boxes(xyxy)
         t0 = time.perf_counter()
-        regions = _crop_regions(xyxy, image.shape[:2])
+        # Not clipped to the image: a person at the border stays centred in the crop, the outside zero-padded as
+        # MediaPipe's ImageToTensorCalculator does (a clipped crop would shift a neighbour into the middle).
+        regions = _crop_regions(xyxy, image.shape[:2], clip=False)
         inputs = self._inputs(image, regions)
         t1 = time.perf_counter()
         landmarks, presence = self.forward((inputs, regions))
@@ -225,3 +250,114 @@ class TFLiteBlazePose(_TFLiteBackend):
             k[:, 0] += float(x0)
             k[:, 1] += float(y0)
         return kpts.numpy()
+
+
+@cache
+def ssd_anchor_centres(size: int, strides: tuple[int, ...] = POSE_DETECTOR_STRIDES,
+                       per_layer: int = POSE_DETECTOR_ANCHORS_PER_LAYER) -> np.ndarray:
+    """(n, 2) anchor centres (x, y) in 0..1 as MediaPipe's ``SsdAnchorsCalculator`` orders them (fixed anchor
+    size: only the centres matter): consecutive layers of the same stride share one grid, cell by cell."""
+    centres = []
+    i = 0
+    while i < len(strides):
+        same = sum(1 for s in strides[i:] if s == strides[i])
+        cells = -(-size // strides[i])
+        ys, xs = np.mgrid[:cells, :cells]
+        grid = np.stack([(xs + 0.5) / cells, (ys + 0.5) / cells], -1).reshape(-1, 1, 2)
+        centres.append(np.repeat(grid, same * per_layer, axis=1).reshape(-1, 2))
+        i += same
+    return np.concatenate(centres).astype(np.float32)
+
+
+def weighted_nms(boxes: np.ndarray, scores: np.ndarray, iou: float) -> list[np.ndarray]:
+    """MediaPipe's WEIGHTED non-maximum suppression: index groups, best first, each the boxes overlapping the best
+    remaining one by more than ``iou`` (the caller averages each group's values by score)."""
+    order = list(np.argsort(-scores))
+    groups = []
+    while order:
+        best, rest = order[0], np.array(order[1:], int)
+        if len(rest):
+            lo = np.maximum(boxes[best, :2], boxes[rest, :2])
+            hi = np.minimum(boxes[best, 2:], boxes[rest, 2:])
+            inter = np.prod(np.clip(hi - lo, 0, None), axis=1)
+            area = np.prod(boxes[:, 2:] - boxes[:, :2], axis=1)
+            overlap = inter / np.maximum(area[best] + area[rest] - inter, 1e-9)
+            member = rest[overlap > iou]
+        else:
+            member = rest
+        groups.append(np.concatenate([[best], member]))
+        dropped = set(member.tolist())
+        order = [i for i in order[1:] if i not in dropped]
+    return groups
+
+
+class TFLitePoseDetector(_TFLiteBackend):
+    """MediaPipe Pose's person detector (stage 1, ``pose_detection.tflite``): [1, 224, 224, 3] in -1..1, one box and
+    4 keypoints per anchor out.
+
+    As ``pose_detection_cpu.pbtxt``: the image letterboxed to the input (aspect kept, zero border), anchors decoded
+    (``ssd_anchor_centres``), scores = sigmoid of the clipped logits kept at ``conf`` (0.5), weighted NMS at IoU 0.3.
+    Keypoint 0 is the hip centre and keypoint 1 gives the body's scale, so each person's box is MediaPipe's
+    ``AlignmentPointsRectsCalculator`` square: centred on the hips, side twice their distance (the landmark model's
+    crop then grows it by 1.25, as MediaPipe's ``RectTransformationCalculator``; the rotation is not applied).
+    ``keypoints`` holds the 4 detector keypoints.
+    """
+
+    task = "detect"
+    name = "tflite-pose-detector"
+    OPTIONS = {"conf": 0.5, "max_det": 20}
+    EVAL_OPTIONS = {"conf": 0.1}
+
+    def __init__(self, entry: ModelEntry, weights: Path, device: Device, options: dict[str, Any]):
+        super().__init__(entry, weights, device, options)
+        from ultralytics.data.augment import LetterBox
+
+        self.size = self.hw[0]
+        self.anchors = ssd_anchor_centres(self.size)
+        self.raw_shapes = ((1, len(self.anchors), 4 + 2 * POSE_DETECTOR_KEYPOINTS), (1, len(self.anchors), 1))
+        self.letterbox = LetterBox(self.size, auto=False, padding_value=0)
+        self.class_names = entry.class_names or ["person"]
+
+    @staticmethod
+    def _fits(input_shape: tuple[int, ...], output_shapes: tuple[tuple[int, ...], ...]) -> bool:
+        if len(input_shape) != 4 or input_shape[1] != input_shape[2] or len(output_shapes) != 2:
+            return False
+        n = len(ssd_anchor_centres(int(input_shape[1])))
+        return set(output_shapes) == {(1, n, 4 + 2 * POSE_DETECTOR_KEYPOINTS), (1, n, 1)}
+
+    def preprocess(self, images: list[np.ndarray]) -> list[np.ndarray]:
+        return [self._to_input(self.letterbox(image=im)) * 2 - 1 for im in images]  # MediaPipe's -1..1 range
+
+    def forward(self, batch: list[np.ndarray]) -> list[list[np.ndarray]]:
+        return [self._invoke(x, *self.raw_shapes) for x in batch]
+
+    def postprocess(self, raw: list[list[np.ndarray]], batch: Any, images: list[np.ndarray]) -> list[Detections]:
+        return [self._people(values[0], logits[0, :, 0], im.shape[:2]) for (values, logits), im in zip(raw, images)]
+
+    def _people(self, values: np.ndarray, logits: np.ndarray, image_hw: tuple[int, int]) -> Detections:
+        logits = np.clip(logits.astype(np.float64), -POSE_DETECTOR_SCORE_CLIP, POSE_DETECTOR_SCORE_CLIP)
+        scores = 1 / (1 + np.exp(-logits))
+        keep = np.flatnonzero(scores >= self.options["conf"])
+        scores = scores[keep]
+        pairs = values[keep].reshape(len(keep), 2 + POSE_DETECTOR_KEYPOINTS, 2) / self.size  # centre, size, points
+        centres, sizes = pairs[:, 0] + self.anchors[keep], pairs[:, 1]
+        points = pairs[:, 2:] + self.anchors[keep, None]
+        boxes = np.concatenate([centres - sizes / 2, centres + sizes / 2], 1)
+        people = []
+        for group in weighted_nms(boxes, scores, POSE_DETECTOR_NMS_IOU)[:self.options["max_det"]]:
+            w = scores[group]
+            people.append((scores[group[0]], (points[group] * w[:, None, None]).sum(0) / w.sum()))
+        kpts = self._to_source(np.array([p for _, p in people], np.float32).reshape(-1, POSE_DETECTOR_KEYPOINTS, 2),
+                               image_hw)
+        centre, side = kpts[:, 0], 2 * np.linalg.norm(kpts[:, 1] - kpts[:, 0], axis=1, keepdims=True)
+        xyxy = np.concatenate([centre - side / 2, centre + side / 2], 1)
+        conf = np.ones((*kpts.shape[:2], 1), np.float32)
+        return Detections.from_arrays(xyxy, [s for s, _ in people], np.zeros(len(people)), self.class_names,
+                                      keypoints=np.concatenate([kpts, conf], -1))
+
+    def _to_source(self, points: np.ndarray, image_hw: tuple[int, int]) -> np.ndarray:
+        """(n, k, 2) points in 0..1 of the letterboxed input -> image pixels (the inverse of the letterbox)."""
+        h, w = image_hw
+        gain = min(self.size / h, self.size / w)
+        pad = (np.array([self.size - w * gain, self.size - h * gain], np.float32)) / 2
+        return (points * self.size - pad) / gain

@@ -197,12 +197,17 @@ def as_boxes(xyxy: Any) -> np.ndarray:
     return xyxy
 
 
-def _crop_regions(xyxy: np.ndarray, image_hw: tuple[int, int], scale: float = MOVENET_CROP_SCALE) -> np.ndarray:
+def _crop_regions(xyxy: np.ndarray, image_hw: tuple[int, int], scale: float = MOVENET_CROP_SCALE,
+                  clip: bool = True) -> np.ndarray:
     """(n, 4) integer pixel regions (x0, y0, x1, y1): each box grown by ``scale`` about its centre, clipped to the
-    image; never empty, so a degenerate or off-image box still gets a (tiny) crop."""
+    image (``clip``; else a region may reach past the border, to be padded); never empty, so a degenerate or
+    off-image box still gets a (tiny) crop."""
     h, w = image_hw
     xyxy = np.asarray(xyxy, np.float64).reshape(-1, 4)
     centre, half = (xyxy[:, :2] + xyxy[:, 2:]) / 2, (xyxy[:, 2:] - xyxy[:, :2]) * scale / 2
+    if not clip:
+        lo = np.floor(centre - half).astype(np.int64)
+        return np.column_stack([lo, np.maximum(np.ceil(centre + half).astype(np.int64), lo + 1)])
     lo = np.clip((centre - half).astype(np.int64), 0, [w - 1, h - 1])
     hi = np.clip((centre + half).astype(np.int64), lo + 1, [w, h])
     return np.column_stack([lo, hi])

@@ -312,7 +312,7 @@ class TFLitePoseDetector(_TFLiteBackend):
         super().__init__(entry, weights, device, options)
         from ultralytics.data.augment import LetterBox
 
-        self.size = self.hw[0]
+        self.size = self.input_hw[0]
         self.anchors = ssd_anchor_centres(self.size)
         self.raw_shapes = ((1, len(self.anchors), 4 + 2 * POSE_DETECTOR_KEYPOINTS), (1, len(self.anchors), 1))
         self.letterbox = LetterBox(self.size, auto=False, padding_value=0)

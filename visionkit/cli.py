@@ -19,7 +19,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from .errors import ModelNotFoundError, OptionError, VisionkitError
+from .errors import ModelNotFoundError, OptionError, VisionkitError, one_line
 from .interrupts import Interrupted, hold_stop_signals, stop_requested, stop_signals
 from .io.sources import __doc__ as SOURCES_DOC
 
@@ -642,8 +642,8 @@ def _main(argv: list[str] | None) -> int:
     except Exception as e:  # a bug: still one line, with the way to see more
         if args.debug:
             raise
-        print(f"visionkit: internal error: {type(e).__name__}: {e} (run with --debug for the traceback)",
-              file=sys.stderr)
+        reason = one_line(f"{type(e).__name__}: {e}")
+        print(f"visionkit: internal error: {reason} (run with --debug for the traceback)", file=sys.stderr)
         return EXIT_FAILED
 
 

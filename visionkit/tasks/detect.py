@@ -20,7 +20,14 @@ from ..catalog import ModelEntry
 from ..device import Device
 from ..errors import WeightsError
 from ..results import Detections
-from ._runtime import export_ultralytics_onnx, load_state_dict, load_ultralytics, onnx_output_names, onnx_session
+from ._runtime import (
+    export_ultralytics_onnx,
+    load_state_dict,
+    load_ultralytics,
+    onnx_output_names,
+    onnx_session,
+    onnx_signature,
+)
 from .base import Backend
 
 YOLO_OPTIONS = {"conf": 0.25, "iou": 0.7, "max_det": 300, "imgsz": 640, "classes": None, "agnostic": False,
@@ -119,6 +126,10 @@ class OnnxYoloDetect(Backend):
     def __init__(self, entry: ModelEntry, weights: Path, device: Device, options: dict[str, Any]):
         super().__init__(entry, weights, device, options)
         self.session = onnx_session(weights, device)
+        if not _yolo_like(self.session):
+            raise WeightsError(f"{weights}: not a YOLO detector (float [B, 3, H, W] -> [B, 4 + classes, anchors], "
+                               f"[B, anchors, 5 + classes] or [B, max_det, 6]); the file has "
+                               f"{onnx_signature(self.session)}")
         inp = self.session.get_inputs()[0]
         self.input_name = inp.name
         self.fixed_batch = isinstance(inp.shape[0], int)
@@ -156,6 +167,18 @@ class OnnxYoloDetect(Backend):
             pred = torch.cat([pred[..., :4], pred[..., 5:] * pred[..., 4:5]], -1).transpose(1, 2)
         preds = _yolo_nms(pred, self.options, self.end2end)
         return [_to_detections(p, batch.shape[2:], im, self.class_names) for p, im in zip(preds, images)]
+
+
+def _yolo_like(session: Any) -> bool:
+    """Whether an ONNX session has a YOLO export's signature: one float image input [B, 3, H, W] and a first output
+    of rank 3 whose fixed axes all hold at least 5 values (a box and a score), as every layout above does. Any
+    ONNX file without SSD outputs is offered to this backend, so a classifier, a pose or face model is refused here,
+    at load, not on the first image."""
+    inputs, out = session.get_inputs(), session.get_outputs()[0]
+    shape = inputs[0].shape
+    image = (len(inputs) == 1 and inputs[0].type in ("tensor(float)", "tensor(float16)") and len(shape) == 4
+             and shape[1] == 3)
+    return image and len(out.shape) == 3 and all(d >= 5 for d in out.shape[1:] if isinstance(d, int))
 
 
 class OnnxSsdDetect(Backend):

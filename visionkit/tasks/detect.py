@@ -126,6 +126,9 @@ class OnnxYoloDetect(Backend):
     def __init__(self, entry: ModelEntry, weights: Path, device: Device, options: dict[str, Any]):
         super().__init__(entry, weights, device, options)
         self.session = onnx_session(weights, device)
+        meta = self.session.get_modelmeta().custom_metadata_map
+        if meta.get("task", "detect") != "detect":
+            raise WeightsError(f"{weights} is an ultralytics {meta['task']} model, not a detect model")
         if not _yolo_like(self.session):
             raise WeightsError(f"{weights}: not a YOLO detector (float [B, 3, H, W] -> [B, 4 + classes, anchors], "
                                f"[B, anchors, 5 + classes] or [B, max_det, 6]); the file has "
@@ -135,9 +138,6 @@ class OnnxYoloDetect(Backend):
         self.fixed_batch = isinstance(inp.shape[0], int)
         h, w = inp.shape[2:4]
         self.fixed_hw = (h, w) if isinstance(h, int) and isinstance(w, int) else None
-        meta = self.session.get_modelmeta().custom_metadata_map
-        if meta.get("task", "detect") != "detect":
-            raise WeightsError(f"{weights} is an ultralytics {meta['task']} model, not a detect model")
         self.stride = int(meta.get("stride", 32))
         self.end2end = meta.get("end2end") == "True"  # NMS-free heads (YOLO26, YOLOv10): [B, max_det, 6] out
         if not self.class_names and "names" in meta:

@@ -176,7 +176,7 @@ class CocoResultsSink(Sink):
             raise SinkError(f"COCO results hold detections, not {result.kind}")
         stem = Path(frame.source).stem
         image_id = self._images.setdefault(
-            (frame.source, frame.index), int(stem) if stem.isdigit() and not frame.is_video else len(self._images) + 1
+            (frame.source, frame.index), int(stem) if stem.isdecimal() and not frame.is_video else len(self._images) + 1
         )
         for box, score, name in zip(result.xyxy, result.scores, result.class_names):
             x1, y1, x2, y2 = (float(v) for v in box)

@@ -612,6 +612,24 @@ def _interrupted(stop: KeyboardInterrupt) -> int:
     return stop.exit_code
 
 
+class OneLineFormatter(logging.Formatter):
+    """Log records as ``visionkit: WARNING: ...`` lines, one line each whatever path or URL they quote (control
+    characters escaped as ``VisionkitError`` messages escape them)."""
+
+    def __init__(self) -> None:
+        super().__init__("visionkit: %(levelname)s: %(message)s")
+
+    def format(self, record: logging.LogRecord) -> str:
+        return one_line(super().format(record))
+
+
+def console_log_handler(stream: Any = None) -> logging.Handler:
+    """The handler the command logs through: to ``stream`` (stderr by default), one line a record."""
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(OneLineFormatter())
+    return handler
+
+
 def main(argv: list[str] | None = None) -> int:
     with stop_signals():  # only the command sets signal handlers; the library leaves the process's alone
         return _main(argv)
@@ -624,7 +642,7 @@ def _main(argv: list[str] | None) -> int:
         from .io.console import divert_native_stderr
 
         divert_native_stderr()
-    logging.basicConfig(format="visionkit: %(levelname)s: %(message)s", level=logging.WARNING)
+    logging.basicConfig(handlers=[console_log_handler()], level=logging.WARNING)
     try:
         return args.handler(args)
     except (ModelNotFoundError, OptionError) as e:

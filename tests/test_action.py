@@ -243,6 +243,22 @@ def test_bad_options_raise_before_loading(options: dict[str, Any], message: str)
         visionkit.load("action", "r3d_18", **options)
 
 
+def test_stream_takes_the_predictor_reconnect_setting(r3d_weights: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """``load("action", ..., reconnect=0)``: a stream that drops ends with a warning (not 5 reopen attempts over
+    15 s and then a SourceError, as when the setting did not reach ``open_source``)."""
+    from mjpeg_server import MjpegServer
+
+    predictor = visionkit.load("action", "r3d_18", weights=r3d_weights, device="cpu", window=4, reconnect=0)
+    with MjpegServer([np.full((48, 64, 3), 50, np.uint8)], fps=20) as server:
+        server.stop_after(6)
+        with caplog.at_level("WARNING", logger="visionkit"):
+            labelled = list(predictor.stream(server.url))
+    assert 1 <= len(labelled) <= 6  # a live source keeps only the newest frame: some may be skipped
+    messages = [r.getMessage() for r in caplog.records]
+    ended = rf"{re.escape(server.url)}: stream ended after \d frames"
+    assert len(messages) == 1 and re.fullmatch(ended, messages[0]), messages
+
+
 def test_missing_weights_offline_is_a_clear_error(frames: list[np.ndarray]) -> None:
     with pytest.raises(WeightsError, match=r"r3d_18-b3b3357e\.pth not found locally and VISIONKIT_OFFLINE is set"):
         visionkit.load("action", "r3d_18", device="cpu")(frames[:2])

@@ -244,7 +244,7 @@ def test_wrong_model_files_give_clear_errors(yolo_cls_pt: Path, shared_weights: 
                                             torchvision_nets: TorchvisionNets) -> None:
     with pytest.raises(WeightsError, match="is an ultralytics classify model, not a detect model"):
         Predictor("detect", yolo_cls_pt, device="cpu").warmup()
-    with pytest.raises(WeightsError, match="expected a TFLite-style classifier input"):
+    with pytest.raises(WeightsError, match="not a TFLite-style classifier"):
         Predictor("classify", shared_weights / "yolov5n.onnx", device="cpu").warmup()
     with pytest.raises(WeightsError, match="does not fit resnet18"):
         Predictor("classify", "resnet18", weights=torchvision_nets["mobilenet_v3_small"][1], device="cpu").warmup()

@@ -4,7 +4,9 @@ text, the model listing, and one clear ``visionkit: error:`` line with the right
 
 from __future__ import annotations
 
+import io
 import json
+import logging
 import os
 import re
 import signal
@@ -18,7 +20,7 @@ import numpy as np
 import pytest
 from clip_helpers import count_frames, make_clip, truncated_copy
 
-from visionkit.cli import build_parser, main
+from visionkit.cli import build_parser, console_log_handler, main
 
 MODEL = "ssd_mobilenet_v1_coco"  # the fastest real model (~10 ms/image on a CPU)
 ROOT = Path(__file__).resolve().parents[1]
@@ -430,3 +432,15 @@ def test_interrupted_video_run_keeps_playable_outputs(tmp_path: Path, shared_dat
     assert (w, h) == (480, 360)
     assert frames == len(lines)
 
+
+def test_log_lines_quote_odd_names_on_one_line() -> None:
+    """A warning that names a file or stream with a line break (or an escape sequence) in it stays one line."""
+    stream = io.StringIO()
+    logger = logging.getLogger("visionkit.test-one-line")
+    handler = console_log_handler(stream)
+    logger.addHandler(handler)
+    try:
+        logger.warning("%s: stream ended after %d frames", "two\nlines\x1b[2J.mp4", 3)
+    finally:
+        logger.removeHandler(handler)
+    assert stream.getvalue() == "visionkit: WARNING: two\\nlines\\x1b[2J.mp4: stream ended after 3 frames\n"

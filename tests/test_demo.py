@@ -83,6 +83,19 @@ def test_source_that_ends_stops_cleanly(clip: Path, tmp_path: Path, shared_weigh
     assert 1 <= len(lines) <= 20 and all(json.loads(x) for x in lines)
 
 
+@pytest.mark.parametrize("spec", ["\u00b3", "\u0663"])
+def test_capture_takes_other_unicode_digits_for_a_file_name(spec: str, tmp_path: Path) -> None:
+    """'³' passes str.isdigit() (int() then raised ValueError) and '٣' is int() 3: neither is a camera index."""
+    from visionkit_apps.webcam_demo.capture import LiveCapture
+
+    from visionkit.errors import SourceError
+
+    with pytest.raises(SourceError, match=f"{spec}: no such file or directory"):
+        LiveCapture(str(tmp_path / spec))
+    with pytest.raises(SourceError, match=f"^{spec}: no such file or directory"):
+        LiveCapture(spec)
+
+
 def test_capture_keeps_only_the_latest_frame(clip: Path) -> None:
     from visionkit_apps.webcam_demo.capture import LiveCapture
 

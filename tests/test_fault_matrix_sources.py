@@ -73,11 +73,30 @@ def _fault(case: str, tmp: Path, clip: Path, coco_jpg: Path) -> Fault:
         return Fault(case, [*detect, fake], 1, f"{fake}: cannot be opened as a video", [fake])
     if case == "--reconnect -1":
         return Fault(case, [*detect, "0", "--reconnect", "-1"], 2, "argument --reconnect: must be 0 (off) or")
+    return _odd_name_fault(case, detect)
+
+
+def _odd_name_fault(case: str, detect: list[str | Path]) -> Fault:
+    """Names the OS or OpenCV refuse before any file is read: each once escaped as an OSError, RuntimeError,
+    cv2.error or ValueError (an internal error), or gave a message over two lines."""
+    if case == "name too long for the OS":
+        name = "a" * 300 + ".jpg"
+        return Fault(case, [*detect, name], 1, f"{name}: File name too long")
+    if case == "~user that does not exist":
+        return Fault(case, [*detect, "~nosuchuser/x.jpg"], 1, "~nosuchuser/x.jpg: no user 'nosuchuser' on this machine")
+    if case == "camera index beyond a C int":
+        return Fault(case, [*detect, "99999999999999999999"], 1, "camera 99999999999999999999: not available")
+    if case == "superscript digit":  # str.isdigit() is True for it, int() refuses it: a file name, not a camera
+        return Fault(case, [*detect, "\u00b3"], 1, "\u00b3: no such file or directory")
+    if case == "line break in the name":
+        return Fault(case, [*detect, "two\nlines.jpg"], 1, "two\\nlines.jpg: no such file or directory")
     raise AssertionError(case)
 
 
 CASES = ["truncated video", "truncated video in a folder", "missing camera index", "unreachable rtsp",
-         "truncated image", "corrupt png", "truncated png", "video that is not one", "--reconnect -1"]
+         "truncated image", "corrupt png", "truncated png", "video that is not one", "--reconnect -1",
+         "name too long for the OS", "~user that does not exist", "camera index beyond a C int", "superscript digit",
+         "line break in the name"]
 
 
 @pytest.mark.parametrize("case", CASES)

@@ -82,3 +82,53 @@ def test_original_yolov5_checkpoint(shared_weights: Path, assets: Path, tmp_path
     check_fault(Fault(id="yolov5n.pt", argv=["detect", assets / "bus.jpg", "-m", pt], code=1,
                       says=f"{pt}: an original YOLOv5 checkpoint (github.com/ultralytics/yolov5 code, "
                            "'models.yolo.Model'), which the ultralytics package cannot run", inputs=[pt]), cwd=tmp_path)
+
+
+def _onnx_with_bad_input_name(source: Path, target: Path) -> Path:
+    """``source`` with the first byte of its input's name made invalid UTF-8: a file ONNX Runtime fails on with a
+    ValueError, the kind its InferenceSession "falls back" on, printing a banner on stdout unless told not to."""
+    import onnx
+
+    data = bytearray(source.read_bytes())
+    name = onnx.load_from_string(bytes(data)).graph.input[0].name.encode()
+    data[data.index(name)] = 0xFF
+    target.write_bytes(bytes(data))
+    return target
+
+
+@pytest.mark.parametrize("task, says", [("detect", "not a loadable ONNX model ('utf-8' codec can't decode"),
+                                        ("classify", "'utf-8' codec can't decode")])
+def test_corrupt_onnx_prints_nothing_on_stdout(task: str, says: str, shared_weights: Path, assets: Path,
+                                               tmp_path: Path) -> None:
+    """Nothing from ONNX Runtime on stdout (where results go), one line on stderr."""
+    bad = _onnx_with_bad_input_name(shared_weights / "ssd_mobilenet_v1_coco_quant.onnx", tmp_path / "bad.onnx")
+    outcome = check_fault(Fault(id=task, argv=[task, assets / "bus.jpg", "-m", bad], code=1, says=says,
+                                inputs=[bad]), cwd=tmp_path)
+    assert outcome.stdout == "", outcome.stdout
+
+
+WRONG_FAMILY = [  # (task, a real model of another family, what the one line must say)
+    ("classify", "ssd_mobilenet_v1_coco_quant.onnx", "not a TFLite-style classifier (uint8 [1, H, W, 3] RGB -> one "
+     "[1, C] class scores output); the file has uint8 [1, 300, 300, 3] -> float [1, 10, 4], float [1, 10]"),
+    ("classify", "deeplabv3_mnv2_257.onnx", "the file has float [1, 257, 257, 3] -> float [1, 257, 257, 21]"),
+    ("detect", "mobilenet_v2_1.0_224_quant.onnx", "not a YOLO detector (float [B, 3, H, W] -> "),
+    ("detect", "face_detection_yunet_2023mar.onnx", "the file has float [1, 3, 640, 640] -> float [1, 6400, 1], "
+     "float [1, 1600, 1], float [1, 400, 1], float [1, 6400, 1], ... (12 in all)"),
+    ("track", "movenet_singlepose_lightning_int8.onnx", "not a YOLO detector"),
+    ("pose", "yolov5n.onnx", "not a MoveNet pose model (uint8 [1, S, S, 3] -> [1, 1, 17, 3]); the file has float "
+     "[1, 3, 640, 640] -> float [1, 25200, 85]"),
+    ("segment", "mobilenet_v2_1.0_224_quant.onnx", "not a DeepLab segmenter (no float logits output with 21 "
+     "classes, NHWC or NCHW); the file has uint8 [1, 224, 224, 3] -> uint8 [1, 1001]"),
+]
+
+
+@pytest.mark.parametrize("task, file, says", WRONG_FAMILY, ids=[f"{t} {f}" for t, f, _ in WRONG_FAMILY])
+def test_onnx_of_another_family_is_refused_at_load(task: str, file: str, says: str, shared_weights: Path,
+                                                  assets: Path, tmp_path: Path) -> None:
+    """A model given by path is checked against what the backend runs before any image: one line saying what was
+    expected and what the file has (a detector's boxes once passed for 40 class scores)."""
+    model = shared_weights / file
+    outcome = check_fault(Fault(id=file, argv=[task, assets / "bus.jpg", "-m", model, "--json", tmp_path / "r.jsonl"],
+                                code=1, says=says, inputs=[model]), cwd=tmp_path)
+    assert f"visionkit: error: {model}: not a " in outcome.stderr, outcome.stderr
+    assert not (tmp_path / "r.jsonl").exists() or (tmp_path / "r.jsonl").read_text() == "", "an image was run"

@@ -259,7 +259,7 @@ def test_predict_in_boxes_edge_cases(movenet: visionkit.Predictor, images: dict[
 
 
 def test_non_movenet_onnx_is_refused(shared_weights: Path) -> None:
-    with pytest.raises(WeightsError, match="expected MoveNet"):
+    with pytest.raises(WeightsError, match="not a MoveNet pose model"):
         visionkit.load("pose", str(shared_weights / "yolov5n.onnx")).warmup()
 
 

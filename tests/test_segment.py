@@ -303,7 +303,8 @@ def test_cli_segment_rejects_detection_options_for_semantic_models(capsys: pytes
 def test_onnx_file_that_is_no_deeplab_is_refused(capsys: pytest.CaptureFixture[str], assets: Path,
                                                  shared_weights: Path) -> None:
     code, _, err = run(capsys, "segment", assets / "bus.jpg", "--model", shared_weights / "yolov5n.onnx")
-    assert code == 1 and "yolov5n.onnx: expected an NHWC RGB input [1, H, W, 3], got [1, 3, 640, 640]" in err
+    assert code == 1 and ("yolov5n.onnx: not a DeepLab segmenter (NHWC RGB input [1, H, W, 3]); the file has float "
+                          "[1, 3, 640, 640] -> float [1, 25200, 85]") in err
 
 
 # ----------------------------------------------------------------------------------------- bad inputs

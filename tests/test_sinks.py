@@ -194,6 +194,14 @@ def test_coco_results_load_in_pycocotools(tmp_path: Path, shared_data: Path) -> 
     assert {a["category_id"] for a in anns} <= set(gt.getCatIds())
 
 
+def test_coco_image_named_by_other_unicode_digits(tmp_path: Path) -> None:
+    """'³' passes str.isdigit() but not int() (it was a ValueError); Arabic-Indic '١٣٩' is the number 139."""
+    with CocoResultsSink(tmp_path / "r.json") as sink:
+        sink.write(still("\u00b3.jpg"), dets(1))
+        sink.write(still("\u0661\u0663\u0669.jpg"), dets(1))
+    assert [r["image_id"] for r in json.loads((tmp_path / "r.json").read_text())] == [1, 139]
+
+
 def test_coco_video_frames_get_distinct_ids(tmp_path: Path) -> None:
     with CocoResultsSink(tmp_path / "r.json") as sink:
         for i in range(3):

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import shutil
 from pathlib import Path
 
@@ -17,7 +18,7 @@ import numpy as np
 import pytest
 
 from visionkit.cli import main
-from visionkit.errors import SourceError
+from visionkit.errors import OptionError, SourceError
 from visionkit.eval.mot import TrackScore, evaluate_mot_files, evaluate_tracker
 from visionkit.io.sinks import MotSink
 from visionkit.results import Detections
@@ -134,6 +135,26 @@ def clip(tracking_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
 def ssd_tracking(shared_weights: Path) -> TrackingPredictor:
     """The fast detector (~10 ms a frame), for the tests about ids and plumbing; persons only (COCO id 1)."""
     return TrackingPredictor("ssd_mobilenet_v1_coco", device="cpu", classes=[1]).warmup()
+
+
+@pytest.mark.parametrize("params, message", [
+    (5, "tracker_params must map tracker setting names to values (e.g. {'track_buffer': 60}), got 5"),
+    (["", "-q"], "tracker_params must map tracker setting names to values (e.g. {'track_buffer': 60}), got ['', '-q']"),
+    ({1: 2}, "tracker_params must map tracker setting names to values"),
+    ({"track_buffer": "60"}, "bytetrack parameter track_buffer must be a finite number >= 0, got '60'"),
+    ({"match_thresh": float("nan")}, "bytetrack parameter match_thresh must be a finite number >= 0, got nan"),
+    ({"fuse_score": 1}, "bytetrack parameter fuse_score must be True or False, got 1"),
+    ({"tracker_type": "botsort"}, "unknown bytetrack parameter(s) tracker_type; valid: fuse_score, match_thresh"),
+])
+def test_tracker_params_are_checked_at_load(params: object, message: str, shared_weights: Path) -> None:
+    """Each once reached ``dict()`` or ultralytics unchecked: a TypeError or ValueError at load, or on a frame."""
+    with pytest.raises(OptionError, match=re.escape(message)):
+        TrackingPredictor("ssd_mobilenet_v1_coco", device="cpu", tracker_params=params)
+
+
+def test_tracker_setting_of_the_default_kind_is_taken() -> None:
+    tracker = Tracker("botsort", track_buffer=60, gmc_method="none", match_thresh=0.7)
+    assert (tracker.settings["track_buffer"], tracker.settings["gmc_method"]) == (60, "none")
 
 
 # -- TrackEval scoring -------------------------------------------------------------------------------------

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import socket
 import threading
 import time
@@ -20,7 +21,7 @@ import pytest
 
 from visionkit import weights
 from visionkit.catalog import ModelEntry, get_entry
-from visionkit.errors import WeightsError
+from visionkit.errors import OptionError, WeightsError
 
 PAYLOAD = b"visionkit test weights \x00\x01\x02" * 5000  # ~150 kB: several read blocks
 PAYLOAD_SHA = hashlib.sha256(PAYLOAD).hexdigest()
@@ -98,6 +99,18 @@ def test_explicit_path_wins_and_is_not_hash_checked(tmp_path: Path, weights_dir:
 def test_explicit_path_missing(tmp_path: Path) -> None:
     with pytest.raises(WeightsError, match="weights file not found: .*nope.onnx"):
         weights.resolve(entry_for("tiny.onnx"), tmp_path / "nope.onnx")
+
+
+@pytest.mark.parametrize("given, error, message", [
+    ([1], OptionError, "weights must be the path of a weights file, got [1]"),
+    (5, OptionError, "weights must be the path of a weights file, got 5"),
+    ("a" * 300 + ".onnx", WeightsError, "File name too long"),
+    ("~nosuchuser/w.onnx", WeightsError, "~nosuchuser/w.onnx: no user 'nosuchuser' on this machine"),
+])
+def test_explicit_weights_that_name_no_file(given: object, error: type[Exception], message: str) -> None:
+    """Each once escaped as a TypeError, OSError (ENAMETOOLONG) or RuntimeError (expanduser)."""
+    with pytest.raises(error, match=re.escape(message)):
+        weights.resolve(entry_for("tiny.onnx"), given)
 
 
 def test_resolve_from_weights_dirs_in_order(tmp_path: Path, weights_dir: Path, monkeypatch) -> None:

@@ -21,7 +21,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from .errors import ModelNotFoundError, OptionError, SinkError, VisionkitError
+from .errors import ModelNotFoundError, OptionError, SinkError, VisionkitError, one_line
 from .interrupts import Interrupted, hold_stop_signals, stop_requested, stop_signals
 from .tasks.base import COUNT, FRACTION, OPTION_TYPES, OptionType
 
@@ -933,6 +933,24 @@ def _run_attack(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+class OneLineFormatter(logging.Formatter):
+    """Log records as ``visionkit: WARNING: ...`` lines, one line each whatever path or URL they quote (control
+    characters escaped as ``VisionkitError`` messages escape them)."""
+
+    def __init__(self) -> None:
+        super().__init__("visionkit: %(levelname)s: %(message)s")
+
+    def format(self, record: logging.LogRecord) -> str:
+        return one_line(super().format(record))
+
+
+def console_log_handler(stream: Any = None) -> logging.Handler:
+    """The handler the command logs through: to ``stream`` (stderr by default), one line a record."""
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(OneLineFormatter())
+    return handler
+
+
 def main(argv: list[str] | None = None) -> int:
     with stop_signals():  # only the command sets signal handlers; the library leaves the process's alone
         return _main(argv)
@@ -947,7 +965,7 @@ def _main(argv: list[str] | None) -> int:
         from .io.console import divert_native_stderr
 
         divert_native_stderr()
-    logging.basicConfig(format="visionkit: %(levelname)s: %(message)s", level=logging.WARNING)
+    logging.basicConfig(handlers=[console_log_handler()], level=logging.WARNING)
     try:
         return args.handler(args)
     except (ModelNotFoundError, OptionError) as e:
@@ -971,8 +989,8 @@ def _main(argv: list[str] | None) -> int:
     except Exception as e:  # a bug: still one line, with the way to see more
         if args.debug:
             raise
-        print(f"visionkit: internal error: {type(e).__name__}: {e} (run with --debug for the traceback)",
-              file=sys.stderr)
+        reason = one_line(f"{type(e).__name__}: {e}")
+        print(f"visionkit: internal error: {reason} (run with --debug for the traceback)", file=sys.stderr)
         return EXIT_FAILED
 
 

@@ -28,6 +28,8 @@ def select_device(spec: str | None = "auto", half: bool | None = None) -> Device
     """Resolve ``auto`` / ``cpu`` / ``cuda`` / ``cuda:N`` to a Device; ``auto`` prefers CUDA with fp16."""
     import torch
 
+    if spec is not None and not isinstance(spec, str):
+        raise OptionError(f"device must be auto, cpu, cuda or cuda:N (a string), got {spec!r}")
     spec = (spec or "auto").strip().lower()
     if spec == "auto":
         spec = "cuda" if torch.cuda.is_available() else "cpu"

@@ -6,16 +6,31 @@ is a bug. Each message names the thing that failed and why, so no traceback is n
 
 from __future__ import annotations
 
+import re
+
+# What would break a message over lines or garble a terminal: C0/C1 controls and the Unicode line separators.
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def one_line(text: str) -> str:
+    """``text`` with control characters written as Python escapes (``\\n``, ``\\x1b``): a file name with a line
+    break in it still gives a one-line message, and the user can see where the odd character is."""
+    return _CONTROL.sub(lambda m: repr(m.group())[1:-1], text)
+
 
 class VisionkitError(Exception):
-    """Base class: an error caused by input, configuration or environment, not by a bug."""
+    """Base class: an error caused by input, configuration or environment, not by a bug. Its message is one line
+    whatever it quotes (paths, stream URLs, option values)."""
+
+    def __str__(self) -> str:
+        return one_line(super().__str__())
 
 
 class ModelNotFoundError(VisionkitError, KeyError):
     """A model name that is neither in the catalog nor an existing file."""
 
     def __str__(self) -> str:  # KeyError would quote the message
-        return str(self.args[0])
+        return one_line(str(self.args[0]))
 
 
 class WeightsError(VisionkitError):

@@ -16,7 +16,8 @@ import urllib.request
 from pathlib import Path
 
 from .catalog import ModelEntry
-from .errors import WeightsError
+from .errors import OptionError, WeightsError
+from .paths import user_path
 
 DOWNLOAD_TIMEOUT_S = 30  # per socket operation: a dead network fails fast instead of hanging
 
@@ -65,7 +66,9 @@ def resolve_verified(entry: ModelEntry, weights: str | os.PathLike | None = None
     """``resolve``, and whether the file's full sha256 matched the catalog: then the catalog vouches for its contents
     (it is the official release), so it may be loaded as a trusted pickle."""
     if weights is not None:
-        path = Path(weights).expanduser()
+        if not isinstance(weights, (str, os.PathLike)):
+            raise OptionError(f"weights must be the path of a weights file, got {weights!r}")
+        path = user_path(weights, WeightsError)
         if not path.is_file():
             raise WeightsError(f"weights file not found: {path}")
         return path, False

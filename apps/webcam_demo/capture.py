@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import visionkit
+from visionkit.io.sources import camera_index, is_live
 from visionkit.io.threads import BackgroundIterator
 
 
@@ -25,7 +26,7 @@ class Captured:
 
 
 def _is_file(spec: Any) -> bool:
-    return not (isinstance(spec, int) or str(spec).isdigit() or "://" in str(spec))
+    return not (is_live(spec) or "://" in str(spec))
 
 
 class LiveCapture:
@@ -38,7 +39,8 @@ class LiveCapture:
     def __init__(self, source: Any = 0, loop: bool = False, fps: float | None = None, keep_latest: bool = True):
         """``fps`` replays a file at that rate instead of its own (still images: 30);
         ``keep_latest=False`` queues every frame instead (for recording, or to show the lag it causes)."""
-        self.spec = int(source) if str(source).isdigit() else source
+        index = camera_index(source)  # "0" is a camera; "\u00b3" is a file name, as visionkit reads sources
+        self.spec = source if index is None else index
         self.loop = loop
         self.fps = fps
         self.keep_latest = keep_latest

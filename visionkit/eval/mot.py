@@ -66,7 +66,7 @@ def _sequence(sequence_dir: str | Path) -> _Sequence:
     if not images:
         raise SourceError(f"{img1}: no images")
     stems = [p.stem for p in images]
-    if all(s.isdigit() for s in stems) and [int(s) for s in stems] != list(range(1, len(images) + 1)):
+    if all(s.isdecimal() for s in stems) and [int(s) for s in stems] != list(range(1, len(images) + 1)):
         raise SourceError(f"{img1}: images must be frames 1..{len(images)} without gaps (image n = MOT frame n), "
                           f"found {stems[0]}..{stems[-1]}")
     return _Sequence(path, images, gt)

@@ -343,7 +343,7 @@ class CocoResultsSink(Sink):
         if not isinstance(result, Detections):
             raise SinkError(f"COCO results hold detections, not {result.kind}")
         key, stem = (frame.source, frame.index), Path(frame.source).stem
-        self._stems.setdefault(key, int(stem) if stem.isdigit() and not frame.is_video else None)
+        self._stems.setdefault(key, int(stem) if stem.isdecimal() and not frame.is_video else None)
         for box, score, name in zip(result.xyxy, result.scores, result.class_names):
             x1, y1, x2, y2 = (float(v) for v in box)
             self._rows.append((key, {"category_id": self._category_id(str(name)),

@@ -26,6 +26,7 @@ import cv2
 import numpy as np
 
 from ..errors import OptionError, SourceError
+from ..paths import user_path
 from .images import IMAGE_SUFFIXES, VIDEO_SUFFIXES, read_image, to_bgr
 
 log = logging.getLogger("visionkit")
@@ -141,21 +142,25 @@ class VideoSource(Source):
         self.size = (int(self._cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(self._cap.get(cv2.CAP_PROP_FRAME_HEIGHT)))
 
     def _open(self) -> cv2.VideoCapture:
+        args: tuple[Any, ...] = (self.target,)
         if isinstance(self.target, int):
-            cap = cv2.VideoCapture(self.target)
             what = "not available (no camera at that index, or it is in use)"
         elif str(self.target).startswith(URL_SCHEMES):
-            cap = cv2.VideoCapture(self.target, cv2.CAP_FFMPEG, [
-                cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, OPEN_TIMEOUT_MS, cv2.CAP_PROP_READ_TIMEOUT_MSEC, READ_TIMEOUT_MS])
+            args = (self.target, cv2.CAP_FFMPEG, [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, OPEN_TIMEOUT_MS,
+                                                  cv2.CAP_PROP_READ_TIMEOUT_MSEC, READ_TIMEOUT_MS])
             what = "cannot be opened (unreachable, not a video stream, or timed out)"
         else:
-            path = Path(self.target)
+            path = user_path(self.target, SourceError)
             if not path.is_file():
                 raise SourceError(f"{path}: no such file")
             if path.stat().st_size == 0:
                 raise SourceError(f"{path}: empty file (0 bytes)")
-            cap = cv2.VideoCapture(str(path))
+            args = (str(path),)
             what = "cannot be opened as a video (corrupt or unsupported format)"
+        try:
+            cap = cv2.VideoCapture(*args)
+        except cv2.error:  # OpenCV refuses the argument itself (a camera index beyond a C int): nothing to open
+            raise SourceError(f"{self.name}: {what}") from None
         if not cap.isOpened():
             cap.release()
             raise SourceError(f"{self.name}: {what}")
@@ -309,22 +314,30 @@ def _is_video_spec(spec: Any) -> bool:
     return isinstance(spec, (str, Path)) and Path(str(spec)).suffix.lower() in VIDEO_SUFFIXES
 
 
+def camera_index(spec: Any) -> int | None:
+    """The OpenCV camera index ``spec`` names (an int, or a string of ASCII digits such as ``"0"``), else None.
+    Other Unicode digits (``"³"``, ``"٣"``) are file names: ``str.isdigit()`` takes them, ``int()`` does not."""
+    if isinstance(spec, int) and not isinstance(spec, bool):
+        return spec
+    if isinstance(spec, str) and spec.isascii() and spec.isdecimal():
+        return int(spec)
+    return None
+
+
 def is_live(spec: Any) -> bool:
     """Whether ``spec`` names a camera (an index) or a stream URL: frames that will not wait for us."""
-    return (isinstance(spec, int) or (isinstance(spec, str) and spec.isdigit())
-            or (isinstance(spec, (str, Path)) and str(spec).startswith(URL_SCHEMES)))
+    return camera_index(spec) is not None or (isinstance(spec, (str, Path)) and str(spec).startswith(URL_SCHEMES))
 
 
 def _single(spec: Any, on_error: ErrorHandler | None = None, reconnect: int | None = None) -> Source:
     if isinstance(spec, Source):
         return spec
-    if not isinstance(spec, (str, Path, int)):
+    if not isinstance(spec, (str, Path, int)) or isinstance(spec, bool):
         return ArraySource(spec)
     if is_live(spec):
-        return VideoSource(int(spec) if str(spec).isdigit() else str(spec), live=True, on_error=on_error,
-                           reconnect=reconnect)
-    text = str(spec)
-    path = Path(text).expanduser()
+        index = camera_index(spec)
+        return VideoSource(str(spec) if index is None else index, live=True, on_error=on_error, reconnect=reconnect)
+    path = user_path(spec, SourceError)
     if path.suffix.lower() in VIDEO_SUFFIXES:
         return VideoSource(str(path), on_error=on_error)
     if not path.exists():
@@ -344,7 +357,7 @@ def _single(spec: Any, on_error: ErrorHandler | None = None, reconnect: int | No
 def _expand(spec: str | Path) -> list[Path] | None:
     """Files of a directory or a glob pattern; None when ``spec`` is neither."""
     text = str(spec)
-    path = Path(text).expanduser()
+    path = user_path(text, SourceError)
     if path.is_dir():
         files = [p for p in sorted(path.iterdir()) if p.suffix.lower() in IMAGE_SUFFIXES | VIDEO_SUFFIXES]
         if not files:
@@ -371,7 +384,7 @@ def open_source(spec: Any, on_error: ErrorHandler | None = None, reconnect: int 
         return spec
     if isinstance(spec, (list, tuple)):
         return MultiSource(list(spec), on_error, reconnect=reconnect)
-    if isinstance(spec, np.ndarray) or not isinstance(spec, (str, Path, int)):
+    if isinstance(spec, (np.ndarray, bool)) or not isinstance(spec, (str, Path, int)):
         return ArraySource(spec)
     if isinstance(spec, (str, Path)):
         files = _expand(spec)

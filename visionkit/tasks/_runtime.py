@@ -41,7 +41,23 @@ def onnx_session(path: Path, device: Device) -> Any:
     options.log_severity_level = 3  # errors only: QDQ models log one warning per node otherwise
     if device.threads:
         options.intra_op_num_threads = device.threads
-    return ort.InferenceSession(str(path), sess_options=options, providers=providers)
+    # No fallback: on a file it cannot load, ONNX Runtime would print a four-line "EP Error ... Falling back" banner
+    # on stdout (print(), whatever the log level) and retry the same file; the caller reports the failure instead.
+    return ort.InferenceSession(str(path), sess_options=options, providers=providers, enable_fallback=0)
+
+
+def onnx_signature(session: Any) -> str:
+    """What an ONNX model takes and gives, as a message quotes it when the file is not of the family expected:
+    ``uint8 [1, 300, 300, 3] -> float [1, 10, 4], float [1, 10], ...`` (dynamic axes by their names)."""
+    def tensor(arg: Any) -> str:
+        kind = arg.type.removeprefix("tensor(").removesuffix(")")
+        return f"{kind} [{', '.join(str(d) for d in arg.shape)}]"
+
+    def listed(args: list[Any], most: int = 4) -> str:
+        shown = ", ".join(tensor(a) for a in args[:most])
+        return shown if len(args) <= most else f"{shown}, ... ({len(args)} in all)"
+
+    return f"{listed(session.get_inputs())} -> {listed(session.get_outputs())}"
 
 
 @cache

@@ -142,12 +142,14 @@ class ActionPredictor(Predictor):
         """Window predictions of a list of frames, in order (same as calling the predictor on the list)."""
         return self(list(images))
 
-    def stream(self, source: Any, on_error: ErrorHandler | None = None,
-               prefetch: int = 4) -> Iterator[tuple[Frame, ActionPrediction]]:
+    def stream(self, source: Any, on_error: ErrorHandler | None = None, prefetch: int = 4,
+               reconnect: int | None = None) -> Iterator[tuple[Frame, ActionPrediction]]:
         """``(frame, prediction)`` for every frame: the top-k of the latest window that ended at or before it (the
         first window's for the frames before it), with ``frame_index`` set to the frame and ``start_frame`` /
-        ``end_frame`` to the window. Decoding runs ``prefetch`` frames ahead; live sources keep the newest frame."""
-        src = open_source(source, on_error)
+        ``end_frame`` to the window. Decoding runs ``prefetch`` frames ahead; live sources keep the newest frame.
+        A camera or stream that drops is reopened as ``Predictor.stream`` does (``reconnect`` overrides the
+        predictor's)."""
+        src = open_source(source, on_error, self.reconnect if reconnect is None else reconnect)
         frames: Iterator[Frame] = iter(src)
         if prefetch > 0 and (src.live or len(src) > 1):
             frames = iter(BackgroundIterator(frames, maxsize=prefetch, latest_only=src.live, name="decode"))

@@ -25,7 +25,14 @@ from ..catalog import ModelEntry, load_class_names
 from ..device import Device
 from ..errors import WeightsError
 from ..results import Classification
-from ._runtime import load_state_dict, load_ultralytics, onnx_session, stride_multiple, torchvision_weights
+from ._runtime import (
+    load_state_dict,
+    load_ultralytics,
+    onnx_session,
+    onnx_signature,
+    stride_multiple,
+    torchvision_weights,
+)
 from .base import SIDE, Backend, as_hw
 
 # TensorFlow-slim's evaluation crop for ImageNet models (``tf.image.central_crop(image, 0.875)``).
@@ -164,9 +171,11 @@ class OnnxClassify(_Classifier):
         self.session = onnx_session(weights, device)
         inp, out = self.session.get_inputs()[0], self.session.get_outputs()[0]
         nhwc_uint8 = inp.type == "tensor(uint8)" and len(inp.shape) == 4 and inp.shape[3] == 3
-        if not (nhwc_uint8 and all(isinstance(d, int) for d in inp.shape[1:3])):
-            raise WeightsError(f"{weights}: expected a TFLite-style classifier input, uint8 [1, H, W, 3] RGB; "
-                               f"got {inp.type} {inp.shape}")
+        # One [1, C] output of class scores: a detector's boxes or a segmenter's map would pass for C scores else.
+        scores = len(self.session.get_outputs()) == 1 and len(out.shape) == 2 and isinstance(out.shape[1], int)
+        if not (nhwc_uint8 and all(isinstance(d, int) for d in inp.shape[1:3]) and scores):
+            raise WeightsError(f"{weights}: not a TFLite-style classifier (uint8 [1, H, W, 3] RGB -> one [1, C] "
+                               f"class scores output); the file has {onnx_signature(self.session)}")
         self.input_name = inp.name
         self.input_hw = (int(inp.shape[1]), int(inp.shape[2]))
         # A float output (a float TFLite model) already holds the softmax probabilities.

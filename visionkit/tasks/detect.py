@@ -27,6 +27,7 @@ from ._runtime import (
     load_ultralytics,
     onnx_output_names,
     onnx_session,
+    onnx_signature,
     stride_multiple,
 )
 from .base import Backend, as_hw
@@ -139,14 +140,18 @@ class OnnxYoloDetect(Backend):
     def __init__(self, entry: ModelEntry, weights: Path, device: Device, options: dict[str, Any]):
         super().__init__(entry, weights, device, options)
         self.session = onnx_session(weights, device)
+        meta = self.session.get_modelmeta().custom_metadata_map
+        if meta.get("task", "detect") != "detect":
+            raise WeightsError(f"{weights} is an ultralytics {meta['task']} model, not a detect model")
+        if not _yolo_like(self.session):
+            raise WeightsError(f"{weights}: not a YOLO detector (float [B, 3, H, W] -> [B, 4 + classes, anchors], "
+                               f"[B, anchors, 5 + classes] or [B, max_det, 6]); the file has "
+                               f"{onnx_signature(self.session)}")
         inp = self.session.get_inputs()[0]
         self.input_name = inp.name
         self.fixed_batch = isinstance(inp.shape[0], int)
         h, w = inp.shape[2:4]
         self.input_hw = (h, w) if isinstance(h, int) and isinstance(w, int) else None
-        meta = self.session.get_modelmeta().custom_metadata_map
-        if meta.get("task", "detect") != "detect":
-            raise WeightsError(f"{weights} is an ultralytics {meta['task']} model, not a detect model")
         self.stride = int(meta.get("stride", 32))
         self.imgsz = self.input_hw or stride_multiple(options["imgsz"], self.stride, entry.name)
         self.end2end = meta.get("end2end") == "True"  # NMS-free heads (YOLO26, YOLOv10): [B, max_det, 6] out
@@ -176,6 +181,18 @@ class OnnxYoloDetect(Backend):
             pred = torch.cat([pred[..., :4], pred[..., 5:] * pred[..., 4:5]], -1).transpose(1, 2)
         preds = _yolo_nms(pred, self.options, self.end2end)
         return [_to_detections(p, batch.shape[2:], im, self.class_names) for p, im in zip(preds, images)]
+
+
+def _yolo_like(session: Any) -> bool:
+    """Whether an ONNX session has a YOLO export's signature: one float image input [B, 3, H, W] and a first output
+    of rank 3 whose fixed axes all hold at least 5 values (a box and a score), as every layout above does. Any
+    ONNX file without SSD outputs is offered to this backend, so a classifier, a pose or face model is refused here,
+    at load, not on the first image."""
+    inputs, out = session.get_inputs(), session.get_outputs()[0]
+    shape = inputs[0].shape
+    image = (len(inputs) == 1 and inputs[0].type in ("tensor(float)", "tensor(float16)") and len(shape) == 4
+             and shape[1] == 3)
+    return image and len(out.shape) == 3 and all(d >= 5 for d in out.shape[1:] if isinstance(d, int))
 
 
 class OnnxSsdDetect(Backend):

@@ -22,7 +22,7 @@ from ..catalog import ModelEntry
 from ..device import Device
 from ..errors import WeightsError
 from ..results import Detections, Speed
-from ._runtime import onnx_session
+from ._runtime import onnx_session, onnx_signature
 from .base import SIDE, Backend
 from .detect import TorchvisionDetect, UltralyticsDetect, _to_detections, _yolo_nms
 
@@ -131,8 +131,8 @@ class OnnxMoveNet(Backend):
         square = len(inp.shape) == 4 and isinstance(inp.shape[1], int) and inp.shape[1] == inp.shape[2]
         if not (inp.type == "tensor(uint8)" and square and inp.shape[3] == 3 and
                 list(out.shape[-2:]) == [NUM_KEYPOINTS, 3]):
-            raise WeightsError(f"{weights}: expected MoveNet's uint8 [1, S, S, 3] input and [1, 1, 17, 3] output; got "
-                               f"{inp.type} {inp.shape} -> {out.shape}")
+            raise WeightsError(f"{weights}: not a MoveNet pose model (uint8 [1, S, S, 3] -> [1, 1, 17, 3]); the file "
+                               f"has {onnx_signature(self.session)}")
         self.input_name = inp.name
         self.size = int(inp.shape[1])
         self.input_hw = (self.size, self.size)

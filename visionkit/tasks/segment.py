@@ -24,7 +24,7 @@ from ..catalog import ModelEntry, load_class_names
 from ..device import Device
 from ..errors import WeightsError
 from ..results import Detections, SemanticMask
-from ._runtime import load_state_dict, onnx_session, torchvision_weights
+from ._runtime import load_state_dict, onnx_session, onnx_signature, torchvision_weights
 from .base import SIDE, Backend
 from .detect import UltralyticsDetect, _to_detections, _yolo_nms
 
@@ -162,8 +162,9 @@ class OnnxDeepLab(Backend):
             self.class_names = load_class_names(_DEEPLAB_CLASSES)
         self.session = onnx_session(weights, device)
         inp = self.session.get_inputs()[0]
-        if len(inp.shape) != 4 or inp.shape[3] != 3:
-            raise WeightsError(f"{weights}: expected an NHWC RGB input [1, H, W, 3], got {inp.shape}")
+        if len(inp.shape) != 4 or inp.shape[3] != 3 or not all(isinstance(d, int) for d in inp.shape[1:3]):
+            raise WeightsError(f"{weights}: not a DeepLab segmenter (NHWC RGB input [1, H, W, 3]); the file has "
+                               f"{onnx_signature(self.session)}")
         self.input_name = inp.name
         self.input_hw = (int(inp.shape[1]), int(inp.shape[2]))
         self.uint8_input = inp.type == "tensor(uint8)"
@@ -171,7 +172,8 @@ class OnnxDeepLab(Backend):
         logits = [o for o in self.session.get_outputs() if o.type == "tensor(float)" and len(o.shape) == 4
                   and n in (o.shape[1], o.shape[3])]
         if not logits:
-            raise WeightsError(f"{weights}: no float logits output with {n} classes (NHWC or NCHW)")
+            raise WeightsError(f"{weights}: not a DeepLab segmenter (no float logits output with {n} classes, NHWC "
+                               f"or NCHW); the file has {onnx_signature(self.session)}")
         self.logits_name = logits[0].name
         self.nhwc = logits[0].shape[3] == n
 

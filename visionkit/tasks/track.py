@@ -7,7 +7,9 @@ the detection it came from, so masks and keypoints ride along with the id.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import math
+import numbers
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -47,10 +49,7 @@ class Tracker:
 
     def __init__(self, tracker: str = "bytetrack", **params: Any):
         settings = tracker_settings(tracker)
-        unknown = sorted(set(params) - set(settings))
-        if unknown:
-            raise OptionError(f"unknown {tracker} parameter(s) {', '.join(unknown)}; valid: "
-                              f"{', '.join(sorted(k for k in settings if k != 'tracker_type'))}")
+        _check_params(tracker, settings, params)
         settings.update(params)
         if settings.get("with_reid"):
             raise OptionError("ReID needs an extra appearance model that is not supported yet; set with_reid=False")
@@ -84,6 +83,28 @@ class Tracker:
         self._impl.reset()
 
 
+def _check_params(kind: str, settings: dict[str, Any], params: Mapping[Any, Any]) -> None:
+    """Each of ``params`` one of ``kind``'s settings, with a value of its default's kind (True/False, a finite
+    number >= 0, a string): ultralytics reads them unchecked, so a wrong one would fail on the first frame, deep in
+    the tracker. ``tracker_type`` is not among them: the tracker is chosen by ``tracker``."""
+    valid = sorted(k for k in settings if k != "tracker_type")
+    unknown = sorted(k for k in params if k not in valid)
+    if unknown:
+        raise OptionError(f"unknown {kind} parameter(s) {', '.join(unknown)}; valid: {', '.join(valid)}")
+    for name, value in params.items():
+        default = settings[name]
+        if isinstance(default, bool):
+            ok, wanted = isinstance(value, bool), "True or False"
+        elif isinstance(default, numbers.Real):
+            ok = (isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
+                  and value >= 0)
+            wanted = "a finite number >= 0"
+        else:
+            ok, wanted = isinstance(value, str), "a string"
+        if not ok:
+            raise OptionError(f"{kind} parameter {name} must be {wanted}, got {value!r}")
+
+
 class TrackingPredictor:
     """Detector + tracker behind the Predictor surface: ``stream(source)`` tracks each source from a fresh
     state; calling it frame by frame (``tracking(image)``) keeps one state until ``reset()``.
@@ -97,6 +118,10 @@ class TrackingPredictor:
     def __init__(self, model: str | Path | None = None, *, tracker: str = "bytetrack",
                  tracker_params: dict[str, Any] | None = None, **detector_options: Any):
         self.detector = Predictor("detect", model, **detector_options)
+        if tracker_params is not None and (not isinstance(tracker_params, Mapping)
+                                           or not all(isinstance(k, str) for k in tracker_params)):
+            raise OptionError(f"tracker_params must map tracker setting names to values (e.g. "
+                              f"{{'track_buffer': 60}}), got {tracker_params!r}")
         self.tracker_kind = tracker
         self.tracker_params = dict(tracker_params or {})
         self._live = self.new_tracker()  # validates the tracker settings now, not on the first frame

@@ -284,3 +284,12 @@ def test_cached_file_is_reverified_for_each_entry(http_root, online: Path) -> No
     other = entry_for("tiny.onnx", url=f"{base}/tiny.onnx", sha256="0" * 64, name="other")
     with pytest.raises(WeightsError, match="not the official other weights"):
         weights.resolve(other)
+
+
+@pytest.mark.parametrize("model", ["~nosuchuser/x.pt", "a" * 300 + ".pt"])
+def test_model_path_the_os_cannot_look_up(model: str) -> None:
+    """An unknown ~user or a name too long for the OS: a WeightsError naming it, not RuntimeError/OSError."""
+    import visionkit
+
+    with pytest.raises(WeightsError, match="no user 'nosuchuser'|File name too long"):
+        visionkit.load("detect", model)

@@ -38,6 +38,7 @@ from .errors import ModelNotFoundError, OptionError, WeightsError, raise_if_inte
 from .io.images import IMAGE_SUFFIXES, VIDEO_SUFFIXES, read_image, to_bgr
 from .io.sources import ErrorHandler, Frame, Source, open_source, reconnect_attempts
 from .io.threads import BackgroundIterator, ordered_map
+from .paths import user_path
 from .results import Result, Speed
 from .tasks.base import Backend, backend_class, backend_for_file, check_against_model, given_options, merge_options
 from .tasks.checkpoints import trusting
@@ -289,7 +290,7 @@ def _resolve_model(task: str, model: str | Path | None) -> tuple[catalog.ModelEn
         entry = catalog.default_model(task)
         return entry, backend_class(task, entry.backend), None
     text = str(model)
-    path = Path(text).expanduser()
+    path = user_path(text, WeightsError)
     if not _in_catalog(text) and path.exists():  # a model file, or a training run (folder or card.json)
         from .training.card import weights_file
 

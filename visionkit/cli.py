@@ -120,6 +120,11 @@ def _add_track_options(p: argparse.ArgumentParser) -> None:
                    help="frames a lost track is kept before its id is dropped (default: 30)")
     g.add_argument("--trails", type=int, default=30, metavar="N",
                    help="draw each track's last N centre points on saved/shown frames; 0 = off (default: 30)")
+    g.add_argument("--resume-state", metavar="FILE", dest="resume_state",
+                   help="continue the tracks (and ids) of a run that wrote FILE with --save-state")
+    g.add_argument("--save-state", metavar="FILE", dest="save_state",
+                   help="write the tracker state to FILE when the run ends or is interrupted (JSON, for "
+                        "--resume-state)")
 
 
 def _add_classify_options(p: argparse.ArgumentParser) -> None:
@@ -338,6 +343,7 @@ def _run_task(args: argparse.Namespace) -> int:
     from .results import Detections
 
     predictor = _load(args)
+    stream_options = _tracker_state(args, predictor)
     if args.source is None:
         args.source = _default_sample()
         if not args.quiet:
@@ -389,7 +395,7 @@ def _run_task(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     stop: KeyboardInterrupt | None = None
     try:  # Ctrl-C, SIGTERM and SIGHUP (visionkit.interrupts) end the loop; the outputs are finished below
-        for frame, result in predictor.stream(source, on_error=on_error):
+        for frame, result in predictor.stream(source, on_error=on_error, **stream_options):
             if writer is not None:  # handed over before it is counted: the summary counts what was written
                 writer.submit(frame, result)
                 quit_window = False
@@ -418,11 +424,24 @@ def _run_task(args: argparse.Namespace) -> int:
                 sink.close()
             if window:
                 window.close()
+            if getattr(args, "save_state", None):
+                stream_options["tracker"].save_state(args.save_state)
     stop = stop or stop_requested()
     elapsed = time.perf_counter() - start
     code = _interrupted(stop) if stop is not None else EXIT_FAILED if errors or frames == 0 else EXIT_OK
     _summary(args, frames, objects, speed_sum, elapsed, errors, sinks)
     return code
+
+
+def _tracker_state(args: argparse.Namespace, predictor: Any) -> dict[str, Any]:
+    """``stream()`` options for --resume-state / --save-state: the tracker to go on with, loaded now (a bad state
+    file is a bad command line, found before any output is opened)."""
+    if not (getattr(args, "resume_state", None) or getattr(args, "save_state", None)):
+        return {}
+    tracker = predictor.new_tracker()
+    if args.resume_state:
+        tracker.load_state(args.resume_state)
+    return {"tracker": tracker}
 
 
 def _summary(args: argparse.Namespace, frames: int, objects: int, speed_sum: list[float], elapsed: float,

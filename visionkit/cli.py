@@ -120,6 +120,17 @@ def _add_track_options(p: argparse.ArgumentParser) -> None:
                    help="frames a lost track is kept before its id is dropped (default: 30)")
     g.add_argument("--trails", type=int, default=30, metavar="N",
                    help="draw each track's last N centre points on saved/shown frames; 0 = off (default: 30)")
+    g = p.add_argument_group("lines and zones (tracked objects only)")
+    g.add_argument("--line", action="append", default=[], metavar="X1,Y1,X2,Y2[:NAME]",
+                   help="count in/out crossings per class of this line segment (pixels, or fractions of the frame "
+                        "when all values are in 0..1); 'in' = to the right of the direction X1,Y1 -> X2,Y2; "
+                        "repeatable")
+    g.add_argument("--zone", action="append", default=[], metavar="X1,Y1,X2,Y2,X3,Y3,...[:NAME]",
+                   help="polygon: occupancy per class and each track's dwell time; repeatable")
+    g.add_argument("--events", metavar="FILE",
+                   help="write crossed/entered/left events (track id, class, frame, timestamp) to FILE as JSONL, "
+                        "as they happen")
+    g = p.add_argument_group("tracker state")
     g.add_argument("--resume-state", metavar="FILE", dest="resume_state",
                    help="continue the tracks (and ids) of a run that wrote FILE with --save-state")
     g.add_argument("--save-state", metavar="FILE", dest="save_state",
@@ -344,6 +355,7 @@ def _run_task(args: argparse.Namespace) -> int:
 
     predictor = _load(args)
     stream_options = _tracker_state(args, predictor)
+    counting = _Counting.from_args(args)  # a bad --line or --zone is found before any output is opened
     if args.source is None:
         args.source = _default_sample()
         if not args.quiet:
@@ -366,6 +378,8 @@ def _run_task(args: argparse.Namespace) -> int:
     if getattr(args, "mot", None):
         sinks.append(MotSink(args.mot))
     window = _Window() if args.show else None
+    if counting is not None:
+        counting.open()
     trails = TraceAnnotator(args.trails) if getattr(args, "trails", 0) > 0 else None
     trails_source = None
 
@@ -383,6 +397,8 @@ def _run_task(args: argparse.Namespace) -> int:
                 trails.reset()
             trails_source = frame.source
             trails.annotate(annotated, result)
+        if counting is not None:
+            counting(frame, result, annotated)
         for sink in sinks:
             sink.write(frame, result, annotated)
         return annotated
@@ -426,11 +442,64 @@ def _run_task(args: argparse.Namespace) -> int:
                 window.close()
             if getattr(args, "save_state", None):
                 stream_options["tracker"].save_state(args.save_state)
+            if counting is not None:
+                counting.close()
     stop = stop or stop_requested()
     elapsed = time.perf_counter() - start
     code = _interrupted(stop) if stop is not None else EXIT_FAILED if errors or frames == 0 else EXIT_OK
     _summary(args, frames, objects, speed_sum, elapsed, errors, sinks)
+    if counting is not None and not args.quiet:
+        print(counting.summary(), file=sys.stderr)
     return code
+
+
+class _Counting:
+    """--line / --zone / --events for one run: an ``Analytics`` per source (each video or stream counts on its
+    own), its events written as they happen, its counts drawn on the annotated frame."""
+
+    def __init__(self, lines: list[Any], zones: list[Any], events: str | None):
+        from .draw import ZoneAnnotator
+
+        self.lines, self.zones, self.events_path = lines, zones, events
+        self.events: Any = None
+        self.drawer = ZoneAnnotator()
+        self.per_source: dict[str, Any] = {}
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace) -> _Counting | None:
+        from .zones import parse_shape
+
+        lines = [parse_shape(t, "line", i) for i, t in enumerate(getattr(args, "line", []), 1)]
+        zones = [parse_shape(t, "zone", i) for i, t in enumerate(getattr(args, "zone", []), 1)]
+        if getattr(args, "events", None) and not (lines or zones):
+            raise OptionError("--events needs at least one --line or --zone")
+        return cls(lines, zones, args.events) if lines or zones else None
+
+    def open(self) -> None:
+        from .io.sinks import EventsSink
+
+        if self.events_path:
+            self.events = EventsSink(self.events_path)
+
+    def __call__(self, frame: Any, result: Any, annotated: Any) -> None:
+        from .zones import Analytics
+
+        analytics = self.per_source.get(frame.source)
+        if analytics is None:
+            analytics = self.per_source[frame.source] = Analytics(self.lines, self.zones)
+        events = analytics.update(result, frame.index, frame.timestamp, frame.image.shape[:2])
+        if self.events is not None:
+            self.events.write_events(frame, events)
+        if annotated is not None:
+            self.drawer.annotate(annotated, analytics.counters)
+
+    def summary(self) -> str:
+        return "; ".join(f"{Path(source).name}: " + ", ".join(c.summary() for c in a.counters)
+                         for source, a in self.per_source.items())
+
+    def close(self) -> None:
+        if self.events is not None:
+            self.events.close()
 
 
 def _tracker_state(args: argparse.Namespace, predictor: Any) -> dict[str, Any]:

@@ -157,6 +157,21 @@ class MotSink(_LineSink):
                                                     result.scores.tolist())))
 
 
+class EventsSink(_LineSink):
+    """Events (``visionkit.zones``: crossed, entered, left), one JSON object a line, flushed as they happen."""
+
+    def __init__(self, path: str | Path, **context: Any):
+        super().__init__(path)
+        self.context = context
+
+    def write_events(self, frame: Frame, events: list[dict[str, Any]]) -> None:
+        if events:
+            self._write("".join(json.dumps({"source": frame.source, **self.context, **e}) + "\n" for e in events))
+
+    def write(self, frame: Frame, result: Result, annotated: np.ndarray | None = None) -> None:
+        """Nothing per frame: events come through ``write_events``."""
+
+
 class CocoResultsSink(Sink):
     """COCO detection results (``[{image_id, category_id, bbox: [x, y, w, h], score}]``), what pycocotools'
     ``loadRes`` and the COCO evaluation server take. ``image_id`` is the file stem when numeric (COCO file

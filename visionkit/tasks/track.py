@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import OptionError, SinkError
+from ..errors import OptionError
 from ..io.sources import ErrorHandler, Frame
 from ..predictor import Predictor
 from ..results import Detections
@@ -103,15 +103,10 @@ class Tracker:
         track_state.restore(self._impl, state)
 
     def save_state(self, path: str | Path) -> None:
-        """Write ``state_dict()`` to ``path`` as JSON (written to a temporary file first, so a crash mid-write
-        leaves the previous state file whole)."""
-        path = Path(path)
-        tmp = path.with_name(path.name + ".tmp")
-        try:
-            tmp.write_text(track_state.dump_state(self.state_dict()))
-            tmp.replace(path)
-        except OSError as e:
-            raise SinkError(f"{path}: cannot write the tracker state ({e.strerror or e})") from None
+        """Write ``state_dict()`` to ``path`` as JSON, atomically (a crash mid-write leaves the old file whole)."""
+        from ..io.sinks import write_json
+
+        write_json(path, track_state.to_json_data(self.state_dict()))
 
     def load_state(self, path: str | Path) -> None:
         """``load_state_dict`` of a file written by ``save_state``."""

@@ -5,7 +5,7 @@ mean and covariance, box, score, class, counters), the per-tracker id iterator a
 frame of its camera-motion compensation (GMC). Everything is turned into plain data (numbers, strings, lists,
 dicts) and numpy arrays: nothing is pickled, so a state file cannot run code when it is loaded.
 
-``dump_state`` / ``parse_state`` turn that into JSON text and back exactly: arrays keep their dtype and shape,
+``to_json_data`` / ``parse_state`` turn that into JSON and back exactly: arrays keep their dtype and shape,
 and float32/float64 values survive the decimal round trip bit for bit (``repr`` of a float is exact).
 """
 
@@ -132,13 +132,14 @@ def restore(impl: Any, state: dict[str, Any]) -> None:
             setattr(gmc, k, _live(v))
 
 
-def _encode(value: Any) -> Any:
+def to_json_data(value: Any) -> Any:
+    """``value`` (a state) with every array as dtype, shape and a flat list of values: ready for ``json``."""
     if isinstance(value, np.ndarray):
         return {"array": value.dtype.str, "shape": list(value.shape), "data": value.ravel().tolist()}
     if isinstance(value, dict):
-        return {k: _encode(v) for k, v in value.items()}
+        return {k: to_json_data(v) for k, v in value.items()}
     if isinstance(value, list):
-        return [_encode(v) for v in value]
+        return [to_json_data(v) for v in value]
     return value
 
 
@@ -150,11 +151,6 @@ def _decode(value: Any) -> Any:
     if isinstance(value, list):
         return [_decode(v) for v in value]
     return value
-
-
-def dump_state(state: dict[str, Any]) -> str:
-    """``state`` as JSON text (arrays as dtype, shape and a flat list of values)."""
-    return json.dumps(_encode(state), allow_nan=True)
 
 
 def parse_state(text: str | bytes, source: str) -> dict[str, Any]:

@@ -11,6 +11,7 @@
 from .catalog import ModelEntry, list_models
 from .errors import ModelNotFoundError, OptionError, SinkError, SourceError, VisionkitError, WeightsError
 from .io.sources import Frame, open_source
+from .multistream import MultiStream, StreamResult
 from .pipeline import PersonPose
 from .predictor import Predictor, export_onnx, load
 from .results import ActionPrediction, Classification, Detections, Result, SemanticMask, Speed
@@ -24,7 +25,8 @@ def available_models(task: str | None = None) -> list[str]:
 
 
 __all__ = [
-    "ActionPrediction", "Classification", "Detections", "Frame", "ModelEntry", "ModelNotFoundError", "OptionError",
-    "PersonPose", "Predictor", "Result", "SemanticMask", "SinkError", "SourceError", "Speed", "VisionkitError",
-    "WeightsError", "available_models", "export_onnx", "list_models", "load", "open_source",
+    "ActionPrediction", "Classification", "Detections", "Frame", "ModelEntry", "ModelNotFoundError", "MultiStream",
+    "OptionError", "PersonPose", "Predictor", "Result", "SemanticMask", "SinkError", "SourceError", "Speed",
+    "StreamResult", "VisionkitError", "WeightsError", "available_models", "export_onnx", "list_models", "load",
+    "open_source",
 ]

@@ -120,3 +120,45 @@ def test_names_and_bad_source(sources: dict[str, list[Path]], data: Path, tmp_pa
     assert streams.names == []
     with pytest.raises(SourceError):
         MultiStream([tmp_path / "missing.mp4"], _tracking(1))
+
+
+# -- CLI -------------------------------------------------------------------------------------------------------
+def _clip(data: Path, path: Path, frames: int = 30) -> Path:
+    cap = cv2.VideoCapture(str(data / "demo" / "vtest.avi"))
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 10.0, (480, 360))
+    for _ in range(frames):
+        writer.write(cap.read()[1])
+    writer.release()
+    return path
+
+
+def test_cli_several_sources(data: Path, tmp_path: Path) -> None:
+    """`visionkit track A B C --save DIR --json F --mot DIR`: one video and one MOT file per stream (named by
+    stream), JSONL records with a stream field; each stream's MOT file is the single-source run's; a stream that
+    fails mid-run (a cut video) is reported in one line, exit 1, and the others are complete."""
+    from fault_harness import assert_jsonl_valid, assert_video_valid
+
+    from visionkit.cli import main
+
+    clip = _clip(data, tmp_path / "clip.avi")
+    other = tmp_path / "b"
+    other.mkdir()
+    copy = other / "clip.avi"
+    copy.write_bytes(clip.read_bytes())
+    cut = tmp_path / "cut.avi"
+    cut.write_bytes(clip.read_bytes()[: clip.stat().st_size // 2])
+    run = ["--model", "ssd_mobilenet_v1_coco", "--classes", "1", "--quiet"]
+    assert main(["track", str(clip), *run, "--mot", str(tmp_path / "single.txt")]) == 0
+    out, jsonl, mot = tmp_path / "out", tmp_path / "all.jsonl", tmp_path / "mot"
+    code = main(["track", str(clip), str(copy), str(cut), *run, "--save", str(out), "--json", str(jsonl),
+                 "--mot", str(mot)])
+    assert code == 1
+    assert sorted(p.name for p in out.iterdir()) == ["clip-2.mp4", "clip.mp4", "cut.mp4"]
+    assert assert_video_valid(out / "clip.mp4") == assert_video_valid(out / "clip-2.mp4") == 30
+    single = (tmp_path / "single.txt").read_text()
+    assert (mot / "clip.txt").read_text() == (mot / "clip-2.txt").read_text() == single != ""
+    records = assert_jsonl_valid(jsonl)
+    per_stream = {s: [r["frame"] for r in records if r["stream"] == s] for s in ("clip", "clip-2", "cut")}
+    assert per_stream["clip"] == per_stream["clip-2"] == list(range(30))
+    assert 5 <= len(per_stream["cut"]) < 30
+    assert {r["source"] for r in records} == {str(clip), str(copy), str(cut)}

@@ -120,6 +120,11 @@ def _add_track_options(p: argparse.ArgumentParser) -> None:
                    help="frames a lost track is kept before its id is dropped (default: 30)")
     g.add_argument("--trails", type=int, default=30, metavar="N",
                    help="draw each track's last N centre points on saved/shown frames; 0 = off (default: 30)")
+
+
+def _add_track_task_options(p: argparse.ArgumentParser) -> None:
+    """`visionkit track` (not `eval track`): lines and zones, the tracker state across runs."""
+    _add_track_options(p)
     g = p.add_argument_group("lines and zones (tracked objects only)")
     g.add_argument("--line", action="append", default=[], metavar="X1,Y1,X2,Y2[:NAME]",
                    help="count in/out crossings per class of this line segment (pixels, or fractions of the frame "
@@ -158,7 +163,7 @@ def _add_action_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--topk", type=_positive_int, dest="top_k", help="how many actions to report (default: 5)")
 
 
-TASK_OPTIONS = {"detect": _add_detect_options, "track": _add_track_options, "classify": _add_classify_options,
+TASK_OPTIONS = {"detect": _add_detect_options, "track": _add_track_task_options, "classify": _add_classify_options,
                 "pose": _add_detect_options, "segment": _add_segment_options, "action": _add_action_options}
 TASK_HELP = {"detect": "detect objects (YOLO, SSD) in images, folders, videos, cameras and streams",
              "track": "track objects across video frames with persistent ids (BYTETrack, BoT-SORT)",
@@ -188,11 +193,16 @@ def build_parser() -> argparse.ArgumentParser:
     for task, add_options in TASK_OPTIONS.items():
         p = sub.add_parser(task, help=TASK_HELP[task], description=TASK_HELP[task] + ".", epilog=SOURCES_EPILOG,
                            formatter_class=argparse.RawDescriptionHelpFormatter)
-        p.add_argument("source", nargs="?", metavar="SOURCE", help=SOURCE_HELP)
+        if task == "track":  # several sources: one model, one tracker per stream (MultiStream)
+            p.add_argument("source", nargs="*", metavar="SOURCE", help=SOURCE_HELP + "; several: tracked as "
+                           "separate streams batched through one model (--save DIR: DIR/<stream>.mp4, --mot: a "
+                           "folder of <stream>.txt, --json: records with a stream field)")
+        else:
+            p.add_argument("source", nargs="?", metavar="SOURCE", help=SOURCE_HELP)
         _add_model_options(p, task)
         add_options(p)
         _add_output_options(p, coco=task == "detect", mot=task == "track")
-        p.set_defaults(handler=_run_task, task=task)
+        p.set_defaults(handler=_run_track if task == "track" else _run_task, task=task)
 
     p = sub.add_parser("demo", help="live demo: camera -> any task -> window, browser page or files",
                        description="Live demo on a camera (or a looping video/image standing in for one): "
@@ -476,10 +486,10 @@ class _Counting:
         return cls(lines, zones, args.events) if lines or zones else None
 
     def open(self) -> None:
-        from .io.sinks import EventsSink
+        from .io.sinks import RecordSink
 
         if self.events_path:
-            self.events = EventsSink(self.events_path)
+            self.events = RecordSink(self.events_path)
 
     def __call__(self, frame: Any, result: Any, annotated: Any) -> None:
         from .zones import Analytics
@@ -489,7 +499,7 @@ class _Counting:
             analytics = self.per_source[frame.source] = Analytics(self.lines, self.zones)
         events = analytics.update(result, frame.index, frame.timestamp, frame.image.shape[:2])
         if self.events is not None:
-            self.events.write_events(frame, events)
+            self.events.write_records(frame, events)
         if annotated is not None:
             self.drawer.annotate(annotated, analytics.counters)
 
@@ -500,6 +510,87 @@ class _Counting:
     def close(self) -> None:
         if self.events is not None:
             self.events.close()
+
+
+def _run_track(args: argparse.Namespace) -> int:
+    """One source (or none: the sample) as every task runs it; several through ``MultiStream``."""
+    sources = args.source
+    if len(sources) > 1:
+        return _run_multistream(args, sources)
+    args.source = sources[0] if sources else None
+    return _run_task(args)
+
+
+def _run_multistream(args: argparse.Namespace, sources: list[str]) -> int:
+    from dataclasses import replace
+
+    from .io.sinks import AnnotatedSink, MotSink, RecordSink
+    from .multistream import MultiStream
+
+    if args.resume_state or args.save_state:
+        raise OptionError("--resume-state and --save-state take one source (a tracker state is one stream's)")
+    if args.show:
+        raise OptionError("--show takes one source; use --save DIR for several")
+    args.source = None  # no --workers guess from a source: the streams share one batched forward pass
+    if args.batch == 1:  # the default: one forward pass per step for all the streams
+        args.batch = len(sources)
+    predictor = _load(args)
+    counting = _Counting.from_args(args)
+    errors: list[str] = []
+
+    def on_error(name: str, e: VisionkitError) -> None:
+        errors.append(str(e))
+        print(f"visionkit: error: {e}", file=sys.stderr)
+
+    streams = MultiStream(sources, predictor, on_error=on_error, reconnect=args.reconnect)
+    predictor.warmup()
+    video = AnnotatedSink(args.save) if args.save else None
+    records = RecordSink(args.json, task=args.task, model=predictor.entry.name) if args.json else None
+    if args.mot:
+        Path(args.mot).mkdir(parents=True, exist_ok=True)
+    mots: dict[str, MotSink] = {}
+    if counting is not None:
+        counting.open()
+    frames = objects = 0
+    start = time.perf_counter()
+    stop: KeyboardInterrupt | None = None
+    try:
+        for item in streams:
+            frame = replace(item.frame, source=item.stream)  # outputs are named by stream
+            result = item.result
+            annotated = result.plot(frame.image) if video is not None else None
+            if counting is not None:
+                counting(frame, result, annotated)
+            if video is not None:
+                video.write(frame, result, annotated)
+            if records is not None:
+                record = {"stream": item.stream, "frame": frame.index, **result.to_dict()}
+                if frame.timestamp is not None:
+                    record["timestamp"] = round(frame.timestamp, 4)
+                records.write_records(item.frame, [record])
+            if args.mot:
+                if item.stream not in mots:
+                    mots[item.stream] = MotSink(Path(args.mot) / f"{item.stream}.txt")
+                mots[item.stream].write(frame, result)
+            frames += 1
+            objects += len(result)
+    except KeyboardInterrupt as e:
+        stop = e
+    finally:
+        hold_stop_signals()
+        streams.close()
+        for sink in [video, records, counting, *mots.values()]:
+            if sink is not None:
+                sink.close()
+    stop = stop or stop_requested()
+    elapsed = time.perf_counter() - start
+    outputs = [p for p in (args.save, args.json, args.mot, args.events) if p]
+    print(f"track: {len(sources)} stream(s), {frames} frame(s), {objects} object(s), {len(errors)} error(s); "
+          f"{frames / elapsed if elapsed > 0 else 0:.1f} FPS overall" + (f"; saved to {', '.join(outputs)}"
+                                                                         if outputs else ""), file=sys.stderr)
+    if counting is not None and not args.quiet:
+        print(counting.summary(), file=sys.stderr)
+    return _interrupted(stop) if stop is not None else EXIT_FAILED if errors or frames == 0 else EXIT_OK
 
 
 def _tracker_state(args: argparse.Namespace, predictor: Any) -> dict[str, Any]:

@@ -47,13 +47,14 @@ class StreamResult:
 
 
 def stream_name(source: Any) -> str:
-    """A short name for a source: a file's stem, ``camera0``, or a URL's host and path."""
+    """A short name for a source, usable as a file stem: a file's stem, ``camera0``, or a URL's host and path
+    with every other character as ``_``."""
     text = str(source)
     if text.isdigit():
         return f"camera{text}"
     if "://" in text:
         rest = text.split("://", 1)[1].split("@")[-1]
-        return "".join(c if c.isalnum() or c in "-_." else "_" for c in rest).strip("_") or "stream"
+        return "".join(c if c.isalnum() or c in "-_" else "_" for c in rest).strip("_") or "stream"
     return Path(text).stem or "stream"
 
 

@@ -157,19 +157,20 @@ class MotSink(_LineSink):
                                                     result.scores.tolist())))
 
 
-class EventsSink(_LineSink):
-    """Events (``visionkit.zones``: crossed, entered, left), one JSON object a line, flushed as they happen."""
+class RecordSink(_LineSink):
+    """JSON objects one a line, flushed as written: events (``visionkit.zones``: crossed, entered, left) as they
+    happen, or per-frame records that carry their own fields (a multi-stream run's ``stream``)."""
 
     def __init__(self, path: str | Path, **context: Any):
         super().__init__(path)
         self.context = context
 
-    def write_events(self, frame: Frame, events: list[dict[str, Any]]) -> None:
-        if events:
-            self._write("".join(json.dumps({"source": frame.source, **self.context, **e}) + "\n" for e in events))
+    def write_records(self, frame: Frame, records: list[dict[str, Any]]) -> None:
+        if records:
+            self._write("".join(json.dumps({"source": frame.source, **self.context, **r}) + "\n" for r in records))
 
     def write(self, frame: Frame, result: Result, annotated: np.ndarray | None = None) -> None:
-        """Nothing per frame: events come through ``write_events``."""
+        """Nothing per frame: records come through ``write_records``."""
 
 
 class CocoResultsSink(Sink):

@@ -13,7 +13,6 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from fault_harness import Fault, assert_mot_valid, check_fault
 from test_track import MOT17, PETS, _gt, _gt_detections, _shape, _signature
 
 from visionkit.cli import main
@@ -139,39 +138,3 @@ def test_cli_resume_state_continues_ids(tracking: Path, tmp_path: Path) -> None:
     full = _mot(tmp_path / "all.txt")
     resumed = _mot(tmp_path / "a.txt") + _mot(tmp_path / "b.txt", offset=15)
     assert resumed == full and any(int(r[0]) > 15 for r in full)
-
-
-@pytest.mark.parametrize("case", ["other tracker", "not json", "missing"])
-def test_cli_bad_resume_state(tracking: Path, tmp_path: Path, case: str) -> None:
-    """A state file that cannot be used: exit 2 (a bad command line), one line naming the file, no output made."""
-    state = tmp_path / "state.json"
-    tracker = Tracker()
-    tracker.save_state(state)
-    argv = ["track", tracking / "demo" / "vtest.avi", "-m", "ssd_mobilenet_v1_coco", "--mot", tmp_path / "r.txt"]
-    if case == "other tracker":
-        fault = Fault(case, [*argv, "--tracker", "botsort", "--resume-state", state], 2,
-                      f"{state}: tracker state is from a 'bytetrack' tracker", [state])
-    elif case == "not json":
-        state.write_bytes(b"\x80\x04garbage")
-        fault = Fault(case, [*argv, "--resume-state", state], 2, f"{state}: not a visionkit tracker state", [state])
-    else:
-        fault = Fault(case, [*argv, "--resume-state", tmp_path / "none.json"], 2,
-                      f"{tmp_path / 'none.json'}: cannot read the tracker state")
-    check_fault(fault)
-    assert not (tmp_path / "r.txt").exists()
-
-
-def test_cli_interrupted_run_saves_state(tracking: Path, tmp_path: Path) -> None:
-    """SIGTERM mid-run: the state written is the one after the last frame in the MOT file."""
-    import signal
-
-    from fault_harness import Stop
-
-    state, mot, jsonl = tmp_path / "state.json", tmp_path / "r.txt", tmp_path / "r.jsonl"
-    stop = Stop(signal.SIGTERM, lambda _: jsonl.is_file() and len(jsonl.read_text().splitlines()) >= 20)
-    check_fault(Fault("SIGTERM", ["track", tracking / "demo" / "vtest.avi", "-m", "ssd_mobilenet_v1_coco",
-                                  "--classes", "1", "--mot", mot, "--json", jsonl, "--save-state", state, "-q"], 143,
-                      "interrupted by SIGTERM", stop=stop))
-    assert_mot_valid(mot)
-    saved = json.loads(state.read_text())
-    assert saved["frame_id"] >= max(int(ln.split(",")[0]) for ln in mot.read_text().splitlines())

@@ -542,19 +542,20 @@ def _run_multistream(args: argparse.Namespace, sources: list[str]) -> int:
         errors.append(str(e))
         print(f"visionkit: error: {e}", file=sys.stderr)
 
+    predictor.warmup()  # load weights before opening sources and outputs: a bad model leaves nothing behind
     streams = MultiStream(sources, predictor, on_error=on_error, reconnect=args.reconnect)
-    predictor.warmup()
-    video = AnnotatedSink(args.save) if args.save else None
-    records = RecordSink(args.json, task=args.task, model=predictor.entry.name) if args.json else None
-    if args.mot:
-        Path(args.mot).mkdir(parents=True, exist_ok=True)
+    video = records = None
     mots: dict[str, MotSink] = {}
-    if counting is not None:
-        counting.open()
     frames = objects = 0
     start = time.perf_counter()
     stop: KeyboardInterrupt | None = None
     try:
+        video = AnnotatedSink(args.save) if args.save else None
+        records = RecordSink(args.json, task=args.task, model=predictor.entry.name) if args.json else None
+        if args.mot:
+            Path(args.mot).mkdir(parents=True, exist_ok=True)
+        if counting is not None:
+            counting.open()
         for item in streams:
             frame = replace(item.frame, source=item.stream)  # outputs are named by stream
             result = item.result

@@ -74,8 +74,9 @@ class MultiStream:
             sources: ``{name: source}``, or a list of sources named by ``stream_name`` (made unique with -2, -3).
             predictor: a ``Predictor`` (any task whose ``predict`` takes a list of images) or a
                 ``TrackingPredictor`` (each stream then gets its own tracker).
-            on_error: ``on_error(stream_name, error)`` for a stream that fails (it is dropped); None = the error
-                is kept in ``errors`` and the other streams go on.
+            on_error: ``on_error(stream_name, error)`` for a stream that fails (it is dropped; a failure while
+                decoding is reported from that stream's reader thread); every error is also kept in ``errors``,
+                and the other streams go on either way.
             prefetch: frames decoded ahead per file source.
             reconnect: attempts to reopen a live source that drops (see ``open_source``).
             idle_wait: seconds to wait for a live frame when no stream has one ready.
@@ -89,8 +90,12 @@ class MultiStream:
         self._streams: dict[str, _Stream] = {}
         self._lock = threading.Lock()
         items = sources.items() if isinstance(sources, dict) else ((None, s) for s in sources)
-        for name, spec in items:
-            self.add(spec, name)
+        try:
+            for name, spec in items:
+                self.add(spec, name)
+        except BaseException:
+            self.close()  # the readers already started must not outlive a failed start
+            raise
 
     @property
     def names(self) -> list[str]:

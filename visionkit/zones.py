@@ -26,6 +26,7 @@ OpenCV's ``pointPolygonTest``, so it is written here.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -209,7 +210,7 @@ class Analytics:
     """Every line and zone of one stream, fed frame by frame: ``update`` returns the frame's events, each with
     the line/zone name, frame index and timestamp; ``counters`` hold the counts for drawing and reports."""
 
-    def __init__(self, lines: list[Shape] = (), zones: list[Shape] = (), margin: float = 2.0,
+    def __init__(self, lines: Sequence[Shape] = (), zones: Sequence[Shape] = (), margin: float = 2.0,
                  anchor: str = "bottom", lost_after: int = 30):
         self.counters: list[LineCounter | ZoneCounter] = [LineCounter(s, margin, anchor) for s in lines]
         self.counters += [ZoneCounter(s, margin, anchor, lost_after) for s in zones]

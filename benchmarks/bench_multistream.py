@@ -9,6 +9,7 @@
 
 Model: the seeded random-weight YOLOv8n that bench_track.py uses (official YOLOv8 weights are not available
 offline), PyTorch on the CPU, imgsz 640, conf 0.1, ByteTrack. No drawing or encoding: detection + tracking only.
+Every case runs in fresh processes (the model is built first, in this one).
 Total FPS = frames of all streams / wall time of the loop (after warm-up); latency = the median wall time from
 the start of a step (a frame of every stream handed in) to its results; for processes and threads, the median
 time per frame of one stream.
@@ -33,10 +34,17 @@ from _common import markdown_table, setup_env
 
 setup_env()
 
-from bench_track import clip_and_model  # noqa: E402
 
 
-def run_multistream(pt: Path, clip: Path, n: int, conf: float) -> tuple[float, float]:
+def in_fresh_process(case: str, pt: Path, clip: Path, n: int, conf: float) -> tuple[float, float]:
+    """Run ``case`` in a fresh process, as the N processes are: this one (which built the random model through
+    ultralytics' training code) runs PyTorch inference 3-4x slower than a fresh one on this machine."""
+    out = subprocess.run([sys.executable, __file__, "--worker", case, str(pt), str(clip), str(n), str(conf)],
+                         capture_output=True, text=True, check=True).stdout.split()
+    return float(out[0]), float(out[1])
+
+
+def multistream_worker(pt: Path, clip: Path, n: int, conf: float) -> tuple[float, float]:
     from visionkit import MultiStream
     from visionkit.tasks.track import TrackingPredictor
 
@@ -66,7 +74,7 @@ def run_processes(pt: Path, clip: Path, n: int, conf: float, tmp: Path) -> tuple
     return sum(fps), statistics.median(1e3 / f for f in fps)
 
 
-def run_ultralytics_threads(pt: Path, clip: Path, n: int, conf: float) -> tuple[float, float]:
+def ultralytics_threads_worker(pt: Path, clip: Path, n: int, conf: float) -> tuple[float, float]:
     from ultralytics import YOLO
 
     models = [YOLO(str(pt)) for _ in range(n)]
@@ -93,6 +101,13 @@ def run_ultralytics_threads(pt: Path, clip: Path, n: int, conf: float) -> tuple[
 
 
 def main() -> None:
+    if len(sys.argv) > 1 and sys.argv[1] == "--worker":
+        case, pt, clip, n, conf = sys.argv[2:7]
+        worker = multistream_worker if case == "multistream" else ultralytics_threads_worker
+        print(*worker(Path(pt), Path(clip), int(n), float(conf)))
+        return
+    from bench_track import clip_and_model
+
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--frames", type=int, default=40, help="frames of vtest.avi per stream (default: 40)")
     parser.add_argument("--streams", default="1,2,4", help="stream counts (default: 1,2,4)")
@@ -106,11 +121,13 @@ def main() -> None:
         print(f"{args.frames} frames of vtest.avi per stream; random YOLOv8n, PyTorch, CPU, {os.cpu_count()} cores",
               file=sys.stderr)
         for n in (int(s) for s in args.streams.split(",")):
-            cases = [("multistream (one process, batch N)", lambda n=n: run_multistream(pt, clip, n, args.conf)),
+            cases = [("multistream (one process, batch N)",
+                      lambda n=n: in_fresh_process("multistream", pt, clip, n, args.conf)),
                      ("N visionkit track processes", lambda n=n: run_processes(pt, clip, n, args.conf, tmp))]
             if not args.no_ultralytics:
                 cases.append(("ultralytics, one thread per stream",
-                              lambda n=n: run_ultralytics_threads(pt, clip, n, args.conf)))
+                              lambda n=n: in_fresh_process("ultralytics", pt, clip, n,
+                                                           args.conf)))
             for name, run in cases:
                 fps, latency = run()
                 rows.append((n, name, f"{fps:.1f}", f"{latency:.0f}"))

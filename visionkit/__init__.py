@@ -43,6 +43,7 @@ _LAZY = {
     ".catalog": ("ModelEntry", "list_models"),
     ".interpret": ("attack_report", "explain"),
     ".io.sources": ("Frame", "open_source"),
+    ".multistream": ("MultiStream", "StreamResult"),
     ".pipeline": ("PersonPose",),
     ".predictor": ("Predictor", "export_onnx", "load"),
     ".results": ("ActionPrediction", "Classification", "Detections", "Result", "SemanticMask", "Speed"),
@@ -75,7 +76,7 @@ def available_models(task: str | None = None) -> list[str]:
 
 __all__ = [
     "ActionPrediction", "Classification", "DataError", "Detections", "Frame", "ModelEntry", "ModelNotFoundError",
-    "OptionError", "PersonPose", "Predictor", "Result", "ResultFormatError", "SemanticMask", "SinkError", "SourceError",
-    "Speed", "VisionkitError", "WeightsError", "attack_report", "available_models", "explain", "export_onnx",
-    "list_models", "load", "open_source", "train",
+    "MultiStream", "OptionError", "PersonPose", "Predictor", "Result", "ResultFormatError", "SemanticMask", "SinkError",
+    "SourceError", "Speed", "StreamResult", "VisionkitError", "WeightsError", "attack_report", "available_models",
+    "explain", "export_onnx", "list_models", "load", "open_source", "train",
 ]

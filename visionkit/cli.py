@@ -176,6 +176,27 @@ def _add_track_options(p: argparse.ArgumentParser) -> None:
                    help="draw each track's last N centre points on saved/shown frames; 0 = off (default: 30)")
 
 
+def _add_track_task_options(p: argparse.ArgumentParser) -> None:
+    """`visionkit track` (not `eval track`): lines and zones, the tracker state across runs."""
+    _add_track_options(p)
+    g = p.add_argument_group("lines and zones (tracked objects only)")
+    g.add_argument("--line", action="append", default=[], metavar="X1,Y1,X2,Y2[:NAME]",
+                   help="count in/out crossings per class of this line segment (pixels, or fractions of the frame "
+                        "when all values are in 0..1); 'in' = to the right of the direction X1,Y1 -> X2,Y2; "
+                        "repeatable")
+    g.add_argument("--zone", action="append", default=[], metavar="X1,Y1,X2,Y2,X3,Y3,...[:NAME]",
+                   help="polygon: occupancy per class and each track's dwell time; repeatable")
+    g.add_argument("--events", metavar="FILE",
+                   help="write crossed/entered/left events (track id, class, frame, timestamp) to FILE as JSONL, "
+                        "as they happen")
+    g = p.add_argument_group("tracker state")
+    g.add_argument("--resume-state", metavar="FILE", dest="resume_state",
+                   help="continue the tracks (and ids) of a run that wrote FILE with --save-state")
+    g.add_argument("--save-state", metavar="FILE", dest="save_state",
+                   help="write the tracker state to FILE when the run ends or is interrupted (JSON, for "
+                        "--resume-state)")
+
+
 def _add_classify_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("classification")
     g.add_argument("--topk", type=_positive_int, dest="top_k", help="how many classes to report (default: 5)")
@@ -196,7 +217,7 @@ def _add_action_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--topk", type=_positive_int, dest="top_k", help="how many actions to report (default: 5)")
 
 
-TASK_OPTIONS = {"detect": _add_detect_options, "track": _add_track_options, "classify": _add_classify_options,
+TASK_OPTIONS = {"detect": _add_detect_options, "track": _add_track_task_options, "classify": _add_classify_options,
                 "pose": _add_pose_options, "segment": _add_segment_options, "action": _add_action_options}
 TASK_HELP = {"detect": "detect objects (YOLO, SSD) in images, folders, videos, cameras and streams",
              "track": "track objects across video frames with persistent ids (BYTETrack, BoT-SORT)",
@@ -227,11 +248,16 @@ def build_parser() -> argparse.ArgumentParser:
     for task, add_options in TASK_OPTIONS.items():
         p = sub.add_parser(task, help=TASK_HELP[task], description=TASK_HELP[task] + ".", epilog=epilog,
                            formatter_class=argparse.RawDescriptionHelpFormatter)
-        p.add_argument("source", nargs="?", metavar="SOURCE", help=SOURCE_HELP)
+        if task == "track":  # several sources: one model, one tracker per stream (MultiStream)
+            p.add_argument("source", nargs="*", metavar="SOURCE", help=SOURCE_HELP + "; several: tracked as "
+                           "separate streams batched through one model (--save DIR: DIR/<stream>.mp4, --mot: a "
+                           "folder of <stream>.txt, --json: records with a stream field)")
+        else:
+            p.add_argument("source", nargs="?", metavar="SOURCE", help=SOURCE_HELP)
         _add_model_options(p, task)
         add_options(p)
         _add_output_options(p, coco=task == "detect", mot=task == "track")
-        p.set_defaults(handler=_run_task, task=task)
+        p.set_defaults(handler=_run_track if task == "track" else _run_task, task=task)
 
     p = sub.add_parser("demo", help="live demo: camera -> any task -> window, browser page or files",
                        description="Live demo on a camera (or a looping video/image standing in for one): "
@@ -463,6 +489,8 @@ def _run_task(args: argparse.Namespace) -> int:
     from .results import Detections
 
     predictor = _load(args)
+    stream_options = _tracker_state(args, predictor)
+    counting = _Counting.from_args(args)  # a bad --line or --zone is found before any output is opened
     if args.source is None:
         args.source = _default_sample()
         if not args.quiet:
@@ -475,7 +503,8 @@ def _run_task(args: argparse.Namespace) -> int:
 
     source = open_source(args.source, on_error=on_error, reconnect=args.reconnect)
     predictor.warmup()  # load weights before opening outputs: a bad model must not leave empty files behind
-    sinks = _open_sinks(args, predictor.entry.name, source.files())
+    guard = _output_guard(args, source.files())
+    sinks = _open_sinks(args, predictor.entry.name, guard)
 
     def drop(sink: Any, error: SinkError) -> None:
         """A sink that cannot write (disk full, permissions) is reported, closed and dropped; the others go on."""
@@ -484,6 +513,8 @@ def _run_task(args: argparse.Namespace) -> int:
         on_error(error)
 
     window = _Window() if args.show else None
+    if counting is not None:
+        counting.open(guard)
     trails = TraceAnnotator(args.trails) if getattr(args, "trails", 0) > 0 else None
     trails_source = None
 
@@ -501,6 +532,8 @@ def _run_task(args: argparse.Namespace) -> int:
                 trails.reset()
             trails_source = frame.source
             trails.annotate(annotated, result)
+        if counting is not None:
+            counting(frame, result, annotated)
         for sink in list(sinks):
             try:
                 sink.write(frame, result, annotated)
@@ -516,7 +549,7 @@ def _run_task(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     stop: KeyboardInterrupt | None = None
     try:  # Ctrl-C, SIGTERM and SIGHUP (visionkit.interrupts) end the loop; the outputs are finished below
-        for frame, result in predictor.stream(source, on_error=on_error):
+        for frame, result in predictor.stream(source, on_error=on_error, **stream_options):
             if writer is not None:  # handed over before it is counted: the summary counts what was written
                 writer.submit(frame, result)
                 quit_window = False
@@ -549,19 +582,38 @@ def _run_task(args: argparse.Namespace) -> int:
                     on_error(e)
             if window:
                 window.close()
+            if getattr(args, "save_state", None):
+                stream_options["tracker"].save_state(args.save_state)
+            if counting is not None:
+                counting.close()
     stop = stop or stop_requested()
     elapsed = time.perf_counter() - start
     code = _interrupted(stop) if stop is not None else EXIT_FAILED if errors or frames == 0 else EXIT_OK
     _summary(args, frames, objects, speed_sum, elapsed, errors, sinks)
+    if counting is not None and not args.quiet:
+        print(counting.summary(), file=sys.stderr)
     return code
 
 
-def _open_sinks(args: argparse.Namespace, model: str, inputs: Any) -> list[Any]:
-    """The outputs asked for, all under one ``OutputGuard``: none over an input (``inputs``, listed lazily), an
-    existing file replaced only with --exist-ok. If one cannot be opened, those opened before it are closed."""
-    from .io.sinks import AnnotatedSink, CocoResultsSink, JsonlSink, MotSink, OutputGuard, new_run_dir
+def _output_guard(args: argparse.Namespace, inputs: Any) -> Any:
+    """The one ``OutputGuard`` of a run: no output over an input (``inputs``, listed lazily), an existing file
+    replaced only with --exist-ok."""
+    from .io.sinks import OutputGuard
 
-    guard = OutputGuard(inputs, exist_ok=args.exist_ok)
+    return OutputGuard(inputs, exist_ok=args.exist_ok)
+
+
+def _save_dir(args: argparse.Namespace) -> Any:
+    """--save DIR, or for --save alone a new numbered run folder ``runs/TASK/predict``, ``predict2``..."""
+    from .io.sinks import new_run_dir
+
+    return new_run_dir(RUNS_DIR / args.task) if args.save is True else args.save
+
+
+def _open_sinks(args: argparse.Namespace, model: str, guard: Any) -> list[Any]:
+    """The outputs asked for, all under ``guard``. If one cannot be opened, those opened before it are closed."""
+    from .io.sinks import AnnotatedSink, CocoResultsSink, JsonlSink, MotSink
+
     openers = []
     if args.json:
         openers.append(lambda: JsonlSink(args.json, guard, task=args.task, model=model))
@@ -570,8 +622,7 @@ def _open_sinks(args: argparse.Namespace, model: str, inputs: Any) -> list[Any]:
     if getattr(args, "mot", None):
         openers.append(lambda: MotSink(args.mot, guard))
     if args.save:  # last: a refused file above leaves no empty run folder behind
-        openers.append(lambda: AnnotatedSink(new_run_dir(RUNS_DIR / args.task) if args.save is True else args.save,
-                                             guard))
+        openers.append(lambda: AnnotatedSink(_save_dir(args), guard))
     sinks: list[Any] = []
     try:
         for open_sink in openers:
@@ -587,6 +638,147 @@ def _close_quietly(sink: Any) -> None:
     """Close a sink on the way out of an error: that error is the one to report, not a second one."""
     with contextlib.suppress(SinkError):
         sink.close()
+
+
+class _Counting:
+    """--line / --zone / --events for one run: an ``Analytics`` per source (each video or stream counts on its
+    own), its events written as they happen, its counts drawn on the annotated frame."""
+
+    def __init__(self, lines: list[Any], zones: list[Any], events: str | None):
+        from .draw import ZoneAnnotator
+
+        self.lines, self.zones, self.events_path = lines, zones, events
+        self.events: Any = None
+        self.drawer = ZoneAnnotator()
+        self.per_source: dict[str, Any] = {}
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace) -> _Counting | None:
+        from .zones import parse_shape
+
+        lines = [parse_shape(t, "line", i) for i, t in enumerate(getattr(args, "line", []), 1)]
+        zones = [parse_shape(t, "zone", i) for i, t in enumerate(getattr(args, "zone", []), 1)]
+        if getattr(args, "events", None) and not (lines or zones):
+            raise OptionError("--events needs at least one --line or --zone")
+        return cls(lines, zones, args.events) if lines or zones else None
+
+    def open(self, guard: Any) -> None:
+        from .io.sinks import RecordSink
+
+        if self.events_path:
+            self.events = RecordSink(self.events_path, guard)
+
+    def __call__(self, frame: Any, result: Any, annotated: Any) -> None:
+        from .zones import Analytics
+
+        analytics = self.per_source.get(frame.source)
+        if analytics is None:
+            analytics = self.per_source[frame.source] = Analytics(self.lines, self.zones)
+        events = analytics.update(result, frame.index, frame.timestamp, frame.image.shape[:2])
+        if self.events is not None:
+            self.events.write_records(frame, events)
+        if annotated is not None:
+            self.drawer.annotate(annotated, analytics.counters)
+
+    def summary(self) -> str:
+        return "; ".join(f"{Path(source).name}: " + ", ".join(c.summary() for c in a.counters)
+                         for source, a in self.per_source.items())
+
+    def close(self) -> None:
+        if self.events is not None:
+            self.events.close()
+
+
+def _run_track(args: argparse.Namespace) -> int:
+    """One source (or none: the sample) as every task runs it; several through ``MultiStream``."""
+    sources = args.source
+    if len(sources) > 1:
+        return _run_multistream(args, sources)
+    args.source = sources[0] if sources else None
+    return _run_task(args)
+
+
+def _run_multistream(args: argparse.Namespace, sources: list[str]) -> int:
+    from dataclasses import replace
+
+    from .io.sinks import AnnotatedSink, MotSink, RecordSink
+    from .io.sources import is_live
+    from .multistream import MultiStream
+
+    if args.resume_state or args.save_state:
+        raise OptionError("--resume-state and --save-state take one source (a tracker state is one stream's)")
+    if args.show:
+        raise OptionError("--show takes one source; use --save DIR for several")
+    args.source = None  # no --workers guess from a source: the streams share one batched forward pass
+    if args.batch == 1:  # the default: one forward pass per step for all the streams
+        args.batch = len(sources)
+    predictor = _load(args)
+    counting = _Counting.from_args(args)
+    errors: list[str] = []
+
+    def on_error(name: str, e: VisionkitError) -> None:
+        errors.append(str(e))
+        print(f"visionkit: error: {e}", file=sys.stderr)
+
+    predictor.warmup()  # load weights before opening sources and outputs: a bad model leaves nothing behind
+    guard = _output_guard(args, [Path(s).expanduser() for s in sources if not is_live(s)])
+    sinks: list[Any] = []
+    records = None
+    frames = objects = 0
+    start = time.perf_counter()
+    stop: KeyboardInterrupt | None = None
+    streams = MultiStream(sources, predictor, on_error=on_error, reconnect=args.reconnect)
+    try:
+        if args.save:
+            sinks.append(AnnotatedSink(_save_dir(args), guard))
+        records = RecordSink(args.json, guard, task=args.task, model=predictor.entry.name) if args.json else None
+        if args.mot:  # a folder: <stream>.txt per stream
+            sinks.append(MotSink(args.mot, guard))
+        if counting is not None:
+            counting.open(guard)
+        for item in streams:
+            frame = replace(item.frame, source=item.stream)  # outputs are named by stream
+            result = item.result
+            annotated = result.plot(frame.image) if args.save else None
+            if counting is not None:
+                counting(frame, result, annotated)
+            for sink in sinks:
+                sink.write(frame, result, annotated)
+            if records is not None:
+                record = {"stream": item.stream, "frame": frame.index, **result.to_dict()}
+                if frame.timestamp is not None:
+                    record["timestamp"] = round(frame.timestamp, 4)
+                records.write_records(item.frame, [record])
+            frames += 1
+            objects += len(result)
+    except KeyboardInterrupt as e:
+        stop = e
+    finally:
+        hold_stop_signals()
+        streams.close()
+        for sink in [*sinks, records, counting]:
+            if sink is not None:
+                sink.close()
+    stop = stop or stop_requested()
+    elapsed = time.perf_counter() - start
+    outputs = [str(p) for p in ([sink.location for sink in sinks] + [args.json, args.events]) if p]
+    print(f"track: {len(sources)} stream(s), {frames} frame(s), {objects} object(s), {len(errors)} error(s); "
+          f"{frames / elapsed if elapsed > 0 else 0:.1f} FPS overall" + (f"; saved to {', '.join(outputs)}"
+                                                                         if outputs else ""), file=sys.stderr)
+    if counting is not None and not args.quiet:
+        print(counting.summary(), file=sys.stderr)
+    return _interrupted(stop) if stop is not None else EXIT_FAILED if errors or frames == 0 else EXIT_OK
+
+
+def _tracker_state(args: argparse.Namespace, predictor: Any) -> dict[str, Any]:
+    """``stream()`` options for --resume-state / --save-state: the tracker to go on with, loaded now (a bad state
+    file is a bad command line, found before any output is opened)."""
+    if not (getattr(args, "resume_state", None) or getattr(args, "save_state", None)):
+        return {}
+    tracker = predictor.new_tracker()
+    if args.resume_state:
+        tracker.load_state(args.resume_state)
+    return {"tracker": tracker}
 
 
 def _summary(args: argparse.Namespace, frames: int, objects: int, speed_sum: list[float], elapsed: float,

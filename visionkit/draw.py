@@ -176,6 +176,29 @@ def _text_panel(scene: np.ndarray, lines: list[tuple[str, tuple[int, int, int]]]
         cv2.putText(scene, text, (x0 + box + 6, y - 4), cv2.FONT_HERSHEY_SIMPLEX, scale, rgb, thick, cv2.LINE_AA)
 
 
+class ZoneAnnotator:
+    """Lines and zones (``visionkit.zones`` counters) with their names and counts: a line's in/out totals at its
+    midpoint, a zone's occupancy and entries at its first corner, all in one colour per line/zone."""
+
+    def __init__(self, thickness: int | None = None, text_scale: float | None = None):
+        self.thickness = thickness
+        self.text_scale = text_scale
+
+    def annotate(self, scene: np.ndarray, counters: Any) -> np.ndarray:
+        t = self.thickness or _line_width(scene)
+        scale = self.text_scale or max(0.4, sum(scene.shape[:2]) / 2 / 1000)
+        for i, counter in enumerate(counters):
+            points = counter.shape.pixels(scene.shape[:2]).round().astype(np.int32)
+            rgb = color(len(PALETTE) - 1 - i)  # from the palette's far end: apart from the first track colours
+            closed = counter.kind == "zone"
+            cv2.polylines(scene, [points], closed, rgb, t + 1, cv2.LINE_AA)
+            corner = points.mean(0) if not closed else points.min(0)
+            x = int(min(max(corner[0], 0), max(scene.shape[1] - 1, 0)))
+            y = int(min(max(corner[1], 0), max(scene.shape[0] - 1, 0)))
+            _text_panel(scene, [(counter.summary(), rgb)], (x, y), scale)
+        return scene
+
+
 class ClassificationAnnotator:
     """Top-k ``name score`` lines in the top-left corner (action results add their frame range)."""
 

@@ -320,6 +320,22 @@ class MotSink(Sink):
             raise errors[0]
 
 
+class RecordSink(_LineSink):
+    """JSON objects one a line, flushed as written: events (``visionkit.zones``: crossed, entered, left) as they
+    happen, or per-frame records that carry their own fields (a multi-stream run's ``stream``)."""
+
+    def __init__(self, path: str | Path, guard: OutputGuard | None = None, **context: Any):
+        super().__init__(path, guard)
+        self.context = context
+
+    def write_records(self, frame: Frame, records: list[dict[str, Any]]) -> None:
+        if records:
+            self._write("".join(json.dumps({"source": frame.source, **self.context, **r}) + "\n" for r in records))
+
+    def write(self, frame: Frame, result: Result, annotated: np.ndarray | None = None) -> None:
+        """Nothing per frame: records come through ``write_records``."""
+
+
 class CocoResultsSink(Sink):
     """COCO detection results (``[{image_id, category_id, bbox: [x, y, w, h], score}]``), what pycocotools'
     ``loadRes`` and the COCO evaluation server take.

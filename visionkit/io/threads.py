@@ -81,6 +81,22 @@ class BackgroundIterator(Generic[T]):
         finally:
             self.close()
 
+    def poll(self, timeout: float = 0.0) -> tuple[bool, T | None]:
+        """The next item if one comes within ``timeout`` seconds: ``(True, item)``, else ``(False, None)``, so a
+        consumer of several iterators never waits on a slow one. Raises ``StopIteration`` at the end and the
+        producer's exception after its items, as iteration does."""
+        try:
+            item = self._queue.get(timeout=timeout) if timeout > 0 else self._queue.get_nowait()
+        except queue.Empty:
+            return False, None
+        if item is _DONE:
+            self.close()
+            raise StopIteration
+        if isinstance(item, _Failure):
+            self.close()
+            raise item.error
+        return True, item
+
     def close(self) -> None:
         """Stop the producer (it ends at its next item) and wait briefly for it."""
         self._stop.set()

@@ -19,6 +19,7 @@ from ..errors import OptionError
 from ..io.sources import ErrorHandler, Frame
 from ..predictor import Predictor
 from ..results import Detections
+from . import track_state
 from ._runtime import ultralytics_offline
 
 TRACKERS = ("bytetrack", "botsort")
@@ -81,6 +82,41 @@ class Tracker:
     def reset(self) -> None:
         """Forget all tracks and restart ids at 1."""
         self._impl.reset()
+
+    def state_dict(self) -> dict[str, Any]:
+        """Everything the next ``update`` depends on, as plain data and numpy arrays (versioned, never pickled):
+        a new ``Tracker`` of the same type and settings that loads it continues exactly, the same ids included."""
+        return track_state.snapshot(self._impl, self.kind, self.settings)
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Continue from ``state`` (``state_dict()`` of a tracker of this type and settings, maybe another process).
+
+        Refuses, with an ``OptionError``, a state of another format version, tracker type or settings: the tracks
+        would go on under rules they were not made with."""
+        track_state.check(state, self.kind)
+        changed = sorted(k for k in set(state["settings"]) | set(self.settings)
+                         if state["settings"].get(k) != self.settings.get(k))
+        if changed:
+            raise OptionError(f"tracker state was saved with other {self.kind} settings ({', '.join(changed)}); "
+                              f"use the settings it was saved with")
+        track_state.restore(self._impl, state)
+
+    def save_state(self, path: str | Path) -> None:
+        """Write ``state_dict()`` to ``path`` as JSON, atomically (a crash mid-write leaves the old file whole)."""
+        from ..io.sinks import write_json
+
+        write_json(path, track_state.to_json_data(self.state_dict()))
+
+    def load_state(self, path: str | Path) -> None:
+        """``load_state_dict`` of a file written by ``save_state``."""
+        try:
+            text = Path(path).read_bytes()
+        except OSError as e:
+            raise OptionError(f"{path}: cannot read the tracker state ({e.strerror or e})") from None
+        try:
+            self.load_state_dict(track_state.parse_state(text, str(path)))
+        except OptionError as e:
+            raise OptionError(f"{path}: {e}" if not str(e).startswith(str(path)) else str(e)) from None
 
 
 def _check_params(kind: str, settings: dict[str, Any], params: Mapping[Any, Any]) -> None:
@@ -152,11 +188,15 @@ class TrackingPredictor:
         frame = read_image(image) if isinstance(image, (str, Path)) else to_bgr(image)
         return self._live.update(detections, frame)
 
-    def stream(self, source: Any, on_error: ErrorHandler | None = None,
-               prefetch: int = 4) -> Iterator[tuple[Frame, Detections]]:
+    def stream(self, source: Any, on_error: ErrorHandler | None = None, prefetch: int = 4,
+               tracker: Tracker | None = None) -> Iterator[tuple[Frame, Detections]]:
         """``(frame, tracked detections)`` per frame. Each video of a multi-input source starts a fresh
-        tracker; a folder or glob of images is tracked as one sequence (e.g. MOTChallenge ``img1/``)."""
-        tracker = self.new_tracker()
+        tracker; a folder or glob of images is tracked as one sequence (e.g. MOTChallenge ``img1/``).
+
+        ``tracker``: go on with this one (e.g. loaded with ``load_state`` to continue a run that was stopped)
+        instead of a fresh one; it is updated in place, so its ``state_dict()`` afterwards is where the stream
+        ended, ready to be saved for the next run."""
+        tracker = tracker if tracker is not None else self.new_tracker()
         current: str | None = None
         for frame, detections in self.detector.stream(source, on_error, prefetch):
             sequence = frame.source if frame.is_video else "<images>"

@@ -15,14 +15,17 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import OptionError, VisionkitError
 from ..io.images import read_image
-from ..predictor import Predictor
+from ..predictor import Predictor, load
 from .manifest import is_video, list_inputs
 from .schema import FORMATS, block_name, error_row, result_rows
 from .writer import committed_inputs, write_block
+
+if TYPE_CHECKING:
+    from ..tasks.track import TrackingPredictor
 
 TASKS = ("detect", "track", "classify")
 ENGINES = ("local", "ray")
@@ -31,7 +34,7 @@ ENGINES = ("local", "ray")
 class BlockRunner:
     """Runs, writes and commits one block; returns its counts (one row), which is all that travels back."""
 
-    def __init__(self, predictor: Predictor, out: str, fmt: str = "parquet"):
+    def __init__(self, predictor: Predictor | TrackingPredictor, out: str, fmt: str = "parquet"):
         self.predictor, self.out, self.fmt = predictor, Path(out), fmt
         self.model = predictor.entry.name
 
@@ -42,6 +45,10 @@ class BlockRunner:
         for source in sources:
             if is_video(source):
                 self._video(source, rows)
+                continue
+            if self.predictor.task == "track":  # a tracked sequence must not depend on how inputs fall into blocks
+                rows["errors"].append(error_row(source, f"{source}: batch track runs on videos; use detect for "
+                                                        "images", self.predictor.task, self.model))
                 continue
             try:
                 images.append(read_image(source))
@@ -109,7 +116,7 @@ def run_batch(task: str, inputs: str, out: str | Path, model: str | None = None,
     found = list_inputs(inputs)
     done = committed_inputs(out)
     todo = [p for p in found if p not in done]
-    predictor = Predictor(task, model, device=device, batch_size=batch_size)  # validated here, built in workers
+    predictor = load(task, model, device=device, batch_size=batch_size)  # validated here, built in each worker
     runner = BlockRunner(predictor, str(out), fmt)
     images, videos = [p for p in todo if not is_video(p)], [p for p in todo if is_video(p)]
     start = time.perf_counter()

@@ -4,7 +4,10 @@ schema reads back as typed results from Parquet and JSONL alike."""
 
 from __future__ import annotations
 
+import json
+import os
 import shutil
+import sys
 from pathlib import Path
 
 import av
@@ -15,6 +18,7 @@ import pytest
 
 import visionkit
 from visionkit.batch import read_errors, run_batch
+from visionkit.batch.engines import BlockRunner
 from visionkit.batch.manifest import list_inputs
 from visionkit.batch.schema import SCHEMA_VERSION, block_name, result_rows
 from visionkit.batch.writer import write_block
@@ -85,29 +89,49 @@ def test_rerun_skips_committed_inputs_and_runs_only_new_ones(cluster, mixed: Pat
     again = run_batch("detect", str(mixed), out, MODEL, engine="ray")
     assert (again.skipped, again.frames, again.errors) == (N_IMAGES + 2, 0, 0)
     assert {p: p.stat().st_mtime_ns for p in out.rglob("*") if p.is_file()} == before
-    grown = tmp_path / "grown"
-    shutil.copytree(mixed, grown)
     extra = sorted((shared_data / "coco_val2017" / "images").glob("*.jpg"))[N_IMAGES]
-    shutil.copy(extra, grown / extra.name)
     manifest = tmp_path / "list.txt"
-    manifest.write_text("\n".join(list_inputs(str(grown))))
-    (out / "_committed").rename(out / "_committed_old")  # the new manifest's paths are new inputs: start clean
-    first = run_batch("detect", str(manifest), out, MODEL, engine="local", batch_size=4)
-    assert (first.skipped, first.frames) == (0, N_IMAGES + 1)
-    assert run_batch("detect", str(manifest), out, MODEL, engine="local").skipped == N_IMAGES + 3
+    manifest.write_text("\n".join([*list_inputs(str(mixed)), str(extra)]))
+    grown = run_batch("detect", str(manifest), out, MODEL)
+    assert (grown.inputs, grown.skipped, grown.frames) == (N_IMAGES + 3, N_IMAGES + 2, 1)
+    assert len(visionkit.read_results(out)) == N_IMAGES + 1
 
 
 def test_a_block_without_its_commit_marker_is_redone_and_not_read(mixed: Path, local_run: Path,
                                                                  tmp_path: Path) -> None:
     out = tmp_path / "out"
     shutil.copytree(local_run, out)
-    markers = sorted((out / "_committed").glob("*.json"))
-    markers[0].unlink()  # a crash between the tables and the marker
-    partial = len(visionkit.read_results(out))
-    assert partial < N_IMAGES
+    marker = sorted((out / "_committed").glob("*.json"))[0]
+    lost = len(json.loads(marker.read_text())["inputs"])
+    marker.unlink()  # a crash between the block's tables and its marker
+    assert len(visionkit.read_results(out)) + len(read_errors(out)) == N_IMAGES + 2 - lost
     summary = run_batch("detect", str(mixed), out, MODEL, batch_size=4)
-    assert summary.frames == N_IMAGES - partial + 0 * summary.errors or summary.frames + summary.errors > 0
+    assert summary.frames + summary.errors == lost
     assert _records(out) == _records(local_run)
+    assert read_errors(out) == read_errors(local_run)
+
+
+class DiesOnceRunner(BlockRunner):
+    """Kills its worker process on the first block of the run (a machine lost mid-run); Ray restarts the actor and
+    retries the block."""
+
+    def __call__(self, batch: dict) -> dict:
+        flag = self.out.parent / "died"
+        if not flag.exists():
+            flag.touch()
+            os._exit(1)
+        return super().__call__(batch)
+
+
+def test_a_killed_worker_is_retried_and_nothing_is_lost_or_duplicated(cluster, mixed: Path, local_run: Path,
+                                                                      tmp_path: Path) -> None:
+    ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])  # the workers cannot import tests/
+    out = tmp_path / "out"
+    summary = run_batch("detect", str(mixed), out, MODEL, engine="ray", batch_size=4, runner_class=DiesOnceRunner)
+    assert (tmp_path / "died").exists()
+    assert (summary.frames, summary.errors) == (N_IMAGES, 2)
+    assert _records(out) == _records(local_run)
+    assert read_errors(out) == read_errors(local_run)
 
 
 def test_manifests_txt_csv_parquet_list_the_same_inputs(mixed: Path, tmp_path: Path) -> None:

@@ -101,11 +101,12 @@ class BatchSummary:
 
 def run_batch(task: str, inputs: str, out: str | Path, model: str | None = None, *, engine: str = "local",
               fmt: str = "parquet", batch_size: int = 8, concurrency: int = 1, address: str | None = None,
-              num_cpus_per_worker: float = 1.0, num_gpus_per_worker: float = 0.0, device: str = "auto"
-              ) -> BatchSummary:
+              num_cpus_per_worker: float = 1.0, num_gpus_per_worker: float = 0.0, device: str = "auto",
+              runner_class: type[BlockRunner] | None = None) -> BatchSummary:
     """Run ``task`` over every input of ``inputs`` (folder, glob, manifest) into ``out``, skipping inputs an
     earlier run committed there. ``engine="ray"`` connects to ``address`` (None/"auto": a running cluster or a new
-    local one; "ray://HOST:PORT": a remote cluster, whose workers must see ``inputs`` and ``out`` at these paths)."""
+    local one; "ray://HOST:PORT": a remote cluster, whose workers must see ``inputs`` and ``out`` at these paths).
+    ``runner_class``: a ``BlockRunner`` subclass that does more per block (the workers must be able to import it)."""
     if task not in TASKS:
         raise OptionError(f"batch runs {', '.join(TASKS)}, not {task!r}")
     if engine not in ENGINES:
@@ -117,7 +118,7 @@ def run_batch(task: str, inputs: str, out: str | Path, model: str | None = None,
     done = committed_inputs(out)
     todo = [p for p in found if p not in done]
     predictor = load(task, model, device=device, batch_size=batch_size)  # validated here, built in each worker
-    runner = BlockRunner(predictor, str(out), fmt)
+    runner = (runner_class or BlockRunner)(predictor, str(out), fmt)
     images, videos = [p for p in todo if not is_video(p)], [p for p in todo if is_video(p)]
     start = time.perf_counter()
     if engine == "local":
@@ -148,7 +149,7 @@ def _run_ray(runner: BlockRunner, images: list[str], videos: list[str], batch_si
             continue
         dataset = ray.data.from_items([{"path": p} for p in paths], override_num_blocks=max(1, len(paths) // size))
         # num_cpus per actor: the pool never claims the CPUs the (small) read tasks need, which would hang them.
-        done = dataset.map_batches(BlockRunner, fn_constructor_kwargs={"predictor": runner.predictor,
+        done = dataset.map_batches(type(runner), fn_constructor_kwargs={"predictor": runner.predictor,
                                                                        "out": str(runner.out), "fmt": runner.fmt},
                                    batch_size=size, compute=ray.data.ActorPoolStrategy(size=concurrency),
                                    num_cpus=num_cpus, num_gpus=num_gpus, zero_copy_batch=True, batch_format="numpy")

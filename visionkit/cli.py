@@ -655,6 +655,9 @@ def _run_batch(args: argparse.Namespace) -> int:
                         batch_size=args.batch_size, concurrency=args.concurrency, address=args.address,
                         num_cpus_per_worker=args.num_cpus_per_worker, num_gpus_per_worker=args.num_gpus_per_worker,
                         device=args.device)
+    if summary.errors:
+        print(f"visionkit: error: {summary.errors} input(s) could not be processed, the others were: reasons in "
+              f"{Path(args.out) / 'errors'} (visionkit.batch.read_errors)", file=sys.stderr)
     print(summary.line())
     return EXIT_FAILED if summary.errors else EXIT_OK
 

@@ -23,6 +23,7 @@ from visionkit.batch.manifest import list_inputs
 from visionkit.batch.schema import SCHEMA_VERSION, block_name, result_rows
 from visionkit.batch.writer import write_block
 from visionkit.cli import main
+from visionkit.errors import WeightsError
 from visionkit.results import Classification, Detections
 
 ray = pytest.importorskip("ray")
@@ -180,3 +181,11 @@ def test_read_results_round_trip(tmp_path: Path, fmt: str) -> None:
     for got, want, source in zip(back, (tracked, top), ("a.mp4", "b.jpg")):
         assert got.metadata["source"] == source
         assert got.to_dict() | {"metadata": {}} == want.to_dict() | {"metadata": {}}
+
+
+def test_a_worker_side_failure_is_the_user_facing_error_not_a_ray_traceback(cluster, mixed: Path,
+                                                                           tmp_path: Path) -> None:
+    fake = tmp_path / "fake.onnx"
+    fake.write_bytes(b"junk")
+    with pytest.raises(WeightsError, match="fake.onnx: not a loadable ONNX model"):
+        run_batch("detect", str(mixed), tmp_path / "out", str(fake), engine="ray")

@@ -17,12 +17,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..errors import OptionError, VisionkitError
+from ..errors import EngineError, OptionError, VisionkitError
 from ..io.images import read_image
 from ..predictor import Predictor, load
 from .manifest import is_video, list_inputs
 from .schema import FORMATS, block_name, error_row, result_rows
-from .writer import committed_inputs, write_block
+from .writer import claim_folder, committed_inputs, write_block
 
 if TYPE_CHECKING:
     from ..tasks.track import TrackingPredictor
@@ -113,12 +113,15 @@ def run_batch(task: str, inputs: str, out: str | Path, model: str | None = None,
         raise OptionError(f"--engine must be one of {', '.join(ENGINES)}, not {engine!r}")
     if fmt not in FORMATS:
         raise OptionError(f"--format must be one of {', '.join(FORMATS)}, not {fmt!r}")
+    if engine == "local" and address:
+        raise OptionError("--address names a Ray cluster: it needs --engine ray")
     out = Path(out)
     found = list_inputs(inputs)
     done = committed_inputs(out)
     todo = [p for p in found if p not in done]
     predictor = load(task, model, device=device, batch_size=batch_size)  # validated here, built in each worker
     runner = (runner_class or BlockRunner)(predictor, str(out), fmt)
+    claim_folder(out, task, runner.model, fmt)
     images, videos = [p for p in todo if not is_video(p)], [p for p in todo if is_video(p)]
     start = time.perf_counter()
     if engine == "local":
@@ -142,7 +145,10 @@ def _run_ray(runner: BlockRunner, images: list[str], videos: list[str], batch_si
     import ray
 
     if not ray.is_initialized():
-        ray.init(address=address, include_dashboard=False, log_to_driver=False)
+        try:
+            ray.init(address=address, include_dashboard=False, log_to_driver=False)
+        except ConnectionError as e:
+            raise EngineError(f"cannot reach the Ray cluster at {address}: {str(e).splitlines()[0]}") from None
     counts: list[dict[str, list[int]]] = []
     for size, paths in ((batch_size, images), (1, videos)):
         if not paths:
@@ -153,5 +159,11 @@ def _run_ray(runner: BlockRunner, images: list[str], videos: list[str], batch_si
                                                                        "out": str(runner.out), "fmt": runner.fmt},
                                    batch_size=size, compute=ray.data.ActorPoolStrategy(size=concurrency),
                                    num_cpus=num_cpus, num_gpus=num_gpus, zero_copy_batch=True, batch_format="numpy")
-        counts.extend({k: [int(v)] for k, v in row.items()} for row in done.take_all())
+        try:
+            rows = done.take_all()
+        except ray.exceptions.RayTaskError as e:  # a VisionkitError in a worker (e.g. weights) is the user's line
+            if isinstance(e.cause, VisionkitError):
+                raise e.cause from None
+            raise
+        counts.extend({k: [int(v)] for k, v in row.items()} for row in rows)
     return counts

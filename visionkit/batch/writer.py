@@ -10,9 +10,31 @@ from typing import Any
 
 import pyarrow as pa
 
-from .schema import SCHEMAS, TABLES
+from ..errors import OutputConflictError, ResultFormatError
+from .schema import SCHEMA_VERSION, SCHEMAS, TABLES
 
 COMMITTED = "_committed"
+RUN_FILE = "_batch.json"
+
+
+def claim_folder(out: Path, task: str, model: str, fmt: str) -> None:
+    """Record what ``out`` holds, or refuse a run that would mix other results into it: a rerun resumes only the
+    same task, model and format (a skipped input must mean "this very result is committed")."""
+    run = {"schema_version": SCHEMA_VERSION, "task": task, "model": model, "format": fmt}
+    path = out / RUN_FILE
+    if path.is_file():
+        try:
+            held = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as e:
+            raise ResultFormatError(f"{path}: not a visionkit batch run file ({e})") from None
+        if held != run:
+            raise OutputConflictError(f"{out} holds {held.get('task')} results of {held.get('model')} as "
+                                      f"{held.get('format')} (schema {held.get('schema_version')}); this run is "
+                                      f"{task} with {model} as {fmt}: choose another --out")
+        return
+    if out.is_dir() and any(out.iterdir()):
+        raise OutputConflictError(f"{out}: not empty and not a batch results folder: choose another --out")
+    _atomic(path, lambda tmp: tmp.write_text(json.dumps(run), encoding="utf-8"))
 
 
 def write_block(out: Path, name: str, rows: dict[str, list[dict[str, Any]]], sources: list[str], fmt: str) -> None:

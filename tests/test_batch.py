@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import av
+import cv2
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -146,16 +147,36 @@ def test_manifests_txt_csv_parquet_list_the_same_inputs(mixed: Path, tmp_path: P
     assert list_inputs(str(mixed / "*.jpg")) == paths
 
 
+def _write_clip(path: Path, images: list[np.ndarray], fps: int = 10) -> None:
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("mpeg4", rate=fps)
+        stream.height, stream.width = images[0].shape[:2]
+        stream.pix_fmt = "yuv420p"
+        for image in images:
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(image, format="bgr24")))
+        container.mux(stream.encode())
+
+
+def test_track_runs_per_video_on_ray_as_locally_and_refuses_images(cluster, shared_data: Path, shared_weights: Path,
+                                                                   tmp_path: Path) -> None:
+    folder = tmp_path / "videos"
+    folder.mkdir()
+    frames = sorted((shared_data / "tracking" / "MOT17-05-FRCNN" / "img1").glob("*.jpg"))[:6]
+    _write_clip(folder / "walk.mp4", [cv2.imread(str(f)) for f in frames])
+    shutil.copy(frames[0], folder / "still.jpg")
+    on_ray = run_batch("track", str(folder), tmp_path / "ray", MODEL, engine="ray")
+    run_batch("track", str(folder), tmp_path / "local", MODEL)
+    assert (on_ray.frames, on_ray.errors) == (len(visionkit.read_results(tmp_path / "ray")), 1)
+    tracked = visionkit.read_results(tmp_path / "ray")
+    assert any(r.track_ids is not None and len(r.track_ids) for r in tracked)
+    assert _records(tmp_path / "ray") == _records(tmp_path / "local")
+    assert "batch track runs on videos" in read_errors(tmp_path / "ray")[0]["reason"]
+
+
 def test_videos_run_one_per_block_with_timestamps(tmp_path: Path, shared_weights: Path) -> None:
     folder = tmp_path / "videos"
     folder.mkdir()
-    with av.open(str(folder / "clip.mp4"), "w") as container:
-        stream = container.add_stream("mpeg4", rate=10)
-        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
-        for i in range(3):
-            image = np.full((48, 64, 3), 40 * i, np.uint8)
-            container.mux(stream.encode(av.VideoFrame.from_ndarray(image, format="bgr24")))
-        container.mux(stream.encode())
+    _write_clip(folder / "clip.mp4", [np.full((48, 64, 3), 40 * i, np.uint8) for i in range(3)])
     summary = run_batch("detect", str(folder), tmp_path / "out", MODEL)
     assert (summary.inputs, summary.frames, summary.errors) == (1, 3, 0)
     results = visionkit.read_results(tmp_path / "out")

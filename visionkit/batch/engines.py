@@ -12,6 +12,7 @@ them). Videos run one per block, frames streamed inside the worker, so tracker s
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +28,7 @@ from .writer import claim_folder, committed_inputs, write_block
 if TYPE_CHECKING:
     from ..tasks.track import TrackingPredictor
 
+log = logging.getLogger("visionkit")
 TASKS = ("detect", "track", "classify")
 ENGINES = ("local", "ray")
 
@@ -149,12 +151,18 @@ def _run_ray(runner: BlockRunner, images: list[str], videos: list[str], batch_si
             ray.init(address=address, include_dashboard=False, log_to_driver=False)
         except ConnectionError as e:
             raise EngineError(f"cannot reach the Ray cluster at {address}: {str(e).splitlines()[0]}") from None
+    cpus, gpus = ray.cluster_resources().get("CPU", 0), ray.cluster_resources().get("GPU", 0)
+    if concurrency * num_cpus > cpus or concurrency * num_gpus > gpus:
+        log.warning("%d actors x %g CPU / %g GPU exceed the cluster's %g CPU / %g GPU: the run waits until the "
+                    "cluster grows (lower --concurrency or the per-worker reservations)", concurrency, num_cpus,
+                    num_gpus, cpus, gpus)
     counts: list[dict[str, list[int]]] = []
     for size, paths in ((batch_size, images), (1, videos)):
         if not paths:
             continue
         dataset = ray.data.from_items([{"path": p} for p in paths], override_num_blocks=max(1, len(paths) // size))
-        # num_cpus per actor: the pool never claims the CPUs the (small) read tasks need, which would hang them.
+        # num_cpus is reserved per actor, so the pool takes what it declares and leaves the rest to Ray Data's own
+        # tasks (an actor pool claiming every CPU starves them: read_images' hang with two actors on 2 CPUs).
         done = dataset.map_batches(type(runner), fn_constructor_kwargs={"predictor": runner.predictor,
                                                                        "out": str(runner.out), "fmt": runner.fmt},
                                    batch_size=size, compute=ray.data.ActorPoolStrategy(size=concurrency),

@@ -203,6 +203,8 @@ def _subparser(parser, *path: str):
         (("detect",), {"--model", "--weights", "--device", "--batch", "--conf", "--iou", "--imgsz", "--max-det",
                        "--classes", "--save", "--json", "--coco", "--show", "--quiet", "SOURCE"}),
         (("models",), {"--task", "--json"}),
+        (("batch",), {"--out", "--model", "--engine", "--address", "--format", "--batch-size", "--concurrency",
+                      "--num-cpus-per-worker", "--num-gpus-per-worker"}),
         (("eval",), {"detect", "track"}),
         (("eval", "detect"), {"--images", "--annotations", "--model", "--conf", "--json"}),
     ],

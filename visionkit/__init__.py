@@ -28,6 +28,7 @@ from .errors import (
 )
 
 if TYPE_CHECKING:
+    from .batch import read_results
     from .catalog import ModelEntry, list_models
     from .io.sources import Frame, open_source
     from .pipeline import PersonPose
@@ -40,6 +41,7 @@ __version__ = "0.1.0"
 # start without loading numpy, OpenCV and the model code, so Ctrl-C or `--help` in the first half second is
 # handled by the command like at any other time, instead of interrupting a chain of imports.
 _LAZY = {
+    ".batch": ("read_results",),
     ".catalog": ("ModelEntry", "list_models"),
     ".interpret": ("attack_report", "explain"),
     ".io.sources": ("Frame", "open_source"),
@@ -78,5 +80,5 @@ __all__ = [
     "ActionPrediction", "Classification", "DataError", "Detections", "Frame", "ModelEntry", "ModelNotFoundError",
     "MultiStream", "OptionError", "PersonPose", "Predictor", "Result", "ResultFormatError", "SemanticMask", "SinkError",
     "SourceError", "Speed", "StreamResult", "VisionkitError", "WeightsError", "attack_report", "available_models",
-    "explain", "export_onnx", "list_models", "load", "open_source", "train",
+    "explain", "export_onnx", "list_models", "load", "open_source", "read_results", "train",
 ]

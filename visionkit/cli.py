@@ -36,6 +36,7 @@ OPTIONAL_PACKAGES = {
     "captum": "pip install 'visionkit[explain]'", "onnx2torch": "pip install 'visionkit[explain]'",
     "sklearn": "pip install 'visionkit[train]'", "matplotlib": "pip install 'visionkit[train]'",
     "supervision": "pip install 'visionkit[supervision]'", "ai_edge_litert": "pip install 'visionkit[tflite]'",
+    "ray": "pip install 'visionkit[ray]'",
 }
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2  # interrupted: 128 + the signal (visionkit.interrupts)
 
@@ -277,6 +278,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(handler=_run_models)
 
     _add_train_parser(sub)
+    _add_batch_parser(sub)
 
     p = sub.add_parser("export", help="export a PyTorch model to ONNX (what --runtime onnx runs)",
                        description="Export a model (catalog name or ultralytics .pt) to ONNX with its family's own "
@@ -817,6 +819,61 @@ class _Window:
 
     def close(self) -> None:
         self.cv2.destroyAllWindows()
+
+
+def _add_batch_parser(sub: Any) -> None:
+    p = sub.add_parser("batch", help="run a task over a whole collection, here or on a Ray cluster, into Parquet",
+                       description="Run detect, track or classify over every image and video of INPUT (a folder, a "
+                                   "quoted glob, or a manifest: .txt one path a line, .csv/.parquet with a 'path' "
+                                   "column) into DIR: frames/, objects/ and errors/ tables, committed block by "
+                                   "block (schema: visionkit/batch/schema.py; read back with "
+                                   "visionkit.read_results(DIR)). A rerun skips inputs already committed.",
+                       epilog="exit codes: 0 ok, 1 some inputs failed (see DIR/errors; the others were processed), "
+                              "2 bad command line, 130 interrupted (a rerun continues).")
+    p.add_argument("batch_task", metavar="TASK", choices=("detect", "track", "classify"), help="detect, track or "
+                                                                                              "classify")
+    p.add_argument("input", metavar="INPUT", help="folder, quoted glob or manifest (.txt, .csv, .parquet)")
+    p.add_argument("--out", required=True, metavar="DIR", help="results folder (reused by a rerun to resume)")
+    p.add_argument("--model", "-m", help="catalog name or model file (default: the task's default model)")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N in each worker (default: auto)")
+    p.add_argument("--engine", choices=("local", "ray"), default="local",
+                   help="local: this process (default); ray: Ray Data actors (pip install 'visionkit[ray]')")
+    p.add_argument("--address", help="with --engine ray: auto (a running cluster) or ray://HOST:PORT "
+                                     "(default: a running cluster, else a new local one)")
+    p.add_argument("--format", choices=("parquet", "jsonl"), default="parquet", help="table files (default: parquet)")
+    p.add_argument("--batch-size", type=_positive_int, default=8, dest="batch_size",
+                   help="images per block: one forward pass and one committed file set (default: 8)")
+    p.add_argument("--concurrency", type=_positive_int, default=1, help="Ray actors, each with its own model "
+                                                                        "(default: 1)")
+    p.add_argument("--num-cpus-per-worker", type=_non_negative_float, default=1.0, dest="num_cpus_per_worker",
+                   help="CPUs each Ray actor reserves (default: 1)")
+    p.add_argument("--num-gpus-per-worker", type=_non_negative_float, default=0.0, dest="num_gpus_per_worker",
+                   help="GPUs each Ray actor reserves, fractions allowed (default: 0)")
+    p.set_defaults(handler=_run_batch)
+
+
+def _non_negative_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not value >= 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a finite number >= 0, got {text}")
+    return value
+
+
+def _run_batch(args: argparse.Namespace) -> int:
+    from .batch import run_batch
+
+    summary = run_batch(args.batch_task, args.input, args.out, args.model, engine=args.engine, fmt=args.format,
+                        batch_size=args.batch_size, concurrency=args.concurrency, address=args.address,
+                        num_cpus_per_worker=args.num_cpus_per_worker, num_gpus_per_worker=args.num_gpus_per_worker,
+                        device=args.device)
+    if summary.errors:
+        print(f"visionkit: error: {summary.errors} input(s) could not be processed, the others were: reasons in "
+              f"{Path(args.out) / 'errors'} (visionkit.batch.read_errors)", file=sys.stderr)
+    print(summary.line())
+    return EXIT_FAILED if summary.errors else EXIT_OK
 
 
 def _add_train_parser(sub: Any) -> None:

@@ -45,6 +45,10 @@ class SinkError(VisionkitError):
     """An output (folder, video file, JSON file) that cannot be written."""
 
 
+class EngineError(VisionkitError):
+    """A distributed engine (Ray) that cannot be reached or started for ``visionkit batch``."""
+
+
 class OptionError(VisionkitError, ValueError):
     """An option unknown to the chosen task/backend, or a value out of range."""
 

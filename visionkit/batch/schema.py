@@ -1,0 +1,77 @@
+"""The batch results schema, version 1: three tables under the output folder, one file per block per table.
+
+``frames/``   one row per image or video frame: source, frame_index, timestamp (seconds into a video; null for an
+              image), task, model, schema_version, height, width, n_objects, and for classify the top-k as three
+              parallel lists top_class_ids / top_class_names / top_scores (empty for other tasks).
+``objects/``  one row per detected object (detect, track): the frame's keys (source, frame_index, timestamp, task,
+              model, schema_version), object_index (order within its frame), x1 y1 x2 y2 (source-image pixels),
+              score, class_id, class_name, track_id (null unless the task tracks).
+``errors/``   one row per input that could not be processed: source, task, model, schema_version, reason (one line).
+``_committed/`` one JSON file per committed block listing its inputs; a block's table files are written (each
+              atomically, by rename) before its marker, so only blocks with a marker count, and a rerun skips their
+              inputs. Block names are a hash of their inputs, so a retried block overwrites its own files: nothing is
+              duplicated.
+
+Readers must check ``schema_version``; a new field gets a new version.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+import pyarrow as pa
+
+from ..results import Classification, Detections, Result
+
+SCHEMA_VERSION = 1
+TABLES = ("frames", "objects", "errors")
+FORMATS = ("parquet", "jsonl")
+
+_KEYS = [("source", pa.string()), ("frame_index", pa.int64()), ("timestamp", pa.float64()), ("task", pa.string()),
+         ("model", pa.string()), ("schema_version", pa.int32())]
+FRAMES = pa.schema([*_KEYS, ("height", pa.int32()), ("width", pa.int32()), ("n_objects", pa.int32()),
+                    ("top_class_ids", pa.list_(pa.int64())), ("top_class_names", pa.list_(pa.string())),
+                    ("top_scores", pa.list_(pa.float32()))])
+OBJECTS = pa.schema([*_KEYS, ("object_index", pa.int32()), ("x1", pa.float32()), ("y1", pa.float32()),
+                     ("x2", pa.float32()), ("y2", pa.float32()), ("score", pa.float32()), ("class_id", pa.int64()),
+                     ("class_name", pa.string()), ("track_id", pa.int64())])
+ERRORS = pa.schema([("source", pa.string()), ("task", pa.string()), ("model", pa.string()),
+                    ("schema_version", pa.int32()), ("reason", pa.string())])
+SCHEMAS = {"frames": FRAMES, "objects": OBJECTS, "errors": ERRORS}
+
+
+def block_name(sources: list[str]) -> str:
+    """A block's file stem: the same inputs always name the same files, so a retried block replaces its own."""
+    return "part-" + hashlib.sha1("\n".join(sorted(sources)).encode()).hexdigest()[:20]
+
+
+def result_rows(result: Result, source: str, timestamp: float | None, task: str, model: str
+                ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """The frames row and the objects rows of one result."""
+    keys = {"source": source, "frame_index": result.frame_index, "timestamp": timestamp, "task": task,
+            "model": model, "schema_version": SCHEMA_VERSION}
+    height, width = result.image_shape
+    frame: dict[str, Any] = {**keys, "height": height, "width": width, "n_objects": 0, "top_class_ids": [],
+                             "top_class_names": [], "top_scores": []}
+    objects: list[dict[str, Any]] = []
+    if isinstance(result, Detections):
+        frame["n_objects"] = len(result)
+        for i in range(len(result)):
+            x1, y1, x2, y2 = (float(v) for v in result.xyxy[i])
+            objects.append({**keys, "object_index": i, "x1": x1, "y1": y1, "x2": x2, "y2": y2,
+                            "score": float(result.scores[i]), "class_id": int(result.class_ids[i]),
+                            "class_name": str(result.class_names[i]),
+                            "track_id": None if result.track_ids is None else int(result.track_ids[i])})
+    elif isinstance(result, Classification):
+        frame.update(top_class_ids=[int(c) for c in result.class_ids],
+                     top_class_names=[str(n) for n in result.class_names],
+                     top_scores=[float(s) for s in result.scores])
+    else:
+        raise TypeError(f"batch results hold detections and classifications, not {result.kind}")
+    return frame, objects
+
+
+def error_row(source: str, reason: str, task: str, model: str) -> dict[str, Any]:
+    return {"source": source, "task": task, "model": model, "schema_version": SCHEMA_VERSION,
+            "reason": " ".join(reason.split())}

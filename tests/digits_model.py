@@ -51,6 +51,7 @@ class DigitsBackend(Backend):
         self.model.load_state_dict(torch.load(weights, weights_only=True))
         self.model.eval()
         self.class_names = [str(i) for i in range(10)]
+        self.input_hw = (SIZE, SIZE)  # the network's fixed input (the warm-up pass is this size too)
 
     def preprocess(self, images: list[np.ndarray]) -> torch.Tensor:
         x = torch.from_numpy(np.stack([im[..., ::-1].transpose(2, 0, 1) for im in images]).astype(np.float32) / 255)

@@ -91,6 +91,12 @@ def run_cocoeval(gt: Any, rows: list[dict[str, Any]], image_ids: list[int], iou_
     return ev
 
 
+def coco_map(gt: Any, rows: list[dict[str, Any]], image_ids: list[int], iou_type: str = "bbox") -> float:
+    """mAP@[.5:.95] of result rows over ``image_ids`` (0 when there are none)."""
+    ev = run_cocoeval(gt, rows, image_ids, iou_type)
+    return 0.0 if ev is None else float(ev.stats[0])
+
+
 def evaluate_detector(predictor: Any, images_dir: str | Path, annotations: str | Path,
                       progress: Callable[[int], None] | None = None) -> CocoScore:
     """Run ``predictor`` on every annotated image and score the boxes with pycocotools ``COCOeval``."""

@@ -8,23 +8,14 @@
     report = attack_report(load("classify", "resnet18"), "imagenet_sample/", "pgd", steps=10)
 
 Heavy libraries (pytorch-grad-cam, captum, torchattacks, onnx2torch: ``pip install visionkit[explain]``) are
-imported when a function runs, not with visionkit.
+imported when a function runs, not with this package.
 """
 
 from __future__ import annotations
 
-from typing import Any
+# Imported here, not wrapped: the names then stay the functions even after their submodules are imported (a
+# submodule import would otherwise rebind ``visionkit.interpret.explain`` to the module).
+from .attack import attack_report
+from .explain import explain
 
-
-def explain(predictor: Any, image: Any, method: str | None = None, **options: Any) -> Any:
-    """See ``visionkit.interpret.explain.explain``."""
-    from .explain import explain as run
-
-    return run(predictor, image, method, **options)
-
-
-def attack_report(predictor: Any, data: Any, method: str = "fgsm", **options: Any) -> Any:
-    """See ``visionkit.interpret.attack.attack_report``."""
-    from .attack import attack_report as run
-
-    return run(predictor, data, method, **options)
+__all__ = ["attack_report", "explain"]

@@ -249,10 +249,10 @@ def attack_report(predictor: Any, data: str | Path, method: str = "fgsm", eps: l
     if gt is None:
         scores = {v: (h / len(samples)).tolist() for v, h in hits.items()}
     else:
-        from ..eval.coco import coco_stats
+        from ..eval.coco import coco_map
 
         ids = [s.label for s in samples]
-        scores = {v: [coco_stats(gt, r, ids, "bbox")[0] for r in rs] for v, rs in rows.items()}
+        scores = {v: [coco_map(gt, r, ids) for r in rs] for v, rs in rows.items()}
     report = AttackReport(predictor.entry.name, method, "top1" if gt is None else "map50-95", eps, scores,
                           len(samples), 1 if method == "fgsm" else steps, None if target is None else
                           predictor.class_names[target], None if target is None else

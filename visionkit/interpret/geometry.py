@@ -105,7 +105,7 @@ def _tf_central_crop(backend: Any, image_hw: tuple[int, int]) -> Geometry:
     """TensorFlow's central crop (offsets truncated) then a resize to the input size."""
     h, w = image_hw
     top, left = int((h - h * TF_CENTRAL_FRACTION) / 2), int((w - w * TF_CENTRAL_FRACTION) / 2)
-    return Geometry.from_crop((left, top, w - 2 * left, h - 2 * top), backend.hw)
+    return Geometry.from_crop((left, top, w - 2 * left, h - 2 * top), backend.input_hw)
 
 
 @register_geometry("classify", "torchvision")

@@ -153,3 +153,32 @@ def test_csv_data_like_the_imagenet_sample(shared_data: Path, tmp_path: Path) ->
     data = load_classify_data(shared_data / "imagenet_sample" / "labels.csv")
     assert len(data.splits["train"]) == 80 and len(data.splits["val"]) == 20 and not data.skipped
     assert data.classes[0] == "tench" and len(data.classes) == 991  # ids up to 990, names from class_name
+
+
+def test_a_trained_lenet5_is_explained_and_attacked_by_gradients(lenet_run: visionkit.training.TrainResult,
+                                                                 digits: Path) -> None:
+    """The digits LeNet-5 of ``visionkit train`` through the gradient methods: its preprocessing in torch equals the
+    backend's, Grad-CAM is pytorch-grad-cam's on the same layer and input, and FGSM lowers its accuracy."""
+    import numpy as np
+    from pytorch_grad_cam import GradCAM
+    from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
+
+    from visionkit.interpret.differentiable import differentiable
+
+    lenet = visionkit.load("classify", lenet_run.run_dir, device="cpu")
+    image = cv2.imread(str(load_classify_data(digits).splits["test"][0][0]))
+    d = differentiable(lenet)
+    x = d.image_tensor([image])
+    np.testing.assert_allclose(d.preprocess(x).numpy(), lenet.backend.preprocess([image]).numpy(), atol=0.05)
+
+    ex = visionkit.explain(lenet, image, "gradcam")
+    assert ex.targets[0].class_id == lenet(image).class_ids[0]
+    with GradCAM(model=d, target_layers=d.layers) as cam:
+        direct = cam(input_tensor=x, targets=[ClassifierOutputTarget(ex.targets[0].class_id)])[0]
+    assert ex.maps[0].shape == image.shape[:2] and np.isfinite(ex.maps[0]).all()
+    # the same map up to the final resize to the image (visionkit maps the CAM back through its input geometry)
+    assert np.corrcoef(cv2.resize(direct, image.shape[1::-1]).ravel(), ex.maps[0].ravel())[0, 1] > 0.99
+
+    report = visionkit.attack_report(lenet, str(digits / "test"), "fgsm", eps=[0.0, 0.25], limit=40)
+    clean, attacked = report.scores["none"]
+    assert clean >= 0.9 and attacked < clean

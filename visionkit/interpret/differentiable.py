@@ -84,6 +84,23 @@ class Transformed(Differentiable):
         return self.transform(x).to(self.dtype)
 
 
+class Trained(Differentiable):
+    """A ``visionkit train`` classifier: its card's preprocessing (grey or RGB, square resize, normalise) in torch.
+    Grey is OpenCV's BGR2GRAY weighting; the resize is bilinear (antialiased when shrinking, as INTER_AREA)."""
+
+    GREY = (0.299, 0.587, 0.114)  # R, G, B
+
+    def preprocess(self, x: torch.Tensor) -> torch.Tensor:
+        spec = self.backend.transform.spec
+        if spec.channels == 1:
+            x = (x * x.new_tensor(self.GREY).view(1, 3, 1, 1)).sum(1, keepdim=True)
+        if tuple(x.shape[2:]) != (spec.size, spec.size):
+            shrink = x.shape[2] > spec.size or x.shape[3] > spec.size
+            x = F.interpolate(x, size=(spec.size, spec.size), mode="bilinear", align_corners=False, antialias=shrink)
+        mean, std = x.new_tensor(spec.mean).view(1, -1, 1, 1), x.new_tensor(spec.std).view(1, -1, 1, 1)
+        return ((x - mean) / std).to(self.dtype)
+
+
 def register_differentiable(task: str, backend_name: str) -> Callable[[Builder], Builder]:
     """Declare how to build the ``Differentiable`` of backend ``backend_name`` of ``task`` (from the backend)."""
     def add(fn: Builder) -> Builder:
@@ -171,6 +188,13 @@ def _onnx_yolo(backend: Any) -> Differentiable:
 def _ultralytics_yolo(backend: Any) -> Differentiable:
     layers = backend.model.model
     return Letterboxed(backend, backend.model, [layers[i] for i in layers[-1].f])
+
+
+@register_differentiable("classify", "visionkit")
+def _trained_classifier(backend: Any) -> Differentiable:
+    spec = backend.transform.spec
+    example = torch.zeros(1, spec.channels, spec.size, spec.size, device=backend.device.torch)
+    return Trained(backend, backend.model, last_feature_layers(backend.model, example))
 
 
 @register_differentiable("classify", "torchvision")

@@ -112,8 +112,6 @@ WRONG_FAMILY = [  # (task, a real model of another family, what the one line mus
      "[1, C] class scores output); the file has uint8 [1, 300, 300, 3] -> float [1, 10, 4], float [1, 10]"),
     ("classify", "deeplabv3_mnv2_257.onnx", "the file has float [1, 257, 257, 3] -> float [1, 257, 257, 21]"),
     ("detect", "mobilenet_v2_1.0_224_quant.onnx", "not a YOLO detector (float [B, 3, H, W] -> "),
-    ("detect", "face_detection_yunet_2023mar.onnx", "the file has float [1, 3, 640, 640] -> float [1, 6400, 1], "
-     "float [1, 1600, 1], float [1, 400, 1], float [1, 6400, 1], ... (12 in all)"),
     ("track", "movenet_singlepose_lightning_int8.onnx", "not a YOLO detector"),
     ("pose", "yolov5n.onnx", "not a MoveNet pose model (uint8 [1, S, S, 3] -> [1, 1, 17, 3]); the file has float "
      "[1, 3, 640, 640] -> float [1, 25200, 85]"),

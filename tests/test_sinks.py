@@ -195,11 +195,12 @@ def test_coco_results_load_in_pycocotools(tmp_path: Path, shared_data: Path) -> 
 
 
 def test_coco_image_named_by_other_unicode_digits(tmp_path: Path) -> None:
-    """'³' passes str.isdigit() but not int() (it was a ValueError); Arabic-Indic '١٣٩' is the number 139."""
+    """'³' passes str.isdigit() but not int() (it was a ValueError): not a COCO id, so it is numbered after the
+    largest one; Arabic-Indic '١٣٩' is the number 139."""
     with CocoResultsSink(tmp_path / "r.json") as sink:
         sink.write(still("\u00b3.jpg"), dets(1))
         sink.write(still("\u0661\u0663\u0669.jpg"), dets(1))
-    assert [r["image_id"] for r in json.loads((tmp_path / "r.json").read_text())] == [1, 139]
+    assert [r["image_id"] for r in json.loads((tmp_path / "r.json").read_text())] == [140, 139]
 
 
 def test_coco_video_frames_get_distinct_ids(tmp_path: Path) -> None:

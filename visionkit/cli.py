@@ -887,7 +887,9 @@ def _add_train_parser(sub: Any) -> None:
                               "(same batches, optimizer, scheduler and random state).")
     p.add_argument("train_task", metavar="TASK", choices=("classify", "detect", "pose", "segment"),
                    help="classify (visionkit's loop), or detect, pose, segment (instances) through ultralytics' "
-                        "trainer from a YOLO .yaml (random init) or .pt (fine-tune)")
+                        "trainer from a YOLO .yaml (random init) or .pt (fine-tune); segment with a torchvision "
+                        "architecture (lraspp_mobilenet_v3_large, ...) is semantic, visionkit's loop on images/ + "
+                        "labels/ masks")
     p.add_argument("--data", help="dataset folder or labels CSV (with --resume: default the run's)")
     p.add_argument("--model", "-m", help="architecture: lenet5, mlp, resnet18, mobilenet_v3_large, ... (see "
                                          "`visionkit models --task classify`)")
@@ -898,7 +900,8 @@ def _add_train_parser(sub: Any) -> None:
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: auto)")
     p.add_argument("--out", metavar="DIR", help="run folder (default: runs/train/TASK-MODEL, numbered if taken)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its last.pth")
-    p.add_argument("--patience", type=_positive_int, help="stop after N epochs without a better val top-1")
+    p.add_argument("--patience", type=_positive_int,
+                   help="stop after N epochs without a better val top-1 (semantic segment: val mIoU)")
     p.add_argument("--seed", type=int, help="seed of the weights init, batch order and augmentation (default: 0)")
     p.set_defaults(handler=_run_train)
 
@@ -915,6 +918,11 @@ def _run_train(args: argparse.Namespace) -> int:
         cause = e.__cause__ or e.__context__  # the stop signal the training loop caught: 128 + its number
         return cause.exit_code if isinstance(cause, Interrupted) else Interrupted().exit_code
     m = run.card.metrics
+    if "val_miou" in m:
+        print(f"{run.card.architecture}: val mIoU {m['val_miou']:.4f} (pixel accuracy {m['val_pixel_acc']:.4f}, "
+              f"{m['val_images']} held-back pair(s)), best epoch {m['best_epoch']}; run saved to {run.run_dir} "
+              f"(use it as --model {run.run_dir})")
+        return EXIT_OK
     if run.card.task != "classify":
         best = run.run_dir / run.card.weights["best"]
         scores = "  ".join(f"{k} {v:.4f}" for k, v in m.items() if k.startswith("metrics/"))

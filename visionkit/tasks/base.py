@@ -22,7 +22,7 @@ import numpy as np
 
 from ..catalog import ModelEntry
 from ..device import Device
-from ..errors import ModelNotFoundError, OptionError
+from ..errors import ModelNotFoundError, OptionError, WeightsError
 from ..results import Result
 
 _BACKENDS: dict[tuple[str, str], type[Backend]] = {}
@@ -240,3 +240,38 @@ def check_against_model(backend: Backend, given: dict[str, Any]) -> None:
     if ids and max(ids) >= n:
         bad = ", ".join(str(i) for i in ids if i >= n)
         raise OptionError(f"classes {bad}: {name} has {n} classes (ids 0-{n - 1})")
+
+
+class TrainedRunBackend(Backend):
+    """What the backends of ``visionkit train`` runs share: the card finds the network and its classes, and
+    images are preprocessed exactly as in training, through the card's ``Preprocess``. Not registered itself
+    (no ``name``); ``TrainedClassify`` and ``TrainedSegment`` add their task's forward and postprocess."""
+
+    SUFFIXES = (".pth",)
+
+    @classmethod
+    def accepts(cls, path: Path) -> bool:
+        """A checkpoint of a run (a run folder or its card.json resolve to its best.pth before this is asked)."""
+        from ..training.card import card_path_for
+
+        return path.suffix.lower() in cls.SUFFIXES and card_path_for(path) is not None
+
+    def __init__(self, entry: ModelEntry, weights: Path, device: Device, options: dict[str, Any]):
+        super().__init__(entry, weights, device, options)
+        from ..training.card import Preprocess, load_trained
+
+        card, model = load_trained(weights)
+        if card.task != self.task:
+            raise WeightsError(f"{weights} was trained for {card.task}, not {self.task}")
+        self.model = model.to(device.torch)
+        self.transform = Preprocess(card.spec)
+        self.class_names = card.classes
+        self.size = card.spec.size
+
+    def warmup_input(self) -> list[np.ndarray]:
+        return [np.zeros((self.size, self.size, 3), np.uint8)]
+
+    def preprocess(self, images: list[np.ndarray]) -> Any:
+        import torch
+
+        return torch.from_numpy(np.stack([self.transform(im) for im in images])).to(self.device.torch)

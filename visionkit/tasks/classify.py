@@ -33,7 +33,7 @@ from ._runtime import (
     stride_multiple,
     torchvision_weights,
 )
-from .base import SIDE, Backend, as_hw
+from .base import SIDE, Backend, TrainedRunBackend, as_hw
 
 # TensorFlow-slim's evaluation crop for ImageNet models (``tf.image.central_crop(image, 0.875)``).
 TF_CENTRAL_FRACTION = 0.875
@@ -210,38 +210,10 @@ def _central_crop(image: np.ndarray, fraction: float) -> np.ndarray:
     return np.ascontiguousarray(image[top:h - top, left:w - left])
 
 
-class TrainedClassify(_Classifier):
+class TrainedClassify(TrainedRunBackend, _Classifier):
     """A ``visionkit train classify`` run: preprocessed exactly as in training, through the card's ``Preprocess``."""
 
     name = "visionkit"
-    SUFFIXES = (".pth",)
-
-    @classmethod
-    def accepts(cls, path: Path) -> bool:
-        """A checkpoint of a run (a run folder or its card.json resolve to its best.pth before this is asked)."""
-        from ..training.card import card_path_for
-
-        return path.suffix.lower() in cls.SUFFIXES and card_path_for(path) is not None
-
-    def __init__(self, entry: ModelEntry, weights: Path, device: Device, options: dict[str, Any]):
-        super().__init__(entry, weights, device, options)
-        from ..training.card import Preprocess, load_trained
-
-        card, model = load_trained(weights)
-        if card.task != self.task:
-            raise WeightsError(f"{weights} was trained for {card.task}, not {self.task}")
-        self.model = model.to(device.torch)
-        self.transform = Preprocess(card.spec)
-        self.class_names = card.classes
-        self.size = card.spec.size
-
-    def warmup_input(self) -> list[np.ndarray]:
-        return [np.zeros((self.size, self.size, 3), np.uint8)]
-
-    def preprocess(self, images: list[np.ndarray]) -> Any:
-        import torch
-
-        return torch.from_numpy(np.stack([self.transform(im) for im in images])).to(self.device.torch)
 
     def forward(self, batch: Any) -> Any:
         return self.model(batch)

@@ -25,7 +25,7 @@ from ..device import Device
 from ..errors import WeightsError
 from ..results import Detections, SemanticMask
 from ._runtime import load_state_dict, onnx_session, onnx_signature, torchvision_weights
-from .base import SIDE, Backend
+from .base import SIDE, Backend, TrainedRunBackend
 from .detect import UltralyticsDetect, _to_detections, _yolo_nms
 
 # Elements of float32 scratch per strip when resampling logits or masks to the source size (4 MB): bounded memory
@@ -131,6 +131,21 @@ class TorchvisionSegment(Backend):
         return [self.model(x[None])["out"][0] for x in batch]
 
     def postprocess(self, raw: list[Any], batch: Any, images: list[np.ndarray]) -> list[SemanticMask]:
+        return [_logits_to_mask(logits, im.shape[:2], self.class_names) for logits, im in zip(raw, images, strict=True)]
+
+
+class TrainedSegment(TrainedRunBackend):
+    """A ``visionkit train segment`` run (semantic): the card's ``Preprocess`` (square resize, its mean/std), the
+    logits resampled to the source size as for every semantic backend, the card's class names."""
+
+    task = "segment"
+    name = "visionkit"
+    CONCURRENT = True
+
+    def forward(self, batch: Any) -> Any:
+        return self.model(batch)["out"]
+
+    def postprocess(self, raw: Any, batch: Any, images: list[np.ndarray]) -> list[SemanticMask]:
         return [_logits_to_mask(logits, im.shape[:2], self.class_names) for logits, im in zip(raw, images, strict=True)]
 
 

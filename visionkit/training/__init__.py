@@ -14,11 +14,12 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..errors import OptionError
-from .card import ModelCard
-from .loop import ClassifyConfig, TrainingInterrupted, TrainResult, fit_classifier, resumed_config
+from .card import LAST, ModelCard
+from .loop import ClassifyConfig, TrainingInterrupted, TrainResult, fit, resumed_config
 
 RUNS_DIR = Path("runs") / "train"
 YOLO_TRAIN_TASKS = ("detect", "pose", "segment")  # ultralytics' trainer, from a YOLO .yaml or .pt
+YOLO_MODEL_SUFFIXES = (".yaml", ".yml", ".pt")  # segment with anything else: visionkit's semantic loop
 TASKS = ("classify", *YOLO_TRAIN_TASKS)
 
 __all__ = ["ModelCard", "TrainResult", "TrainingInterrupted", "train"]
@@ -32,9 +33,12 @@ def train(task: str, data: str | Path | None = None, model: str | None = None, *
 
     Args:
         data: classify: a folder with train/ and val/ (optionally test/) class folders, or a labels CSV;
-            detect/pose/segment: an ultralytics data YAML or a COCO folder (images/, annotations/instances*.json).
+            detect/pose/segment: an ultralytics data YAML or a COCO folder (images/, annotations/instances*.json);
+            segment with a torchvision architecture: a folder of images/ and labels/ masks (``segdata.py``).
         model: classify: lenet5, mlp or a torchvision classifier name (resnet18, mobilenet_v3_large, ...);
-            detect/pose/segment: an ultralytics .yaml (random init, e.g. yolov8n.yaml) or .pt (fine-tune).
+            detect/pose/segment: an ultralytics .yaml (random init, e.g. yolov8n.yaml) or .pt (fine-tune);
+            segment: also a torchvision semantic segmentation architecture (lraspp_mobilenet_v3_large, ...),
+            trained by visionkit's loop from random weights (mIoU on every 5th pair).
         epochs, batch, imgsz, lr, patience, seed: None = the architecture's default (10 epochs, batch 32, its
             input size, AdamW lr 1e-3, no early stopping, seed 0); with ``resume`` None = the run's own value,
             and a different value is an error.
@@ -45,7 +49,7 @@ def train(task: str, data: str | Path | None = None, model: str | None = None, *
     """
     if task not in TASKS:
         raise OptionError(f"training task {task!r} is not supported (supported: {', '.join(TASKS)})")
-    if task in YOLO_TRAIN_TASKS:
+    if task in YOLO_TRAIN_TASKS and not _semantic(task, model, out, resume):
         from .yolo import fit_yolo
 
         run_dir = (Path(out) if out is not None else _default_run(task, model)) if resume else \
@@ -61,14 +65,24 @@ def train(task: str, data: str | Path | None = None, model: str | None = None, *
              "imgsz": imgsz, "lr": lr, "patience": patience, "seed": seed}
     if resume:
         run_dir = Path(out) if out is not None else _default_run(task, model)
-        config = resumed_config(run_dir, given)
+        config = resumed_config(run_dir, given, task)
     else:
         if data is None or model is None:
             raise OptionError("training needs data and a model (an architecture name such as lenet5 or resnet18)")
-        config = ClassifyConfig(**{k: v for k, v in given.items() if v is not None})
+        config = ClassifyConfig(task=task, **{k: v for k, v in given.items() if v is not None})
         run_dir = _new_run(Path(out) if out is not None else None, task, model)
     config.device = device
-    return fit_classifier(config, run_dir, resume=resume, progress=progress)
+    return fit(config, run_dir, resume=resume, progress=progress)
+
+
+def _semantic(task: str, model: str | None, out: str | Path | None, resume: bool) -> bool:
+    """Whether a ``segment`` run is semantic (visionkit's loop) rather than ultralytics' instance segmentation:
+    a model that is no YOLO file, or (resuming without --model) a run folder holding visionkit's ``last.pth``."""
+    if task != "segment":
+        return False
+    if model is not None:
+        return Path(model).suffix.lower() not in YOLO_MODEL_SUFFIXES
+    return resume and out is not None and (Path(out) / LAST).is_file()
 
 
 def _default_run(task: str, model: str | None) -> Path:

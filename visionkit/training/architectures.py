@@ -105,3 +105,39 @@ def _check_torchvision(arch: str) -> None:
     if arch not in known:
         raise OptionError(f"unknown classification architecture {arch!r}: expected lenet5, mlp or a torchvision "
                           f"classifier such as resnet18 or mobilenet_v3_large")
+
+
+SEGMENT_SIZE = 520  # torchvision's segmentation presets resize the shorter side to 520
+
+
+def segmentation_spec(arch: str, imgsz: int | None = None) -> InputSpec:
+    """The square input a torchvision semantic segmentation ``arch`` is trained and run at (ImageNet mean/std)."""
+    _check_torchvision_segmentation(arch)
+    return InputSpec(imgsz or SEGMENT_SIZE, 3, IMAGENET_MEAN, IMAGENET_STD)
+
+
+def build_segmenter(arch: str, num_classes: int) -> nn.Module:
+    """A randomly initialised torchvision segmentation ``arch`` (backbone too: no weights are fetched) with
+    ``num_classes`` outputs; its ``forward`` returns ``{"out": logits at the input size}``."""
+    import torchvision
+
+    _check_torchvision_segmentation(arch)
+    return torchvision.models.get_model(arch, weights=None, weights_backbone=None, num_classes=num_classes)
+
+
+def build_for(task: str, arch: str, num_classes: int, spec: InputSpec) -> nn.Module:
+    """The network a ``task`` run of ``arch`` trains: a classifier, or a semantic segmenter for ``segment``."""
+    return build_segmenter(arch, num_classes) if task == "segment" else build(arch, num_classes, spec)
+
+
+def is_segmentation_architecture(name: str) -> bool:
+    import torchvision
+
+    return name in torchvision.models.list_models(module=torchvision.models.segmentation)
+
+
+def _check_torchvision_segmentation(arch: str) -> None:
+    if not is_segmentation_architecture(arch):
+        raise OptionError(f"unknown semantic segmentation architecture {arch!r}: expected a torchvision one such as "
+                          f"lraspp_mobilenet_v3_large, deeplabv3_mobilenet_v3_large or fcn_resnet50 (or a YOLO "
+                          f".yaml/.pt for instance segmentation)")

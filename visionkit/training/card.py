@@ -129,7 +129,7 @@ def load_trained(path: Path) -> tuple[ModelCard, Any]:
     default; ``last.pth`` holds the network under ``"model"``), read with ``weights_only=True``."""
     import torch
 
-    from .architectures import build
+    from .architectures import build_for
 
     card_file = card_path_for(path)
     if card_file is None:
@@ -142,7 +142,7 @@ def load_trained(path: Path) -> tuple[ModelCard, Any]:
         raise WeightsError(f"{weights}: not a readable PyTorch state dict ({type(e).__name__})") from None
     if isinstance(state, dict) and "optimizer" in state:  # last.pth: the whole training state
         state = state["model"]
-    model = build(card.architecture, len(card.classes), card.spec)
+    model = build_for(card.task, card.architecture, len(card.classes), card.spec)
     try:
         model.load_state_dict(state)
     except (RuntimeError, TypeError) as e:

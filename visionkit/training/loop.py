@@ -1,4 +1,8 @@
-"""The classifier training loop: fit on train/, keep the best epoch on val/, score test/ once at the end.
+"""visionkit's training loop: fit on train, keep the best epoch on val, score the held-back split at the end.
+
+One loop for classification and semantic segmentation: ``_Trainer`` is the classifier's, ``_SegmentTrainer``
+changes only what differs (the tensors, the forward pass, the augmentation and the score: mIoU over the pixels
+through ``visionkit.eval.segmentation.ConfusionMatrix`` instead of top-1 over the images).
 
 A plain PyTorch loop rather than a framework: every piece of state that matters for an exact ``--resume`` is
 explicit and saved in ``last.pth`` (model, optimizer, scheduler, epoch and batch position, running sums, history,
@@ -24,16 +28,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import cv2
 import numpy as np
 import torch
 from torch import nn
 
 from ..device import select_device
 from ..errors import OptionError, WeightsError
+from ..eval.segmentation import IGNORE_INDEX, ConfusionMatrix
 from . import architectures
 from .card import BEST, LAST, ModelCard, Preprocess, card_path_for, versions, write_json_atomic
 from .data import ClassifyData, load_classify_data, read_bgr
 from .plots import confusion_matrix, plot_confusion, plot_curves
+from .segdata import SegmentData, load_segment_data, read_mask
 
 METRICS_CSV, CURVES_PNG, CONFUSION_PNG = "metrics.csv", "curves.png", "confusion_matrix.png"
 DEFAULT_LR = 1e-3
@@ -43,6 +50,7 @@ EVAL_BATCH = 256
 # than they save, and on a busy CPU far more (MLP step: 1.7 ms on one thread, 125 ms on two, 2-core CPU at load 10).
 ONE_THREAD_PARAMS = 1_000_000
 SHIFT_DIVISOR = 8  # training images move by up to 1/8 of their side: the one augmentation safe for any class
+BATCH_NORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.SyncBatchNorm)
 
 
 class TrainingInterrupted(KeyboardInterrupt):
@@ -75,21 +83,25 @@ class ClassifyConfig:
     device: str = "auto"
     patience: int | None = None
     seed: int = 0
+    task: str = "classify"  # or "segment": semantic segmentation on image/mask pairs
 
     def recipe(self) -> dict[str, Any]:
+        segment = self.task == "segment"
         return {"architecture": self.model, "epochs": self.epochs, "batch": self.batch, "imgsz": self.imgsz,
                 "lr": self.lr or DEFAULT_LR, "seed": self.seed, "patience": self.patience,
                 "optimizer": f"AdamW(weight_decay={WEIGHT_DECAY})", "scheduler": "CosineAnnealingLR(T_max=epochs)",
-                "loss": "CrossEntropyLoss",
-                "augment": f"random translation up to 1/{SHIFT_DIVISOR} of the side (edge padding)"}
+                "loss": f"CrossEntropyLoss(ignore_index={IGNORE_INDEX})" if segment else "CrossEntropyLoss",
+                "augment": "random horizontal flip of image and mask" if segment else
+                f"random translation up to 1/{SHIFT_DIVISOR} of the side (edge padding)"}
 
 
-def fit_classifier(config: ClassifyConfig, run_dir: Path, resume: bool = False, progress: bool = True) -> TrainResult:
-    """Train (or, with ``resume``, continue) a classifier into ``run_dir``; see the module docstring."""
+def fit(config: ClassifyConfig, run_dir: Path, resume: bool = False, progress: bool = True) -> TrainResult:
+    """Train (or, with ``resume``, continue) a ``config.task`` model into ``run_dir``; see the module docstring."""
     if config.epochs < 1 or config.batch < 1:
         raise OptionError(f"epochs and batch must be positive integers, got {config.epochs} and {config.batch}")
+    segment = config.task == "segment"
     state = _last_state(run_dir) if resume else None
-    data = load_classify_data(config.data, config.seed)
+    data = (load_segment_data if segment else load_classify_data)(config.data, config.seed)
     if data.skipped:
         print(f"visionkit: warning: skipped {len(data.skipped)} unreadable image(s) (e.g. {data.skipped[0]})",
               file=sys.stderr)
@@ -97,16 +109,17 @@ def fit_classifier(config: ClassifyConfig, run_dir: Path, resume: bool = False, 
         raise OptionError(f"--resume: {config.data} is not the data {run_dir} was trained on (its sha256 differs); "
                           f"resume on the same data, or train into a new --out folder")
     device = select_device(config.device, half=False)
-    spec = architectures.input_spec(config.model, config.imgsz)
+    spec = (architectures.segmentation_spec if segment else architectures.input_spec)(config.model, config.imgsz)
     torch.manual_seed(config.seed)
-    model = architectures.build(config.model, len(data.classes), spec).to(device.torch)
+    model = architectures.build_for(config.task, config.model, len(data.classes), spec).to(device.torch)
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr or DEFAULT_LR, weight_decay=WEIGHT_DECAY)
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=config.epochs)
-    card = ModelCard(task="classify", architecture=config.model, classes=data.classes,
+    card = ModelCard(task=config.task, architecture=config.model, classes=data.classes,
                      input={"size": spec.size, "channels": spec.channels, "mean": list(spec.mean),
                             "std": list(spec.std)},
                      data=data.summary(), hyperparameters=config.recipe(), seed=config.seed, versions=versions())
-    trainer = _Trainer(model, optimizer, scheduler, data, Preprocess(spec), device.torch, config, run_dir, card)
+    trainer_class = _SegmentTrainer if segment else _Trainer
+    trainer = trainer_class(model, optimizer, scheduler, data, Preprocess(spec), device.torch, config, run_dir, card)
     if state is not None:
         trainer.restore(state)
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -121,13 +134,16 @@ def fit_classifier(config: ClassifyConfig, run_dir: Path, resume: bool = False, 
     return TrainResult(run_dir, card, trainer.history)
 
 
-def resumed_config(run_dir: Path, given: dict[str, Any]) -> ClassifyConfig:
+def resumed_config(run_dir: Path, given: dict[str, Any], task: str = "classify") -> ClassifyConfig:
     """The recipe of the run in ``run_dir``; a ``given`` value (None = not given) that differs is an OptionError,
     raised before anything is written."""
     if card_path_for(run_dir) is None or not (run_dir / LAST).is_file():
         raise OptionError(f"--resume: {run_dir} holds no run to continue (expected card.json and {LAST})")
     card = ModelCard.load(run_dir)
-    saved = {"model": card.architecture, "data": card.data.get("path"), **{
+    if card.task != task:
+        raise OptionError(f"--resume: {run_dir} is a {card.task} run, not {task}; resume it with "
+                          f"`visionkit train {card.task}`")
+    saved = {"task": task, "model": card.architecture, "data": card.data.get("path"), **{
         k: card.hyperparameters.get(k) for k in ("epochs", "batch", "imgsz", "lr", "seed", "patience")}}
     for key, value in given.items():
         if key in saved and key != "data" and value is not None and value != saved[key]:
@@ -147,9 +163,13 @@ def _last_state(run_dir: Path) -> dict[str, Any]:
 
 
 class _Trainer:
-    """One run's mutable state; ``state_dict``/``restore`` are the whole of what ``--resume`` needs."""
+    """One classifier run's mutable state; ``state_dict``/``restore`` are the whole of what ``--resume`` needs."""
 
-    def __init__(self, model: nn.Module, optimizer: Any, scheduler: Any, data: ClassifyData, preprocess: Preprocess,
+    metric = "top1"        # the validation score that picks the best epoch (higher is better)
+    train_metric = "top1"  # the running score of the training batches: hits / count
+
+    def __init__(self, model: nn.Module, optimizer: Any, scheduler: Any, data: ClassifyData | SegmentData,
+                 preprocess: Preprocess,
                  device: str, config: ClassifyConfig, run_dir: Path, card: ModelCard):
         self.model, self.optimizer, self.scheduler = model, optimizer, scheduler
         self.data, self.preprocess, self.device = data, preprocess, device
@@ -157,8 +177,8 @@ class _Trainer:
         self.loss_fn = nn.CrossEntropyLoss()
         self.epoch = 0          # the epoch in progress (0-based)
         self.batch = 0          # batches of it already done
-        self.running = [0.0, 0, 0]  # loss sum, correct, seen in the epoch so far
-        self.best = {"val_top1": -1.0, "epoch": 0}
+        self.running = [0.0, 0, 0]  # count-weighted loss sum, hits, count (images or pixels) in the epoch so far
+        self.best = {f"val_{self.metric}": -1.0, "epoch": 0}
         self.bad_epochs = 0
         self.history: list[dict[str, float]] = []
 
@@ -212,32 +232,47 @@ class _Trainer:
                             self._save(LAST, self.state_dict())
                             raise TrainingInterrupted(self._interrupted_message(len(batches)))
                         self._step(train, indices)
-                        bar.set_postfix(loss=f"{self.running[0] / self.running[2]:.3f}",
-                                        top1=f"{self.running[1] / self.running[2]:.3f}")
+                        bar.set_postfix({"loss": f"{self.running[0] / self.running[2]:.3f}",
+                                         self.train_metric: f"{self.running[1] / self.running[2]:.3f}"})
                         bar.update(1)
                 row = self._end_epoch(time.monotonic() - t0)
                 if progress:
                     per_epoch = (time.monotonic() - started) / max(self.epoch - done_at_start, 1)
-                    print(_epoch_line(row, epochs, per_epoch * (epochs - self.epoch)), file=sys.stderr)
+                    print(self._epoch_line(row, per_epoch * (epochs - self.epoch)), file=sys.stderr)
         self._finish()
 
     def _order(self, n: int) -> list[int]:
         generator = torch.Generator().manual_seed(self.config.seed * 1_000_003 + self.epoch)
         return torch.randperm(n, generator=generator).tolist()
 
-    def _step(self, items: list[tuple[Path, int]], indices: list[int]) -> None:
-        x, y = self._tensors(items, indices)
-        x = random_shift(x, max(x.shape[-1] // SHIFT_DIVISOR, 1))
+    def _step(self, items: list[Any], indices: list[int]) -> None:
+        x, y = self._augment(*self._tensors(items, indices))
         self.model.train()
-        logits = self.model(x)
+        logits = self._forward(x)
         loss = self.loss_fn(logits, y)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.optimizer.step()
-        self.running[0] += loss.item() * len(indices)
-        self.running[1] += int((logits.argmax(1) == y).sum())
-        self.running[2] += len(indices)
+        hits, count = self._hits(logits, y)
+        self.running[0] += loss.item() * count
+        self.running[1] += hits
+        self.running[2] += count
         self.batch += 1
+
+    # -- what differs per task: overridden by _SegmentTrainer ------------------------------------------------
+    def _forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model(x)
+
+    def _augment(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return random_shift(x, max(x.shape[-1] // SHIFT_DIVISOR, 1)), y
+
+    def _hits(self, logits: torch.Tensor, y: torch.Tensor) -> tuple[int, int]:
+        return int((logits.argmax(1) == y).sum()), len(y)
+
+    def _score(self, split: str) -> tuple[float, float]:
+        """Mean loss and ``metric`` on ``split``."""
+        loss, truth, predicted = self.evaluate(split)
+        return loss, float((truth == predicted).mean())
 
     def _tensors(self, items: list[tuple[Path, int]], indices: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
         images = []
@@ -266,22 +301,22 @@ class _Trainer:
         return loss / len(items), np.concatenate(truth), np.concatenate(predicted)
 
     def _end_epoch(self, seconds: float) -> dict[str, float]:
-        val_loss, truth, predicted = self.evaluate("val")
+        val_loss, val_score = self._score("val")
+        key = f"val_{self.metric}"
         row = {"epoch": self.epoch + 1, "train_loss": self.running[0] / self.running[2],
-               "train_top1": self.running[1] / self.running[2], "val_loss": val_loss,
-               "val_top1": float((truth == predicted).mean()), "lr": self.optimizer.param_groups[0]["lr"],
-               "seconds": round(seconds, 3)}
+               f"train_{self.train_metric}": self.running[1] / self.running[2], "val_loss": val_loss,
+               key: val_score, "lr": self.optimizer.param_groups[0]["lr"], "seconds": round(seconds, 3)}
         self.scheduler.step()
         self.history.append(row)
         self.epoch, self.batch, self.running = self.epoch + 1, 0, [0.0, 0, 0]
-        if row["val_top1"] > self.best["val_top1"]:
-            self.best, self.bad_epochs = {"val_top1": row["val_top1"], "epoch": row["epoch"]}, 0
+        if row[key] > self.best[key]:
+            self.best, self.bad_epochs = {key: row[key], "epoch": row["epoch"]}, 0
             self._save(BEST, self.model.state_dict())
         else:
             self.bad_epochs += 1
         self._save(LAST, self.state_dict())
         self._write_metrics()
-        self.card.metrics = {"best_epoch": self.best["epoch"], "val_top1": round(self.best["val_top1"], 4),
+        self.card.metrics = {"best_epoch": self.best["epoch"], key: round(self.best[key], 4),
                              "epochs_done": self.epoch}
         self.card.save(self.run_dir)
         return row
@@ -317,8 +352,126 @@ class _Trainer:
 
     def _interrupted_message(self, batches: int) -> str:
         return (f"stopped in epoch {self.epoch + 1}/{self.config.epochs} after batch {self.batch}/{batches}; "
-                f"{self.run_dir / LAST} saved: continue with `visionkit train classify --data {self.config.data} "
-                f"--out {self.run_dir} --resume` (plus the run's options)")
+                f"{self.run_dir / LAST} saved: continue with `visionkit train {self.config.task} --data "
+                f"{self.config.data} --out {self.run_dir} --resume` (plus the run's options)")
+
+    def _epoch_line(self, row: dict[str, float], left_s: float) -> str:
+        train, val = f"train_{self.train_metric}", f"val_{self.metric}"
+        return (f"epoch {int(row['epoch'])}/{self.config.epochs}: loss {row['train_loss']:.4f}  "
+                f"{self.train_metric} {row[train]:.4f}  val loss {row['val_loss']:.4f}  {self.metric} "
+                f"{row[val]:.4f}  lr {row['lr']:.2e}  {row['seconds']:.1f} s (~{left_s:.0f} s left)")
+
+
+class _SegmentTrainer(_Trainer):
+    """Semantic segmentation: square-resized images and nearest-resized masks in training; validation scores the
+    argmax of the logits bilinearly resampled to each image's source size (as the predictor does) against its
+    full-size mask, so the mIoU measured here is the one ``visionkit eval`` would see on these pairs."""
+
+    metric = "miou"
+    train_metric = "pixel_acc"
+
+    def __init__(self, *args: Any, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.loss_fn = nn.CrossEntropyLoss(ignore_index=IGNORE_INDEX)
+
+    def _forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model(x)["out"]
+
+    def _augment(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """A horizontal flip of image and mask together, per image; from torch's global generator (saved in
+        ``last.pth``, so a resumed run flips the same images)."""
+        flip = torch.rand(len(x)) < 0.5
+        x, y = x.clone(), y.clone()
+        x[flip], y[flip] = x[flip].flip(-1), y[flip].flip(-1)
+        return x, y
+
+    def _hits(self, logits: torch.Tensor, y: torch.Tensor) -> tuple[int, int]:
+        keep = y != IGNORE_INDEX
+        return int((logits.argmax(1)[keep] == y[keep]).sum()), max(int(keep.sum()), 1)
+
+    def _mask(self, path: Path) -> np.ndarray:
+        return read_mask(path, len(self.data.classes))
+
+    def _tensors(self, items: list[tuple[Path, Path]], indices: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
+        images, masks = [], []
+        size = self.preprocess.spec.size
+        for i in indices:
+            image = read_bgr(items[i][0].read_bytes())
+            if image is None:
+                raise WeightsError(f"{items[i][0]}: unreadable since the dataset was scanned")
+            images.append(self.preprocess(image))
+            masks.append(cv2.resize(self._mask(items[i][1]), (size, size), interpolation=cv2.INTER_NEAREST))
+        x = torch.from_numpy(np.stack(images)).to(self.device)
+        y = torch.from_numpy(np.stack(masks)).long().to(self.device)
+        return x, y
+
+    @torch.no_grad()
+    def score_matrix(self, split: str) -> tuple[float, ConfusionMatrix]:
+        """Mean pixel loss and the pixel confusion matrix of ``split``, each image scored at its source size."""
+        items = self.data.splits[split]
+        self.model.eval()
+        matrix = ConfusionMatrix(len(self.data.classes))
+        loss, pixels = 0.0, 0
+        for i in range(len(items)):
+            image = read_bgr(items[i][0].read_bytes())
+            target = self._mask(items[i][1])
+            x = torch.from_numpy(self.preprocess(image)[None]).to(self.device)
+            logits = torch.nn.functional.interpolate(self._forward(x), target.shape, mode="bilinear")
+            y = torch.from_numpy(target).long().to(self.device)[None]
+            counted = int((y != IGNORE_INDEX).sum())
+            if counted:
+                loss += float(self.loss_fn(logits, y)) * counted
+                pixels += counted
+            matrix.update(target, logits.argmax(1)[0].cpu().numpy())
+        return loss / max(pixels, 1), matrix
+
+    def _score(self, split: str) -> tuple[float, float]:
+        self._recalibrate_batchnorm()
+        loss, matrix = self.score_matrix(split)
+        return loss, _miou(matrix)
+
+    @torch.no_grad()
+    def _recalibrate_batchnorm(self) -> None:
+        """Set every BatchNorm's running mean/variance to the exact averages over the training pairs ("precise
+        BN", Wu & Johnson 2021) before validating. torchvision's MobileNetV3 backbones update them with momentum
+        0.01, so after the few hundred steps of a small dataset they still mostly hold their initial values and
+        the eval-mode network predicts one class everywhere; the weights are untouched."""
+        norms = [m for m in self.model.modules() if isinstance(m, BATCH_NORMS)]
+        if not norms:
+            return
+        momenta = [m.momentum for m in norms]
+        for m in norms:
+            m.reset_running_stats()
+            m.momentum = None  # cumulative average over the batches below
+        self.model.train()
+        train = self.data.splits["train"]
+        for start in range(0, len(train), self.config.batch):
+            x, _ = self._tensors(train, list(range(start, min(start + self.config.batch, len(train)))))
+            self._forward(x)
+        for m, momentum in zip(norms, momenta, strict=True):
+            m.momentum = momentum
+
+    def _finish(self) -> None:
+        """Score the best weights on the held-back pairs; per-class IoU in the card, the pictures next to it."""
+        self.model.load_state_dict(torch.load(self.run_dir / BEST, map_location=self.device, weights_only=True))
+        loss, matrix = self.score_matrix("val")
+        classes = self.data.classes
+        iou = {name: round(float(v), 4) for name, v in zip(classes, matrix.iou(), strict=True) if not np.isnan(v)}
+        self.card.metrics.update({"val_miou": round(_miou(matrix), 4), "val_pixel_acc": round(
+            matrix.pixel_accuracy(), 4), "val_iou": iou, "val_images": len(self.data.splits["val"]),
+            "val_loss": round(loss, 4), "scored_split": "val", "scored_at": "source size of each image"})
+        self.card.save(self.run_dir)
+        write_json_atomic(self.run_dir / "confusion_matrix.json", {"split": "val", "classes": classes,
+                                                                   "unit": "pixels", "matrix": matrix.mat.tolist()})
+        plot_curves(self.history, self.run_dir / CURVES_PNG, metric="miou")
+        plot_confusion(matrix.mat, classes, self.run_dir / CONFUSION_PNG,
+                       f"{self.config.model} on val: mIoU {_miou(matrix):.3f} (pixels)")
+
+
+def _miou(matrix: ConfusionMatrix) -> float:
+    """Mean IoU over the classes seen in the target or the prediction (0 when there are none)."""
+    iou = matrix.iou()
+    return float(np.nanmean(iou)) if not np.all(np.isnan(iou)) else 0.0
 
 
 def random_shift(x: torch.Tensor, pad: int) -> torch.Tensor:
@@ -331,12 +484,6 @@ def random_shift(x: torch.Tensor, pad: int) -> torch.Tensor:
     padded = torch.nn.functional.pad(x, (pad, pad, pad, pad), mode="replicate")
     offsets = torch.randint(0, 2 * pad + 1, (len(x), 2)).tolist()
     return torch.stack([padded[i, :, dy:dy + h, dx:dx + w] for i, (dy, dx) in enumerate(offsets)])
-
-
-def _epoch_line(row: dict[str, float], epochs: int, left_s: float) -> str:
-    return (f"epoch {int(row['epoch'])}/{epochs}: loss {row['train_loss']:.4f}  top-1 {row['train_top1']:.4f}  "
-            f"val loss {row['val_loss']:.4f}  val top-1 {row['val_top1']:.4f}  lr {row['lr']:.2e}  "
-            f"{row['seconds']:.1f} s (~{left_s:.0f} s left)")
 
 
 @contextmanager

@@ -182,3 +182,20 @@ def test_a_trained_lenet5_is_explained_and_attacked_by_gradients(lenet_run: visi
     report = visionkit.attack_report(lenet, str(digits / "test"), "fgsm", eps=[0.0, 0.25], limit=40)
     clean, attacked = report.scores["none"]
     assert clean >= 0.9 and attacked < clean
+
+
+def test_yolo_classify_trains_through_ultralytics_on_an_image_folder(digits: Path, tmp_path: Path) -> None:
+    """`train classify --model yolov8n-cls.yaml`: ultralytics' own classification trainer on the ImageFolder, and
+    the run loads as a visionkit classifier over the ten digit classes (one epoch: no accuracy asked of it)."""
+    big = tmp_path / "digits16"  # ultralytics skips images under 10 px: the 8x8 digits upscaled to 16x16
+    for image in digits.rglob("*.png"):
+        target = big / image.relative_to(digits)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        cv2.imwrite(str(target), cv2.resize(cv2.imread(str(image)), (16, 16), interpolation=cv2.INTER_NEAREST))
+    run = train("classify", big, "yolov8n-cls.yaml", epochs=1, batch=64, imgsz=32, out=tmp_path / "ycls",
+                progress=False)
+    assert (run.run_dir / "weights" / "best.pt").is_file() and run.card.classes == [str(d) for d in range(10)]
+    classifier = visionkit.load("classify", run.run_dir, device="cpu")
+    assert classifier.class_names == [str(d) for d in range(10)]
+    path, label = load_classify_data(big).splits["test"][0]
+    assert len(classifier(str(path)).class_names) == 5 and label in range(10)

@@ -19,7 +19,8 @@ from .loop import ClassifyConfig, TrainingInterrupted, TrainResult, fit, resumed
 
 RUNS_DIR = Path("runs") / "train"
 YOLO_TRAIN_TASKS = ("detect", "pose", "segment")  # ultralytics' trainer, from a YOLO .yaml or .pt
-YOLO_MODEL_SUFFIXES = (".yaml", ".yml", ".pt")  # segment with anything else: visionkit's semantic loop
+# classify and segment with anything else: visionkit's own loops (a torchvision or catalog architecture)
+YOLO_MODEL_SUFFIXES = (".yaml", ".yml", ".pt")
 TASKS = ("classify", *YOLO_TRAIN_TASKS)
 
 __all__ = ["ModelCard", "TrainResult", "TrainingInterrupted", "train"]
@@ -49,7 +50,7 @@ def train(task: str, data: str | Path | None = None, model: str | None = None, *
     """
     if task not in TASKS:
         raise OptionError(f"training task {task!r} is not supported (supported: {', '.join(TASKS)})")
-    if task in YOLO_TRAIN_TASKS and not _semantic(task, model, out, resume):
+    if _ultralytics_run(task, model, out, resume):
         from .yolo import fit_yolo
 
         run_dir = (Path(out) if out is not None else _default_run(task, model)) if resume else \
@@ -75,14 +76,14 @@ def train(task: str, data: str | Path | None = None, model: str | None = None, *
     return fit(config, run_dir, resume=resume, progress=progress)
 
 
-def _semantic(task: str, model: str | None, out: str | Path | None, resume: bool) -> bool:
-    """Whether a ``segment`` run is semantic (visionkit's loop) rather than ultralytics' instance segmentation:
-    a model that is no YOLO file, or (resuming without --model) a run folder holding visionkit's ``last.pth``."""
-    if task != "segment":
-        return False
+def _ultralytics_run(task: str, model: str | None, out: str | Path | None, resume: bool) -> bool:
+    """Whether ultralytics' trainer runs this: detect and pose always; classify (YOLO-cls) and segment (instances)
+    for a YOLO .yaml/.pt model, or when resuming without --model a run folder that holds no visionkit ``last.pth``."""
+    if task not in ("classify", "segment"):
+        return True
     if model is not None:
-        return Path(model).suffix.lower() not in YOLO_MODEL_SUFFIXES
-    return resume and out is not None and (Path(out) / LAST).is_file()
+        return Path(model).suffix.lower() in YOLO_MODEL_SUFFIXES
+    return resume and out is not None and not (Path(out) / LAST).is_file()
 
 
 def _default_run(task: str, model: str | None) -> Path:

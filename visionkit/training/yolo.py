@@ -24,7 +24,7 @@ from typing import Any
 from ..errors import DataError, OptionError, WeightsError
 from .card import ModelCard, versions
 
-YOLO_TASKS = {"detect": "detect", "pose": "pose", "segment": "segment", "classify-yolo": "classify"}
+YOLO_TASKS = {"detect": "detect", "pose": "pose", "segment": "segment", "classify": "classify"}
 WEIGHTS = {"best": "weights/best.pt", "last": "weights/last.pt"}
 
 
@@ -97,7 +97,15 @@ def _ultralytics_device(spec: str) -> str:
 
 
 def _data_yaml(data: Path, run_dir: Path) -> tuple[Path, list[str], str]:
-    """An ultralytics data YAML for ``data``: itself, or one written for a converted COCO folder."""
+    """An ultralytics data YAML for ``data``: itself, or one written for a converted COCO folder; for an ImageFolder
+    (``train/``, ``val/`` class folders: what ultralytics' classification trainer reads) the folder itself."""
+    if data.is_dir() and (data / "train").is_dir() and not (data / "annotations").is_dir():
+        names = sorted(p.name for p in (data / "train").iterdir() if p.is_dir())
+        if not names or not (data / "val").is_dir():
+            raise DataError(f"{data}: an image-folder dataset needs train/ and val/ folders with one folder per class")
+        digest = hashlib.sha256("\n".join(sorted(str(p.relative_to(data)) for p in data.rglob("*")
+                                                 if p.is_file())).encode())
+        return data, names, digest.hexdigest()
     if data.suffix.lower() in (".yaml", ".yml") and data.is_file():
         import yaml
 

@@ -78,12 +78,14 @@ def train(task: str, data: str | Path | None = None, model: str | None = None, *
 
 def _ultralytics_run(task: str, model: str | None, out: str | Path | None, resume: bool) -> bool:
     """Whether ultralytics' trainer runs this: detect and pose always; classify (YOLO-cls) and segment (instances)
-    for a YOLO .yaml/.pt model, or when resuming without --model a run folder that holds no visionkit ``last.pth``."""
+    for a YOLO .yaml/.pt model, or when resuming without --model a run folder that holds ultralytics' last.pt."""
+    from .yolo import WEIGHTS
+
     if task not in ("classify", "segment"):
         return True
     if model is not None:
         return Path(model).suffix.lower() in YOLO_MODEL_SUFFIXES
-    return resume and out is not None and not (Path(out) / LAST).is_file()
+    return resume and out is not None and (Path(out) / WEIGHTS["last"]).is_file()
 
 
 def _default_run(task: str, model: str | None) -> Path:

@@ -14,7 +14,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..errors import OptionError
-from .card import LAST, ModelCard
+from .card import ModelCard
 from .loop import ClassifyConfig, TrainingInterrupted, TrainResult, fit, resumed_config
 
 RUNS_DIR = Path("runs") / "train"

@@ -130,3 +130,17 @@ def test_onnx_of_another_family_is_refused_at_load(task: str, file: str, says: s
                                 code=1, says=says, inputs=[model]), cwd=tmp_path)
     assert f"visionkit: error: {model}: not a " in outcome.stderr, outcome.stderr
     assert not (tmp_path / "r.jsonl").exists() or (tmp_path / "r.jsonl").read_text() == "", "an image was run"
+
+
+def test_training_never_unpickles_a_hostile_checkpoint(tmp_path: Path, assets: Path) -> None:
+    """`train detect --model evil.pt` (fine-tune) and `--resume` of a run whose last.pt is hostile: ultralytics would
+    unpickle them in full, so they are checked by the safe loader first: one line, exit 1, the payload never runs."""
+    marker = tmp_path / "MARKER"
+    evil = malicious_checkpoint(tmp_path / "evil.pt", marker, "os.system")
+    run = tmp_path / "run"
+    (run / "weights").mkdir(parents=True)
+    (run / "weights" / "last.pt").write_bytes(evil.read_bytes())
+    for argv in (["train", "detect", "--data", tmp_path, "--model", evil, "--out", tmp_path / "new"],
+                 ["train", "detect", "--out", run, "--resume"]):
+        check_fault(Fault(id="train", argv=argv, code=1, says="refusing to load", inputs=[evil]), cwd=tmp_path)
+        assert not marker.exists(), "the payload ran"

@@ -41,6 +41,9 @@ def fit_yolo(task: str, data: str | None, model: str | None, run_dir: Path, *, e
         last = run_dir / WEIGHTS["last"]
         if not last.is_file():
             raise OptionError(f"--resume: {run_dir} holds no ultralytics run to continue (no {WEIGHTS['last']})")
+        from ..tasks.checkpoints import check_checkpoint
+
+        check_checkpoint(last)  # ultralytics unpickles it in full: only what a checkpoint is made of may be in it
         card = ModelCard.load(run_dir)
         if model is not None and Path(model).stem != Path(card.architecture).stem:
             raise OptionError(f"--resume: {run_dir} was trained with architecture {card.architecture!r}, not "
@@ -54,6 +57,10 @@ def fit_yolo(task: str, data: str | None, model: str | None, run_dir: Path, *, e
         if data is None or model is None:
             raise OptionError("training needs --data and --model (a .yaml to start from random weights, a .pt to "
                               "fine-tune)")
+        if Path(model).suffix.lower() == ".pt":  # a checkpoint to fine-tune: ultralytics unpickles it in full
+            from ..tasks.checkpoints import check_checkpoint
+
+            check_checkpoint(Path(model))
         run_dir.mkdir(parents=True, exist_ok=True)
         data_yaml, names, digest = _data_yaml(Path(data).expanduser(), run_dir)
         settings = {"epochs": epochs or 10, "imgsz": imgsz or 640, "batch": batch or 16, "seed": seed or 0,

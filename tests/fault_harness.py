@@ -71,6 +71,22 @@ def run_cli(*argv: str | Path, cwd: Path | None = None, env: dict[str, str] | No
         return Outcome(proc.returncode, out.read_text(), err.read_text())
 
 
+def interrupt_at_line(*argv: str | Path, prefix: str, timeout: float = 300) -> Outcome:
+    """Run ``visionkit argv...`` and send it SIGINT as soon as a stderr line starts with ``prefix`` (e.g. the per-epoch
+    summary line of a training run off a TTY); the outcome holds the stderr that came after that line."""
+    import signal
+
+    proc = subprocess.Popen([str(CONSOLE_SCRIPT), *map(str, argv)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, stdin=subprocess.DEVNULL)
+    assert proc.stderr is not None
+    for line in proc.stderr:
+        if line.startswith(prefix):
+            proc.send_signal(signal.SIGINT)
+            break
+    out, rest = proc.communicate(timeout=timeout)
+    return Outcome(proc.returncode, out, rest)
+
+
 def snapshot(paths: Iterable[Path]) -> dict[Path, str]:
     """sha256 of every file under ``paths`` (files or folders), to prove inputs were not modified."""
     digests: dict[Path, str] = {}

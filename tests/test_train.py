@@ -5,14 +5,12 @@ from __future__ import annotations
 
 import csv
 import json
-import signal
-import subprocess
 from pathlib import Path
 
 import cv2
 import pytest
 import torch
-from fault_harness import CONSOLE_SCRIPT, run_cli
+from fault_harness import interrupt_at_line, run_cli
 
 import visionkit
 from visionkit.training import train
@@ -107,15 +105,9 @@ def test_ctrl_c_saves_last_and_resume_continues_exactly(digits: Path, tmp_path: 
     assert straight.code == 0, straight.stderr
 
     interrupted = tmp_path / "interrupted"
-    proc = subprocess.Popen([str(CONSOLE_SCRIPT), *map(str, common), "--out", str(interrupted)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL)
-    assert proc.stderr is not None
-    for line in proc.stderr:  # one summary line per epoch (no TTY): interrupt during the second epoch
-        if line.startswith("epoch 1/30"):
-            proc.send_signal(signal.SIGINT)
-            break
-    _, rest = proc.communicate(timeout=300)
-    assert proc.returncode == 130, rest
+    stopped_run = interrupt_at_line(*common, "--out", interrupted, prefix="epoch 1/30")  # in the second epoch
+    rest = stopped_run.stderr
+    assert stopped_run.code == 130, rest
     lines = [line for line in rest.splitlines() if line.startswith("visionkit:")]
     assert len(lines) == 1 and "--resume" in lines[0] and "Traceback" not in rest, rest
     stopped = torch.load(interrupted / "last.pth", weights_only=True)

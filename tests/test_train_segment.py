@@ -5,15 +5,13 @@ from __future__ import annotations
 
 import csv
 import json
-import signal
-import subprocess
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
 import torch
-from fault_harness import CONSOLE_SCRIPT, run_cli
+from fault_harness import interrupt_at_line, run_cli
 from segment_pairs import SIZE, camvid_pairs
 
 import visionkit
@@ -91,15 +89,9 @@ def test_ctrl_c_saves_last_and_resume_continues_exactly(pairs: Path, tmp_path: P
     assert straight.code == 0, straight.stderr
 
     interrupted = tmp_path / "interrupted"
-    proc = subprocess.Popen([str(CONSOLE_SCRIPT), *map(str, common), "--out", str(interrupted)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL)
-    assert proc.stderr is not None
-    for line in proc.stderr:  # one summary line per epoch (no TTY): interrupt during the second epoch
-        if line.startswith("epoch 1/2"):
-            proc.send_signal(signal.SIGINT)
-            break
-    _, rest = proc.communicate(timeout=300)
-    assert proc.returncode == 130, rest
+    stopped_run = interrupt_at_line(*common, "--out", interrupted, prefix="epoch 1/2")  # in the second epoch
+    rest = stopped_run.stderr
+    assert stopped_run.code == 130, rest
     assert "visionkit train segment --data" in rest and "Traceback" not in rest, rest
     assert 1 <= torch.load(interrupted / "last.pth", weights_only=True)["epoch"] < 2
 

@@ -19,6 +19,7 @@ import random
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -31,18 +32,25 @@ CSV_VAL_FRACTION = 0.2
 
 
 @dataclass
-class ClassifyData:
-    """Image paths and class ids per split, the class names, what was skipped and a hash of it all."""
+class TrainingData:
+    """A training set: items per split, the class names, what was skipped and a hash of it all (for the card)."""
 
     root: Path
     classes: list[str]
-    splits: dict[str, list[tuple[Path, int]]]
+    splits: dict[str, list[tuple[Path, Any]]]
     skipped: list[str] = field(default_factory=list)
     sha256: str = ""
 
     def summary(self) -> dict[str, object]:
         return {"path": str(self.root.resolve()), "sha256": self.sha256, "classes": len(self.classes),
                 **{name: len(items) for name, items in self.splits.items()}, "skipped": self.skipped}
+
+
+@dataclass
+class ClassifyData(TrainingData):
+    """Image paths and class ids per split."""
+
+    splits: dict[str, list[tuple[Path, int]]]
 
 
 def load_classify_data(data: str | Path, seed: int = 0) -> ClassifyData:

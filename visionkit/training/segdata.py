@@ -11,7 +11,7 @@ validation (the development pairs have no split of their own).
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
@@ -20,25 +20,20 @@ import numpy as np
 from ..errors import DataError
 from ..eval.segmentation import CAMVID_CLASSES, IGNORE_INDEX
 from ..io.images import IMAGE_SUFFIXES
-from .data import read_bgr
+from .data import TrainingData, read_bgr
 
 VAL_EVERY = 5  # pair i (sorted by name) is a validation pair when i % VAL_EVERY == VAL_EVERY - 1
 
 
 @dataclass
-class SegmentData:
-    """(image, mask) paths per split, the class names and a hash of names, pixels and labels."""
+class SegmentData(TrainingData):
+    """(image, mask) paths per split; the hash covers names, pixels and labels."""
 
-    root: Path
-    classes: list[str]
     splits: dict[str, list[tuple[Path, Path]]]
-    skipped: list[str] = field(default_factory=list)
-    sha256: str = ""
 
     def summary(self) -> dict[str, object]:
-        return {"path": str(self.root.resolve()), "sha256": self.sha256, "classes": len(self.classes),
-                **{name: len(items) for name, items in self.splits.items()}, "skipped": self.skipped,
-                "ignored_ids": [len(self.classes), IGNORE_INDEX], "val_split": f"every {VAL_EVERY}th pair by name"}
+        return {**super().summary(), "ignored_ids": [len(self.classes), IGNORE_INDEX],
+                "val_split": f"every {VAL_EVERY}th pair by name"}
 
 
 def load_segment_data(data: str | Path, seed: int = 0) -> SegmentData:

@@ -308,9 +308,10 @@ def _prepare(case: str, tmp: Path, three_coco: Path, clip: Path, monkeypatch) ->
         return [good, "--device", "tpu"], "unknown device 'tpu'"
     if case == "--runtime onnx, torchvision model":
         return ([good, "-m", "ssdlite320_mobilenet_v3_large", "--runtime", "onnx"],
-                "runs on PyTorch only (runtime onnx is available for ultralytics detection")
+                "runtime onnx: ssdlite320_mobilenet_v3_large runs on PyTorch only, not ONNX Runtime")
     if case == "--runtime torch, ONNX model":
-        return [good, "--runtime", "torch"], "runtime torch: ssd_mobilenet_v1_coco runs on ONNX Runtime only"
+        return [good, "--runtime", "torch"], ("runtime torch: ssd_mobilenet_v1_coco runs on ONNX Runtime, OpenVINO or "
+                                              "OpenCV DNN only")
     if case == "--runtime onnx, corrupt .pt":
         (tmp / "garbage.pt").write_bytes(b"\x80not a checkpoint" * 50)
         return [good, "-m", tmp / "garbage.pt", "--runtime", "onnx"], f"cannot export {tmp / 'garbage.pt'} to ONNX"

@@ -84,6 +84,21 @@ def _attempts(text: str) -> int:
     return value
 
 
+# The runtime names the CLI offers (visionkit.runtimes.RUNTIMES, listed here so `--help` imports nothing heavy).
+RUNTIME_CHOICES = ("torch", "onnx", "openvino", "tflite", "opencv", "auto")
+PRECISION_CHOICES = ("fp32", "fp16", "bf16", "int8")
+
+
+def _add_runtime_options(g: Any) -> None:
+    g.add_argument("--runtime", choices=RUNTIME_CHOICES,
+                   help="the engine that runs the model: onnx / openvino run a PyTorch model (e.g. a YOLO .pt) "
+                        "through its ONNX export, made once and cached (faster on a CPU); auto: the fastest "
+                        "installed one, measured once (default: the model file's own runtime)")
+    g.add_argument("--precision", choices=PRECISION_CHOICES,
+                   help="number format: fp32 (the CPU default, also forced on OpenVINO), fp16 (CUDA), bf16 (CPUs "
+                        "with BF16, CUDA), int8 (a quantized model only; see `visionkit export --precision int8`)")
+
+
 def _add_model_options(p: argparse.ArgumentParser, task: str, streams: bool = True) -> None:
     """Model choice and placement; ``streams``: the command runs frames through ``stream()`` (--workers)."""
     g = p.add_argument_group("model")
@@ -92,9 +107,7 @@ def _add_model_options(p: argparse.ArgumentParser, task: str, streams: bool = Tr
     g.add_argument("--weights", help="weights file for a catalog architecture (e.g. a torchvision .pth)")
     g.add_argument("--device", default="auto", help="auto (CUDA with fp16 when available, else CPU), cpu, cuda, "
                                                     "cuda:N (default: auto)")
-    g.add_argument("--runtime", choices=("torch", "onnx"),
-                   help="onnx: run a PyTorch model (e.g. a YOLO .pt) on ONNX Runtime, exported once and cached; "
-                        "faster on a CPU (default: the model's own runtime)")
+    _add_runtime_options(g)
     g.add_argument("--batch", type=_positive_int, default=1, help="frames per forward pass (default: 1)")
     _add_trust_option(g)
     if streams:
@@ -280,14 +293,25 @@ def build_parser() -> argparse.ArgumentParser:
     _add_train_parser(sub)
     _add_batch_parser(sub)
 
-    p = sub.add_parser("export", help="export a PyTorch model to ONNX (what --runtime onnx runs)",
-                       description="Export a model (catalog name or ultralytics .pt) to ONNX with its family's own "
-                                   "exporter: dynamic input size, no NMS in the graph, class names in the metadata. "
-                                   "The export is cached, so `--runtime onnx` reuses it.")
+    p = sub.add_parser("export", help="export a model for another runtime: ONNX, OpenVINO IR, int8 with a guard",
+                       description="Export a model (catalog name or model file) with its family's own exporter: "
+                                   "dynamic input size, no NMS in the graph, class names in the metadata; ONNX is "
+                                   "cached, so `--runtime onnx` reuses it. --precision int8 quantizes it (NNCF for "
+                                   "OpenVINO, ONNX Runtime's static QDQ for ONNX) on --data images and hands it over "
+                                   "only if its score on --val is within --max-drop points of fp32's (exit 1 "
+                                   "otherwise, nothing written); the figures go into FILE.card.json.")
     p.add_argument("model", metavar="MODEL", help="catalog name or model file (.pt)")
     p.add_argument("--task", default="detect", help="the model's task (default: detect)")
     p.add_argument("--weights", help="weights file for a catalog architecture")
-    p.add_argument("--output", "-o", metavar="FILE", help="also copy the ONNX file to FILE")
+    p.add_argument("--format", choices=("onnx", "openvino"), default="onnx", help="onnx (default) or openvino (IR)")
+    p.add_argument("--precision", choices=("fp32", "fp16", "int8"), help="fp32 (default), fp16 (OpenVINO IR "
+                                                                         "weights) or int8 (needs --data and --val)")
+    p.add_argument("--data", metavar="CALIB_DIR", help="int8: a folder of calibration images (up to 300 are used)")
+    p.add_argument("--val", metavar="DATA", help="int8: validation data for the guard, as `visionkit eval` reads it "
+                                                 "(detect: images/ + annotations/*.json; classify: labels.csv)")
+    p.add_argument("--max-drop", type=float, default=1.0, metavar="POINTS",
+                   help="int8: the most the score may fall below fp32's, in points (mAP50-95 or top-1; default 1.0)")
+    p.add_argument("--output", "-o", metavar="FILE", help="write the export to FILE (default: visionkit's cache)")
     _add_trust_option(p)
     _add_exist_ok(p)
     p.set_defaults(handler=_run_export)
@@ -450,7 +474,8 @@ def _workers(args: argparse.Namespace) -> int | None:
 def _load(args: argparse.Namespace, evaluate: bool = False) -> Any:
     from . import Predictor
 
-    common = dict(weights=args.weights, device=args.device, runtime=args.runtime, batch_size=args.batch,
+    common = dict(weights=args.weights, device=args.device, runtime=args.runtime, precision=args.precision,
+                  batch_size=args.batch,
                   workers=_workers(args), trust_weights=args.trust_weights, **_predictor_options(args))
     if args.task == "track":
         from .tasks.track import TrackingPredictor
@@ -937,15 +962,16 @@ def _run_train(args: argparse.Namespace) -> int:
 
 
 def _run_export(args: argparse.Namespace) -> int:
-    from . import export_onnx
+    from .export import export
 
     _claim_output(args, args.output, args.model, args.weights)
-    path = export_onnx(args.model, args.task, args.weights, trust_weights=args.trust_weights)
-    if args.output:
-        from .io.sinks import copy_file
-
-        path = copy_file(path, args.output)
-    print(path)
+    result = export(args.model, args.task, format=args.format, precision=args.precision, data=args.data,
+                    val=args.val, max_drop=args.max_drop, weights=args.weights, trust_weights=args.trust_weights,
+                    output=args.output)
+    if result.drop_points is not None:
+        print(f"int8 {result.metric} {result.int8_score:.3f}, fp32 {result.fp32_score:.3f}: "
+              f"{result.drop_points:.1f} points lower (limit {args.max_drop:g}); card: {result.card}", file=sys.stderr)
+    print(result.path)
     return EXIT_OK
 
 
@@ -1152,6 +1178,7 @@ def _interpret_predictor(args: argparse.Namespace, evaluate: bool = False, **opt
     from . import Predictor
 
     return Predictor(args.task, args.model, weights=args.weights, device=args.device, runtime=args.runtime,
+                     precision=args.precision,
                      batch_size=args.batch, evaluate=evaluate,
                      trust_weights=args.trust_weights, **{k: v for k, v in options.items() if v is not None})
 

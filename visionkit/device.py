@@ -9,19 +9,27 @@ from .errors import OptionError
 
 @dataclass(frozen=True)
 class Device:
-    """Where a model runs. ``half`` is fp16 inference, used on CUDA only (CPU fp16 is slower and less exact)."""
+    """Where and how a model runs: the hardware, the runtime that executes it and the number format.
+
+    ``half`` is fp16 inference on CUDA (CPU fp16 is slower and less exact). ``runtime`` is the engine
+    (``visionkit.runtimes.RUNTIMES``; None = the one the model file is native to) and ``precision`` what it computes
+    in (None = that runtime's default for the device, fp32 on a CPU; see ``visionkit.runtimes.base``).
+    """
 
     type: str  # "cpu" or "cuda"
     index: int = 0
     half: bool = False
     threads: int | None = None  # CPU threads per inference; None = the runtime's default (all cores)
+    runtime: str | None = None
+    precision: str | None = None
 
     @property
     def torch(self) -> str:
         return "cpu" if self.type == "cpu" else f"cuda:{self.index}"
 
     def __str__(self) -> str:
-        return self.torch + (" (fp16)" if self.half else "")
+        precision = self.precision or ("fp16" if self.half else None)
+        return self.torch + (f" ({precision})" if precision else "")
 
 
 def select_device(spec: str | None = "auto", half: bool | None = None) -> Device:

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import replace
@@ -39,13 +38,16 @@ from .io.images import IMAGE_SUFFIXES, VIDEO_SUFFIXES, read_image, to_bgr
 from .io.sources import ErrorHandler, Frame, Source, open_source, reconnect_attempts
 from .io.threads import BackgroundIterator, ordered_map
 from .paths import user_path
-from .results import Result, Speed
+from .results import Result
+from .runtimes import PRECISIONS, RUNTIMES, get_runtime
+from .runtimes.auto import choose_runtime, get_runtime_label
+from .runtimes.base import apply_thread_policy, native_runtime
 from .tasks.base import Backend, backend_class, backend_for_file, check_against_model, given_options, merge_options
 from .tasks.checkpoints import trusting
+from .timing import StageTimer
 from .weights import resolve_verified, sha256_of
 
 log = logging.getLogger("visionkit")
-RUNTIME_NAMES = {"torch": "PyTorch", "onnx": "ONNX Runtime", "tflite": "TensorFlow Lite", "opencv": "OpenCV"}
 
 
 class Predictor:
@@ -58,7 +60,8 @@ class Predictor:
     """
 
     def __init__(self, task: str, model: str | Path | None = None, *, weights: str | Path | None = None,
-                 device: str = "auto", runtime: str | None = None, batch_size: int = 1, workers: int | None = 1,
+                 device: str = "auto", runtime: str | None = None, precision: str | None = None,
+                 batch_size: int = 1, workers: int | None = 1,
                  reconnect: int | None = None, evaluate: bool = False, trust_weights: bool = False, **options: Any):
         """
         Args:
@@ -66,9 +69,13 @@ class Predictor:
             model: a catalog name (``visionkit models``) or a model file path; None = the task's default.
             weights: a weights file for a catalog architecture (overrides the catalog's file, not hash-checked).
             device: auto (CUDA with fp16 when present, else CPU), cpu, cuda or cuda:N.
-            runtime: None = the model's own (PyTorch for .pt/.pth, ONNX Runtime for .onnx); "onnx" runs a PyTorch
-                model through ONNX Runtime (exported once and cached; the faster choice on a CPU); "torch" insists
-                on PyTorch.
+            runtime: None = the model file's own (PyTorch for .pt/.pth, ONNX Runtime for .onnx, OpenVINO for .xml);
+                "onnx" or "openvino" run a PyTorch model's ONNX export (made once by the family's exporter and
+                cached); "auto" = the fastest installed runtime that runs the model on this device, measured once on
+                a warm-up input and remembered (``visionkit.runtimes.auto``). See ``visionkit.runtimes``.
+            precision: fp32, fp16, bf16 or int8; None = the runtime's default (fp32 on a CPU, fp16 on CUDA). A
+                runtime that cannot honour it on the device refuses it; int8 runs quantized files only
+                (``visionkit export --precision int8``).
             batch_size: frames per forward pass in ``stream`` (more = throughput, less = latency).
             workers: batches ``stream`` runs at once, each in its own thread, for files (a camera or stream URL
                 always gets 1); on a CPU each gets cores / workers threads (ONNX Runtime per session; PyTorch's
@@ -89,15 +96,14 @@ class Predictor:
         """
         self.task = task
         self.entry, self._backend_cls, model_path = _resolve_model(task, model)
-        self._exporter = _exporter_for(self._backend_cls, self.entry, runtime)
-        if self._exporter is not None:
-            self._backend_cls = backend_class(task, self._exporter.ONNX_BACKEND)
         self.weights_arg = weights if weights is not None else model_path
+        self.runtime = check_runtime(self._backend_cls, self.entry, self.weights_arg, runtime)
+        self.precision = check_precision(precision)
         self.trust_weights = bool(trust_weights)
         self.device_spec = device
         self.batch_size = self._backend_cls.option_type("batch_size").check("batch_size", batch_size)
         self._auto_workers = workers is None
-        self.workers = _check_workers(workers, self._backend_cls, self.entry)
+        self.workers = _check_workers(workers, self._backend_cls, self.entry, self.concurrent)
         self.reconnect = reconnect_attempts(reconnect)
         self._given = given_options(self._backend_cls, options)  # checked against the model once it is loaded, too
         self.options = merge_options(self._backend_cls, self.entry, self._given, evaluate)
@@ -108,8 +114,13 @@ class Predictor:
         """The build lock (one build however many threads ask first) and, for a backend that runs one input at a
         time, the inference lock; made anew on unpickling, as locks do not pickle."""
         self._build_lock = threading.Lock()
-        self._run_lock: AbstractContextManager[Any] = (nullcontext() if self._backend_cls.CONCURRENT
-                                                       else threading.Lock())
+        self._run_lock: AbstractContextManager[Any] = nullcontext() if self.concurrent else threading.Lock()
+
+    @property
+    def concurrent(self) -> bool:
+        """Whether several inputs may run at once: the codec keeps no per-call state and the runtime's sessions
+        take calls from several threads (TFLite interpreters and OpenCV nets do not)."""
+        return self._backend_cls.CONCURRENT and runtime_concurrent(self.runtime)
 
     # -- model life cycle --------------------------------------------------------------------------------
     @property
@@ -138,14 +149,13 @@ class Predictor:
         if self._auto_workers and device.type != "cpu":
             self.workers = 1  # a GPU runs one batch at a time anyway
         if self.workers > 1 and device.type == "cpu":
-            import torch
-
             device = replace(device, threads=max(cpu_cores() // self.workers, 1))
-            torch.set_num_threads(device.threads)
         path, verified = resolve_verified(self.entry, self.weights_arg)
         with trusting(path if self.trust_weights or verified else None):
-            if self._exporter is not None:
-                path = self._exporter.export_onnx(path)
+            if self.runtime == "auto":
+                self.runtime = choose_runtime(self._backend_cls, path, device, self.options, self.precision)
+            device = replace(device, runtime=self.runtime or native_runtime(path), precision=self.precision)
+            apply_thread_policy(device)
             try:
                 backend = self._backend_cls(self.entry, path, device, self.options)
             except (WeightsError, ModelNotFoundError, OptionError):  # already user-facing: keep the type
@@ -155,7 +165,7 @@ class Predictor:
                 first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
                 raise WeightsError(f"cannot load {self.entry.name} from {path}: {first}") from e
         check_against_model(backend, self._given)
-        log.info("loaded %s (%s) on %s", self.entry.name, self._backend_cls.name, device)
+        log.info("loaded %s (%s) on %s, %s", self.entry.name, self._backend_cls.name, device, backend.describe())
         return backend
 
     def _prime(self) -> None:
@@ -192,28 +202,26 @@ class Predictor:
 
     def __repr__(self) -> str:
         opts = ", ".join(f"{k}={v}" for k, v in self.options.items())
-        return f"Predictor(task={self.task!r}, model={self.entry.name!r}, backend={self._backend_cls.name!r}, {opts})"
+        runtime = f", runtime={self.runtime!r}" if self.runtime else ""
+        return (f"Predictor(task={self.task!r}, model={self.entry.name!r}, backend={self._backend_cls.name!r}"
+                f"{runtime}, {opts})")
 
     # -- inference -----------------------------------------------------------------------------------------
     def _run(self, images: list[np.ndarray]) -> list[Result]:
         backend = self.backend
         import torch  # imported at build already (by the priming pass): kept out of the timed stages
 
-        sync = _cuda_sync if backend.device.type == "cuda" else _no_sync
+        timer = StageTimer(backend.synchronize)
         with self.exclusive():
-            t0 = time.perf_counter()
-            batch = backend.preprocess(images)
-            t1 = time.perf_counter()
-            with torch.inference_mode():
+            with timer.stage("preprocess"):
+                batch = backend.preprocess(images)
+            with timer.stage("inference"), torch.inference_mode():
                 raw = backend.forward(batch)
-                sync()
-            t2 = time.perf_counter()
-            results = backend.postprocess(raw, batch, images)
-            t3 = time.perf_counter()
-        n = len(images)
-        speed = ((t1 - t0) * 1e3 / n, (t2 - t1) * 1e3 / n, (t3 - t2) * 1e3 / n)
+            with timer.stage("postprocess"):
+                results = backend.postprocess(raw, batch, images)
+        speed = timer.speed(per=len(images))
         for result, image in zip(results, images):
-            result.speed = Speed(*speed)
+            result.speed = speed
             result.image_shape = image.shape[:2]
         return results
 
@@ -263,16 +271,6 @@ class Predictor:
             for frame, result in zip(batch, results):
                 result.frame_index = frame.index
                 yield frame, result
-
-
-def _cuda_sync() -> None:
-    import torch
-
-    torch.cuda.synchronize()
-
-
-def _no_sync() -> None:
-    pass
 
 
 def is_single_image(path: str | Path) -> bool:
@@ -335,34 +333,55 @@ def export_onnx(model: str | Path, task: str = "detect", weights: str | Path | N
     A model that already is ONNX is returned as it is, with a warning saying so: ``runtime="onnx"`` is a no-op for
     it too (it already runs on ONNX Runtime). A model no exporter handles raises ``OptionError``."""
     entry, cls, path = _resolve_model(task, model)
-    exporter = _exporter_for(cls, entry, "onnx")
     local, verified = resolve_verified(entry, weights if weights is not None else path)
-    if exporter is None:
+    if local.suffix.lower() == ".onnx":
         log.warning("%s is already an ONNX model: nothing to export", local)
         return local
+    if "onnx" not in cls.runtimes(local.suffix.lower()) or cls.RUNTIME != "torch":
+        raise OptionError(f"{entry.name} ({cls.name} backend) does not export to ONNX")
     with trusting(local if trust_weights or verified else None):
-        return exporter.export_onnx(local)
+        return cls.export_onnx(local)
 
 
-def _check_workers(workers: int | None, cls: type[Backend], entry: catalog.ModelEntry) -> int:
+def check_runtime(cls: type[Backend], entry: catalog.ModelEntry, weights: str | Path | None,
+                  runtime: str | None) -> str | None:
+    """``runtime`` checked against what runs this model: None (the file's own), "auto", or a registered runtime
+    that is installed and that the model family runs its file on; else one ``OptionError`` line."""
+    if runtime is None or runtime == "auto":
+        return runtime
+    if not isinstance(runtime, str):
+        raise OptionError(f"runtime must be a name ({', '.join(RUNTIMES)} or auto), got {runtime!r}")
+    engine = get_runtime(runtime)  # unknown, or not installed: names the extra
+    suffix = Path(str(weights or entry.file or "")).suffix.lower()
+    allowed = cls.runtimes(suffix)
+    if runtime not in allowed:
+        names = [get_runtime_label(r) for r in allowed]
+        labels = names[0] if len(names) == 1 else f"{', '.join(names[:-1])} or {names[-1]}"
+        raise OptionError(f"runtime {runtime}: {entry.name} runs on {labels} only, not {engine.label}")
+    return runtime
+
+
+def check_precision(precision: str | None) -> str | None:
+    if precision is not None and precision not in PRECISIONS:
+        raise OptionError(f"unknown precision {precision!r}: expected {', '.join(PRECISIONS)}")
+    return precision
+
+
+def runtime_concurrent(runtime: str | None) -> bool:
+    """Whether ``runtime``'s sessions take calls from several threads (None, auto: the family's own runtime, whose
+    concurrency the backend class states)."""
+    if runtime in (None, "auto"):
+        return True
+    return get_runtime(runtime).concurrent
+
+
+def _check_workers(workers: int | None, cls: type[Backend], entry: catalog.ModelEntry, concurrent: bool) -> int:
     if workers is None:
-        return 2 if cls.CONCURRENT and cpu_cores() >= 2 else 1
+        return 2 if concurrent and cpu_cores() >= 2 else 1
     workers = cls.option_type("workers").check("workers", workers)
-    if workers > 1 and not cls.CONCURRENT:
+    if workers > 1 and not concurrent:
         raise OptionError(f"{entry.name} ({cls.name} backend) runs one input at a time: workers must be 1")
     return workers
-
-
-def _exporter_for(cls: type[Backend], entry: catalog.ModelEntry, runtime: str | None) -> type[Backend] | None:
-    """The torch backend whose model must be exported for ``runtime``, or None when the model already runs there."""
-    if runtime not in (None, "torch", "onnx"):
-        raise OptionError(f"unknown runtime {runtime!r}: expected torch or onnx")
-    if runtime is None or runtime == cls.RUNTIME:
-        return None
-    if runtime == "onnx" and cls.ONNX_BACKEND is not None:
-        return cls
-    hint = " (runtime onnx is available for ultralytics detection models)" if runtime == "onnx" else ""
-    raise OptionError(f"runtime {runtime}: {entry.name} runs on {RUNTIME_NAMES[cls.RUNTIME]} only{hint}")
 
 
 def _in_catalog(name: str) -> bool:

@@ -1,18 +1,14 @@
-"""Shared plumbing for backends: loading ultralytics checkpoints, torchvision state dicts and weights enums,
-ONNX Runtime sessions, exporting ultralytics checkpoints to ONNX, ultralytics' offline switches, its input-size
-rounding and a pool of copies of a module that keeps per-call state on itself."""
+"""What the codecs share about the model families' own libraries: loading ultralytics checkpoints, torchvision state
+dicts and weights enums, exporting ultralytics checkpoints to ONNX, ultralytics' offline switches and its input-size
+rounding. Nothing here executes a model: that is ``visionkit.runtimes``."""
 
 from __future__ import annotations
 
-import copy
-import itertools
 import logging
 import math
 import os
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -31,49 +27,6 @@ def ultralytics_offline() -> None:
     os.environ.setdefault("YOLO_VERBOSE", "False")
 
 
-def onnx_session(path: Path, device: Device) -> Any:
-    import onnxruntime as ort
-
-    providers = ["CPUExecutionProvider"]
-    if device.type == "cuda" and "CUDAExecutionProvider" in ort.get_available_providers():
-        providers.insert(0, ("CUDAExecutionProvider", {"device_id": device.index}))
-    options = ort.SessionOptions()
-    options.log_severity_level = 3  # errors only: QDQ models log one warning per node otherwise
-    if device.threads:
-        options.intra_op_num_threads = device.threads
-    # No fallback: on a file it cannot load, ONNX Runtime would print a four-line "EP Error ... Falling back" banner
-    # on stdout (print(), whatever the log level) and retry the same file; the caller reports the failure instead.
-    return ort.InferenceSession(str(path), sess_options=options, providers=providers, enable_fallback=0)
-
-
-def onnx_signature(session: Any) -> str:
-    """What an ONNX model takes and gives, as a message quotes it when the file is not of the family expected:
-    ``uint8 [1, 300, 300, 3] -> float [1, 10, 4], float [1, 10], ...`` (dynamic axes by their names)."""
-    def tensor(arg: Any) -> str:
-        kind = arg.type.removeprefix("tensor(").removesuffix(")")
-        return f"{kind} [{', '.join(str(d) for d in arg.shape)}]"
-
-    def listed(args: list[Any], most: int = 4) -> str:
-        shown = ", ".join(tensor(a) for a in args[:most])
-        return shown if len(args) <= most else f"{shown}, ... ({len(args)} in all)"
-
-    return f"{listed(session.get_inputs())} -> {listed(session.get_outputs())}"
-
-
-@cache
-def onnx_output_names(path: Path) -> tuple[str, ...]:
-    """Output names of an ONNX file, to tell model families apart when only a path is given."""
-    from ..device import Device
-
-    try:
-        session = onnx_session(path, Device("cpu"))
-    except Exception as e:  # garbage or truncated file: a user-facing WeightsError, not an internal error
-        raise_if_interrupted(e)
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise WeightsError(f"{path}: not a loadable ONNX model ({first})") from None
-    return tuple(o.name for o in session.get_outputs())
-
-
 def torchvision_weights(entry: Any) -> Any:
     """The torchvision weights enum member named by a catalog entry's ``weights_enum``: its transforms,
     categories and metrics travel with it, so preprocessing comes from torchvision itself, not a copy."""
@@ -89,7 +42,7 @@ def torchvision_weights(entry: Any) -> Any:
         raise WeightsError(f"catalog entry {entry.name!r}: unknown torchvision weights {name!r} ({e})") from None
 
 
-def _ultralytics_channels_last(device: Device) -> bool:
+def ultralytics_channels_last(device: Device) -> bool:
     """Whether ultralytics' own predictor would run this model channels-last (its AutoBackend does so on x86 CPUs
     with oneDNN since 8.4): the faster CPU path, and the same float rounding as the reference."""
     import inspect
@@ -127,40 +80,9 @@ def stride_multiple(imgsz: int | tuple[int, int], stride: int, model: str) -> in
     return result
 
 
-class ModulePool:
-    """Copies of a torch module that share its weights, one per call in flight: ``with pool.borrow() as m: m(x)``.
-
-    ultralytics' heads cache the anchors of the last input shape on themselves (``Detect.anchors``, ``strides``,
-    ``shape``; the pose head decodes keypoints with them too), so two threads running inputs of different shapes
-    through one module decode with each other's anchors: wrong boxes or a shape error. ultralytics' own answer is a
-    model per thread; here a call borrows a copy no other call is running, made when none is free by ``deepcopy``
-    with every parameter and buffer memoised to itself (only the Python objects and small cached tensors are copied,
-    never the weights: about 0.1 s for a nano YOLO) and kept for later calls, so there are never more copies than
-    calls that ran at once. Copies are taken from the module as loaded, which nothing runs, so a copy never starts
-    from a half-updated cache.
-    """
-
-    def __init__(self, module: Any):
-        self.template = module
-        self._free: list[Any] = []
-        self._lock = threading.Lock()
-
-    @contextmanager
-    def borrow(self) -> Iterator[Any]:
-        with self._lock:
-            module = self._free.pop() if self._free else None
-        if module is None:
-            shared = {id(t): t for t in itertools.chain(self.template.parameters(), self.template.buffers())}
-            module = copy.deepcopy(self.template, memo=shared)
-        try:
-            yield module
-        finally:
-            with self._lock:
-                self._free.append(module)
-
-
 def load_ultralytics(weights: Path, device: Device, expected_task: str) -> Any:
-    """An ultralytics ``.pt`` checkpoint as a fused, frozen eval model on ``device`` (fp16 on CUDA).
+    """An ultralytics ``.pt`` checkpoint as a fused float32 eval model on ``device`` (a runtime session then sets its
+    precision and memory layout).
 
     Shared by every task's ultralytics backend; a checkpoint of another task (e.g. a -cls file given to detect)
     is refused here with a clear message instead of failing later on an unexpected output shape. The file is read
@@ -174,14 +96,9 @@ def load_ultralytics(weights: Path, device: Device, expected_task: str) -> Any:
     if hasattr(model, "end2end") and _ultralytics_selects_head():
         model.end2end = False  # what its predictors pick by default (nms=None): the NMS head, before fusion drops one
     model = model.fuse(verbose=False) if hasattr(model, "fuse") else model
-    model = (model.half() if device.half else model.float()).eval()
     for p in model.parameters():
         p.requires_grad = False
-    if _ultralytics_channels_last(device):
-        import torch
-
-        model = model.to(memory_format=torch.channels_last)
-    return model
+    return model.float().eval()
 
 
 @contextmanager
@@ -256,3 +173,43 @@ def load_state_dict(model: Any, weights: Path, arch: str) -> None:
         model.load_state_dict(state)
     except RuntimeError as e:
         raise WeightsError(f"{weights} does not fit {arch}: {str(e).splitlines()[0]}") from None
+
+
+def export_torch_onnx(model: Any, weights: Path, input_shape: tuple[int, ...], label: str) -> Path:
+    """A torchvision-style network exported by ``torch.onnx.export`` at ``input_shape`` with a free batch axis,
+    built once and cached (keyed by the weights' sha256, ``label`` and the torch version), written atomically.
+    For runtimes other than PyTorch: ONNX Runtime runs the file, OpenVINO reads it directly."""
+    import tempfile
+
+    import torch
+
+    from ..weights import cache_dir, sha256_of
+
+    key = f"{sha256_of(weights)[:16]}-{label}-torch{torch.__version__.split('+')[0]}"
+    target = cache_dir() / "onnx" / f"{weights.stem}-{key}.onnx"
+    if target.is_file():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=target.parent, prefix=".export-") as tmp:
+        scratch = Path(tmp) / target.name
+        try:
+            with _no_warnings():
+                torch.onnx.export(model.float().cpu().eval(), torch.zeros(input_shape), str(scratch), dynamo=False,
+                                  input_names=["images"], output_names=["output0"], opset_version=17,
+                                  dynamic_axes={"images": {0: "batch"}, "output0": {0: "batch"}})
+        except Exception as e:
+            raise_if_interrupted(e)
+            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            raise WeightsError(f"cannot export {weights} to ONNX: {first}") from e
+        os.replace(scratch, target)
+    return target
+
+
+@contextmanager
+def _no_warnings() -> Iterator[None]:
+    """torch.onnx's tracer warnings (constant folding, TracerWarning) are not the user's concern."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        yield

@@ -35,8 +35,9 @@ from ..device import Device
 from ..errors import OptionError
 from ..io.sources import ErrorHandler, Frame, open_source
 from ..io.threads import BackgroundIterator
-from ..predictor import Predictor, _cuda_sync, _no_sync
+from ..predictor import Predictor
 from ..results import ActionPrediction, Speed
+from ..timing import StageTimer
 from ._runtime import load_state_dict, torchvision_weights
 from .base import Backend
 
@@ -176,20 +177,18 @@ class ActionPredictor(Predictor):
         import torch
 
         backend = self.backend
-        sync = _cuda_sync if backend.device.type == "cuda" else _no_sync
+        timer = StageTimer(backend.synchronize)
+        timer.ms["preprocess"] = preprocess_ms  # the window's frames, preprocessed as they arrived
         with self.exclusive():
-            t0 = time.perf_counter()
-            clip = backend.clip([tensor for _, tensor in items], self.window)
-            t1 = time.perf_counter()
-            with torch.inference_mode():
+            with timer.stage("preprocess"):
+                clip = backend.clip([tensor for _, tensor in items], self.window)
+            with timer.stage("inference"), torch.inference_mode():
                 raw = backend.forward(clip)
-                sync()
-            t2 = time.perf_counter()
-            prediction = backend.postprocess(raw, clip, [])[0]
-            t3 = time.perf_counter()
+            with timer.stage("postprocess"):
+                prediction = backend.postprocess(raw, clip, [])[0]
         prediction.start_frame, prediction.end_frame = items[0][0], items[-1][0]
         prediction.frame_index, prediction.image_shape = items[-1][0], image_shape
-        prediction.speed = Speed(preprocess_ms + (t1 - t0) * 1e3, (t2 - t1) * 1e3, (t3 - t2) * 1e3)
+        prediction.speed = timer.speed()
         return prediction
 
 

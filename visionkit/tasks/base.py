@@ -37,10 +37,10 @@ class Backend(ABC):
     EVAL_OPTIONS: ClassVar[dict[str, Any]] = {}
     # Suffixes of model files this backend runs when the user passes a path instead of a catalog name.
     SUFFIXES: ClassVar[tuple[str, ...]] = ()
-    # What runs the model: "torch" or "onnx" (ONNX Runtime). A torch backend whose models export to ONNX names
-    # the backend that runs the export in ONNX_BACKEND and implements ``export_onnx``.
+    # The runtime this family's model files run on when none is asked for (``visionkit.runtimes.RUNTIMES``);
+    # ``runtimes`` says which others can run them. A family whose PyTorch models export to ONNX implements
+    # ``export_onnx``, and its ``.pt`` then runs on every runtime that reads ONNX.
     RUNTIME: ClassVar[str] = "torch"
-    ONNX_BACKEND: ClassVar[str | None] = None
     # Whether several threads may run preprocess -> forward -> postprocess at once (``workers`` > 1, or one
     # Predictor called from several threads): true for PyTorch modules and ONNX Runtime sessions (``run()`` is
     # thread-safe) when the backend keeps no per-call state on itself; not for stateful runners (TFLite
@@ -72,8 +72,13 @@ class Backend(ABC):
         return path.suffix.lower() in cls.SUFFIXES
 
     @classmethod
+    def runtimes(cls, suffix: str) -> tuple[str, ...]:
+        """The runtimes that can run this family's model files ending in ``suffix``, the default first."""
+        return (cls.RUNTIME,)
+
+    @classmethod
     def export_onnx(cls, weights: Path) -> Path:
-        """The ONNX file of ``weights`` for ``ONNX_BACKEND`` to run (exported once, then cached)."""
+        """The ONNX file of ``weights`` (exported once by the family's own exporter, then cached)."""
         raise NotImplementedError(f"{cls.name} models do not export to ONNX")
 
     @abstractmethod
@@ -87,6 +92,22 @@ class Backend(ABC):
     @abstractmethod
     def postprocess(self, raw: Any, batch: Any, images: list[np.ndarray]) -> list[Result]:
         """Model output -> one result per image, in source-image coordinates."""
+
+    def describe(self) -> str:
+        """What runs the model, e.g. ``OpenVINO CPU bf16`` (the session's own words when it has one)."""
+        session = getattr(self, "session", None)
+        if session is not None:
+            return str(session.describe())
+        from ..runtimes.auto import get_runtime_label
+
+        return f"{get_runtime_label(self.RUNTIME)} {self.device}"
+
+    def synchronize(self) -> None:
+        """Wait for the model's queued device work (CUDA), so the inference stage's time is the work's."""
+        if self.device.type == "cuda":
+            import torch
+
+            torch.cuda.synchronize(self.device.index)
 
     @classmethod
     def option_type(cls, name: str) -> OptionType:

@@ -15,6 +15,7 @@ Backends (each reports the ``top_k`` best classes, best first; ImageNet models r
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -25,15 +26,14 @@ from ..catalog import ModelEntry, load_class_names
 from ..device import Device
 from ..errors import WeightsError
 from ..results import Classification
-from ._runtime import (
-    load_state_dict,
-    load_ultralytics,
-    onnx_session,
-    onnx_signature,
-    stride_multiple,
-    torchvision_weights,
-)
-from .base import SIDE, Backend, TrainedRunBackend, as_hw
+from ..runtimes import open_session
+from ..runtimes.base import native_runtime
+from ..runtimes.torch import TorchRuntime
+from ._runtime import export_torch_onnx, load_state_dict, torchvision_weights
+from .base import SIDE, Backend, TrainedRunBackend
+from .yolo import FILE_RUNTIMES, PT_RUNTIMES, YoloClassify, signature
+
+__all__ = ["OnnxClassify", "TorchvisionClassify", "TrainedClassify", "YoloClassify"]
 
 # TensorFlow-slim's evaluation crop for ImageNet models (``tf.image.central_crop(image, 0.875)``).
 TF_CENTRAL_FRACTION = 0.875
@@ -55,52 +55,6 @@ class _Classifier(Backend):
                 for p in probs]
 
 
-class UltralyticsClassify(_Classifier):
-    """YOLO-cls checkpoints, preprocessed exactly as ultralytics' ``ClassificationPredictor`` does."""
-
-    name = "ultralytics"
-    OPTIONS = {"top_k": 5, "imgsz": None}  # imgsz None: the size the checkpoint was trained at
-    SUFFIXES = (".pt",)
-
-    def __init__(self, entry: ModelEntry, weights: Path, device: Device, options: dict[str, Any]):
-        super().__init__(entry, weights, device, options)
-        self.model = load_ultralytics(weights, device, "classify")
-        stride = max(int(self.model.stride.max()), 32)
-        self.imgsz = as_hw(stride_multiple(options["imgsz"] or self.model.args["imgsz"], stride, entry.name))
-        self.transforms = _ultralytics_transforms(self.model, self.imgsz)
-        names = self.model.names
-        self.class_names = entry.class_names or [names[i] for i in range(len(names))]
-
-    def warmup_input(self) -> list[np.ndarray]:
-        return [np.zeros((*self.imgsz, 3), np.uint8)]
-
-    def preprocess(self, images: list[np.ndarray]) -> Any:
-        import torch
-        from PIL import Image
-
-        x = torch.stack([self.transforms(Image.fromarray(cv2.cvtColor(im, cv2.COLOR_BGR2RGB))) for im in images])
-        x = x.to(self.device.torch)
-        return x.half() if self.device.half else x
-
-    def forward(self, batch: Any) -> Any:
-        out = self.model(batch)
-        return out[0] if isinstance(out, (list, tuple)) else out  # eval mode returns (softmax, logits)
-
-    def postprocess(self, raw: Any, batch: Any, images: list[np.ndarray]) -> list[Classification]:
-        return self._classifications(raw.float().cpu().numpy())
-
-
-def _ultralytics_transforms(model: Any, imgsz: list[int]) -> Any:
-    """The transforms ``ClassificationPredictor.setup_source`` picks: the ones a trained checkpoint carries when
-    they were made for this size, else ``classify_transforms(imgsz)``."""
-    from ultralytics.data.augment import classify_transforms
-
-    carried = getattr(model, "transforms", None)
-    size = getattr(carried.transforms[0], "size", imgsz) if carried is not None else None
-    size = (size, size) if isinstance(size, int) else size
-    return carried if size is not None and tuple(size) == tuple(imgsz) else classify_transforms(imgsz)
-
-
 class TorchvisionClassify(_Classifier):
     """torchvision ImageNet classifiers; ``imgsz`` other than the weights' crop keeps their resize/crop ratio."""
 
@@ -108,20 +62,32 @@ class TorchvisionClassify(_Classifier):
     OPTIONS = {"top_k": 5, "imgsz": None}
     OPTION_TYPE_OVERRIDES = {"imgsz": SIDE}  # the square crop
 
+    @classmethod
+    def runtimes(cls, suffix: str) -> tuple[str, ...]:
+        return PT_RUNTIMES  # the network exports to ONNX (torch.onnx), which ONNX Runtime and OpenVINO run
+
     def __init__(self, entry: ModelEntry, weights: Path, device: Device, options: dict[str, Any]):
         super().__init__(entry, weights, device, options)
-        import torch
         import torchvision
 
         arch = entry.arch or entry.name
         model = torchvision.models.get_model(arch, weights=None)
         load_state_dict(model, weights, arch)
-        model = model.eval().to(device.torch)
-        self.model = model.half() if device.half else model
-        self.dtype = torch.float16 if device.half else torch.float32
         self.transforms = _torchvision_transforms(entry, options["imgsz"])
         crop = self.transforms.crop_size[0]
         self.crop_hw = (crop, crop)
+        runtime = device.runtime or native_runtime(weights)
+        if runtime == "torch":
+            self.session = TorchRuntime.session(model.eval(), device)
+            self.model = self.session.module
+            self.dtype = self.session.dtype
+        else:  # the same network, exported at the crop size with a free batch axis, run by another runtime
+            onnx_file = export_torch_onnx(model.eval(), weights, (1, 3, *self.crop_hw), f"{arch}-{crop}")
+            self.session = open_session(onnx_file, replace(device, runtime=runtime))
+            self.model = None
+            import torch
+
+            self.dtype = torch.float32
 
     def warmup_input(self) -> list[np.ndarray]:
         return [np.zeros((*self.crop_hw, 3), np.uint8)]
@@ -135,10 +101,12 @@ class TorchvisionClassify(_Classifier):
         return torch.stack([self.transforms(t) for t in tensors]).to(self.dtype)
 
     def forward(self, batch: Any) -> Any:
-        return self.model(batch)
+        return self.session.run([batch])[0]
 
     def postprocess(self, raw: Any, batch: Any, images: list[np.ndarray]) -> list[Classification]:
-        return self._classifications(raw.float().softmax(1).cpu().numpy())
+        import torch
+
+        return self._classifications(torch.as_tensor(raw).float().softmax(1).cpu().numpy())
 
 
 def _torchvision_transforms(entry: ModelEntry, imgsz: int | None) -> Any:
@@ -166,20 +134,24 @@ class OnnxClassify(_Classifier):
     SUFFIXES = (".onnx",)
     OPTIONS = {"top_k": 5, "imgsz": None}  # imgsz: only the file's own input size
 
+    @classmethod
+    def runtimes(cls, suffix: str) -> tuple[str, ...]:
+        return FILE_RUNTIMES
+
     def __init__(self, entry: ModelEntry, weights: Path, device: Device, options: dict[str, Any]):
         super().__init__(entry, weights, device, options)
-        self.session = onnx_session(weights, device)
-        inp, out = self.session.get_inputs()[0], self.session.get_outputs()[0]
-        nhwc_uint8 = inp.type == "tensor(uint8)" and len(inp.shape) == 4 and inp.shape[3] == 3
+        self.session = open_session(weights, device)
+        inp, out = self.session.inputs[0], self.session.outputs[0]
+        nhwc_uint8 = inp.dtype == "uint8" and len(inp.shape) == 4 and inp.shape[3] == 3
         # One [1, C] output of class scores: a detector's boxes or a segmenter's map would pass for C scores else.
-        scores = len(self.session.get_outputs()) == 1 and len(out.shape) == 2 and isinstance(out.shape[1], int)
+        scores = len(self.session.outputs) == 1 and len(out.shape) == 2 and isinstance(out.shape[1], int)
         if not (nhwc_uint8 and all(isinstance(d, int) for d in inp.shape[1:3]) and scores):
             raise WeightsError(f"{weights}: not a TFLite-style classifier (uint8 [1, H, W, 3] RGB -> one [1, C] "
-                               f"class scores output); the file has {onnx_signature(self.session)}")
-        self.input_name = inp.name
+                               f"class scores output); the file has "
+                               f"{signature(self.session.inputs, self.session.outputs)}")
         self.input_hw = (int(inp.shape[1]), int(inp.shape[2]))
         # A float output (a float TFLite model) already holds the softmax probabilities.
-        self.scale = TFLITE_SOFTMAX_SCALE if out.type == "tensor(uint8)" else 1.0
+        self.scale = TFLITE_SOFTMAX_SCALE if out.dtype == "uint8" else 1.0
         n_out = int(out.shape[-1])
         if not self.class_names:  # a file given by path: TFLite ImageNet models have 1000 or 1001 outputs
             imagenet = n_out in (1000, 1001)
@@ -197,7 +169,7 @@ class OnnxClassify(_Classifier):
                            .resize((w, h), Image.BICUBIC))[None] for im in images]
 
     def forward(self, batch: list[np.ndarray]) -> np.ndarray:
-        return np.concatenate([self.session.run(None, {self.input_name: x})[0] for x in batch])
+        return np.concatenate([np.asarray(self.session.run([x])[0]) for x in batch])
 
     def postprocess(self, raw: np.ndarray, batch: Any, images: list[np.ndarray]) -> list[Classification]:
         return self._classifications(raw[:, self.offset:].astype(np.float32) * np.float32(self.scale))

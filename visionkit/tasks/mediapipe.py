@@ -15,7 +15,6 @@ here: inputs are float32 RGB NHWC in 0..1, outputs are read by shape (the tensor
 
 from __future__ import annotations
 
-import time
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -26,9 +25,11 @@ import numpy as np
 from ..catalog import ModelEntry
 from ..device import Device
 from ..errors import WeightsError
-from ..results import Detections, SemanticMask, Speed
+from ..results import Detections, SemanticMask
+from ..runtimes import open_session
+from ..timing import StageTimer
 from .base import Backend
-from .pose import _crop_regions, as_boxes
+from .pose import as_boxes, crop_regions
 
 SELFIE_CLASSES = ["background", "person"]
 # BlazePose's 33 landmarks; the model outputs 39, the last 6 being auxiliary ROI points MediaPipe tracks with.
@@ -55,24 +56,8 @@ POSE_DETECTOR_NMS_IOU = 0.3
 @cache
 def _signature(path: Path) -> tuple[tuple[int, ...], tuple[tuple[int, ...], ...]]:
     """(input shape, output shapes) of a .tflite file; a user-facing WeightsError when it is not one."""
-    interpreter = _interpreter(path)
-    return (tuple(interpreter.get_input_details()[0]["shape"]),
-            tuple(tuple(d["shape"]) for d in interpreter.get_output_details()))
-
-
-def _interpreter(path: Path) -> Any:
-    try:
-        from ai_edge_litert.interpreter import Interpreter
-    except ModuleNotFoundError:
-        raise WeightsError(f"{path}: TensorFlow Lite models need the TFLite runtime: "
-                           "pip install 'visionkit[tflite]' (ai-edge-litert)") from None
-    try:
-        interpreter = Interpreter(model_path=str(path))
-        interpreter.allocate_tensors()
-    except (ValueError, RuntimeError) as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise WeightsError(f"{path}: not a loadable TensorFlow Lite model ({first})") from None
-    return interpreter
+    session = open_session(path, Device("cpu"))
+    return tuple(session.inputs[0].shape), tuple(tuple(o.shape) for o in session.outputs)
 
 
 class _TFLiteBackend(Backend):
@@ -84,16 +69,14 @@ class _TFLiteBackend(Backend):
 
     def __init__(self, entry: ModelEntry, weights: Path, device: Device, options: dict[str, Any]):
         super().__init__(entry, weights, device, options)
-        self.interpreter = _interpreter(weights)
-        inp = self.interpreter.get_input_details()[0]
-        outputs = self.interpreter.get_output_details()
-        shape = tuple(int(v) for v in inp["shape"])
-        if inp["dtype"] != np.float32 or not self._fits(shape, tuple(tuple(d["shape"]) for d in outputs)):
-            raise WeightsError(f"{weights}: not a {self.name} model: input {inp['dtype'].__name__} {list(shape)}, "
-                               f"outputs {[list(d['shape']) for d in outputs]}")
-        self.input_index = inp["index"]
+        self.session = open_session(weights, device)
+        inp, outputs = self.session.inputs[0], self.session.outputs
+        shape = tuple(int(v) for v in inp.shape)
+        if inp.dtype != "float32" or not self._fits(shape, tuple(tuple(o.shape) for o in outputs)):
+            raise WeightsError(f"{weights}: not a {self.name} model: input {inp.dtype} {list(shape)}, "
+                               f"outputs {[list(o.shape) for o in outputs]}")
         self.input_hw = (shape[1], shape[2])
-        self.output_index = {tuple(d["shape"]): d["index"] for d in outputs}
+        self.output_index = {tuple(o.shape): i for i, o in enumerate(outputs)}
 
     @classmethod
     def accepts(cls, path: Path) -> bool:
@@ -108,9 +91,8 @@ class _TFLiteBackend(Backend):
         return (cv2.cvtColor(image, cv2.COLOR_BGR2RGB).astype(np.float32) / 255)[None]
 
     def _invoke(self, x: np.ndarray, *shapes: tuple[int, ...]) -> list[np.ndarray]:
-        self.interpreter.set_tensor(self.input_index, x)
-        self.interpreter.invoke()
-        return [self.interpreter.get_tensor(self.output_index[s]) for s in shapes]
+        out = self.session.run([x])
+        return [out[self.output_index[s]] for s in shapes]
 
 
 def padded_crop(image: np.ndarray, region: np.ndarray) -> np.ndarray:
@@ -224,16 +206,17 @@ class TFLiteBlazePose(_TFLiteBackend):
         """One pose per person box of a BGR image (e.g. a detector's boxes), as ``OnnxMoveNet.predict_in_boxes``:
         the given boxes come back row for row, with ``keypoints`` (n, 33, 3) and score = pose presence."""
         xyxy = as_boxes(xyxy)
-        t0 = time.perf_counter()
-        # Not clipped to the image: a person at the border stays centred in the crop, the outside zero-padded as
-        # MediaPipe's ImageToTensorCalculator does (a clipped crop would shift a neighbour into the middle).
-        regions = _crop_regions(xyxy, image.shape[:2], clip=False)
-        inputs = self._inputs(image, regions)
-        t1 = time.perf_counter()
-        landmarks, presence = self.forward((inputs, regions))
-        t2 = time.perf_counter()
-        kpts = self._to_source(landmarks, regions)
-        speed = Speed((t1 - t0) * 1e3, (t2 - t1) * 1e3, (time.perf_counter() - t2) * 1e3)
+        timer = StageTimer(self.synchronize)
+        with timer.stage("preprocess"):
+            # Not clipped to the image: a person at the border stays centred in the crop, the outside zero-padded
+            # as MediaPipe's ImageToTensorCalculator does (a clipped crop would shift a neighbour into the middle).
+            regions = crop_regions(xyxy, image.shape[:2], clip=False)
+            inputs = self._inputs(image, regions)
+        with timer.stage("inference"):
+            landmarks, presence = self.forward((inputs, regions))
+        with timer.stage("postprocess"):
+            kpts = self._to_source(landmarks, regions)
+        speed = timer.speed()
         return Detections.from_arrays(xyxy, presence, np.zeros(len(xyxy)), self.class_names,
                                       keypoints=kpts, image_shape=image.shape[:2], speed=speed)
 

@@ -4,6 +4,7 @@ source-image pixels, in COCO keypoint order (``models/classes/coco_keypoints17.t
 Backends:
   ultralytics   YOLO-pose ``.pt`` checkpoints (yolov8n-pose, yolo11n-pose) run as ultralytics' ``PosePredictor``:
                 its letterbox, NMS told the class count (the keypoints follow the class scores) and ``scale_coords``
+                (``tasks/yolo.py``; PyTorch, ONNX Runtime or OpenVINO)
   torchvision   Keypoint R-CNN (keypointrcnn_resnet50_fpn) with a state dict; thresholds go into the model
   onnx-movenet  MoveNet SinglePose (TensorFlow Lite int8 converted to ONNX): ONE person per image, or one per given
                 box with ``predict_in_boxes``; ``visionkit.pipeline.PersonPose`` pairs it with a person detector
@@ -11,7 +12,6 @@ Backends:
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import Any
 
@@ -21,10 +21,14 @@ import numpy as np
 from ..catalog import ModelEntry
 from ..device import Device
 from ..errors import WeightsError
-from ..results import Detections, Speed
-from ._runtime import onnx_session, onnx_signature
+from ..results import Detections
+from ..runtimes import open_session
+from ..timing import StageTimer
 from .base import SIDE, Backend
-from .detect import TorchvisionDetect, UltralyticsDetect, _to_detections, _yolo_nms
+from .detect import TorchvisionDetect
+from .yolo import FILE_RUNTIMES, YoloPose, signature
+
+__all__ = ["OnnxMoveNet", "TorchvisionPose", "YoloPose"]
 
 NUM_KEYPOINTS = 17
 # MoveNet is trained on loose person crops: a person box is grown by this factor about its centre before cropping,
@@ -38,34 +42,6 @@ MOVENET_KEYPOINT_CONF = 0.3
 KEYPOINT_RCNN_CLASSES = ["no person", "person"]
 # torchvision R-CNN builders resize the shorter side to 800 and cap the longer at 1333.
 RCNN_MAX_TO_MIN_SIZE = 1333 / 800
-
-
-class UltralyticsPose(UltralyticsDetect):
-    """YOLO-pose checkpoints; boxes exactly as the detection backend, keypoints as ultralytics' ``PosePredictor``."""
-
-    task = "pose"
-    name = "ultralytics"
-    EXPECTED_TASK = "pose"
-    ONNX_BACKEND = None  # no ONNX Runtime backend for this head yet
-
-    def __init__(self, entry: ModelEntry, weights: Path, device: Device, options: dict[str, Any]):
-        super().__init__(entry, weights, device, options)
-        self.kpt_shape = tuple(self.model.kpt_shape)
-
-    def postprocess(self, raw: Any, batch: Any, images: list[np.ndarray]) -> list[Detections]:
-        import torch
-        from ultralytics.utils.ops import scale_coords
-
-        preds = _yolo_nms(raw, self.options, self.end2end, nc=len(self.model.names))
-        input_hw = batch.shape[2:]
-        out = []
-        for pred, im in zip(preds, images, strict=True):
-            kpts = scale_coords(input_hw, pred[:, 6:].float().view(len(pred), *self.kpt_shape), im.shape)
-            if self.kpt_shape[1] == 2:  # x, y only: every returned keypoint is taken as found
-                kpts = torch.cat([kpts, torch.ones_like(kpts[..., :1])], -1)
-            det = _to_detections(pred, input_hw, im, self.class_names)
-            out.append(det.with_(keypoints=kpts.cpu().numpy()))
-        return out
 
 
 class TorchvisionPose(TorchvisionDetect):
@@ -122,18 +98,20 @@ class OnnxMoveNet(Backend):
     OPTIONS = {"conf": 0.2, "imgsz": None}  # imgsz: only the file's own input size
     SUFFIXES = (".onnx",)
 
+    @classmethod
+    def runtimes(cls, suffix: str) -> tuple[str, ...]:
+        return FILE_RUNTIMES
+
     def __init__(self, entry: ModelEntry, weights: Path, device: Device, options: dict[str, Any]):
         super().__init__(entry, weights, device, options)
         from ultralytics.data.augment import LetterBox
 
-        self.session = onnx_session(weights, device)
-        inp, out = self.session.get_inputs()[0], self.session.get_outputs()[0]
+        self.session = open_session(weights, device)
+        inp, out = self.session.inputs[0], self.session.outputs[0]
         square = len(inp.shape) == 4 and isinstance(inp.shape[1], int) and inp.shape[1] == inp.shape[2]
-        if not (inp.type == "tensor(uint8)" and square and inp.shape[3] == 3 and
-                list(out.shape[-2:]) == [NUM_KEYPOINTS, 3]):
+        if not (inp.dtype == "uint8" and square and inp.shape[3] == 3 and list(out.shape[-2:]) == [NUM_KEYPOINTS, 3]):
             raise WeightsError(f"{weights}: not a MoveNet pose model (uint8 [1, S, S, 3] -> [1, 1, 17, 3]); the file "
-                               f"has {onnx_signature(self.session)}")
-        self.input_name = inp.name
+                               f"has {signature(self.session.inputs, self.session.outputs)}")
         self.size = int(inp.shape[1])
         self.input_hw = (self.size, self.size)
         self.letterbox = LetterBox(self.size, auto=False, padding_value=0)
@@ -149,7 +127,7 @@ class OnnxMoveNet(Backend):
         return [self._inputs(im, r)[0] for im, r in zip(images, regions, strict=True)], regions
 
     def forward(self, batch: tuple[list[np.ndarray], Any]) -> np.ndarray:
-        out = [self.session.run(None, {self.input_name: x[None]})[0].reshape(NUM_KEYPOINTS, 3) for x in batch[0]]
+        out = [np.asarray(self.session.run([x[None]])[0]).reshape(NUM_KEYPOINTS, 3) for x in batch[0]]
         return np.stack(out) if out else np.zeros((0, NUM_KEYPOINTS, 3), np.float32)
 
     def postprocess(self, raw: np.ndarray, batch: tuple[list[np.ndarray], list[np.ndarray]],
@@ -175,14 +153,15 @@ class OnnxMoveNet(Backend):
         filtered, so row i always belongs to box i.
         """
         xyxy = as_boxes(xyxy)
-        t0 = time.perf_counter()
-        regions = _crop_regions(xyxy, image.shape[:2])
-        inputs = self._inputs(image, regions)
-        t1 = time.perf_counter()
-        raw = self.forward((inputs, regions))
-        t2 = time.perf_counter()
-        kpts = _to_source(raw, regions, self.size)
-        speed = Speed((t1 - t0) * 1e3, (t2 - t1) * 1e3, (time.perf_counter() - t2) * 1e3)
+        timer = StageTimer(self.synchronize)
+        with timer.stage("preprocess"):
+            regions = crop_regions(xyxy, image.shape[:2])
+            inputs = self._inputs(image, regions)
+        with timer.stage("inference"):
+            raw = self.forward((inputs, regions))
+        with timer.stage("postprocess"):
+            kpts = _to_source(raw, regions, self.size)
+        speed = timer.speed()
         return Detections.from_arrays(xyxy, kpts[:, :, 2].mean(1), np.zeros(len(xyxy)), self.class_names,
                                       keypoints=kpts, image_shape=image.shape[:2], speed=speed)
 
@@ -197,7 +176,7 @@ def as_boxes(xyxy: Any) -> np.ndarray:
     return xyxy
 
 
-def _crop_regions(xyxy: np.ndarray, image_hw: tuple[int, int], scale: float = MOVENET_CROP_SCALE,
+def crop_regions(xyxy: np.ndarray, image_hw: tuple[int, int], scale: float = MOVENET_CROP_SCALE,
                   clip: bool = True) -> np.ndarray:
     """(n, 4) integer pixel regions (x0, y0, x1, y1): each box grown by ``scale`` about its centre, clipped to the
     image (``clip``; else a region may reach past the border, to be padded); never empty, so a degenerate or

@@ -6,6 +6,7 @@ Backends:
   onnx-deeplab   TensorFlow Lite DeepLab v3 (MobileNetV2, PASCAL VOC) converted to ONNX: the 257x257 float model
                  (logits NHWC at input size) and the 513x513 uint8 model (33x33 logits NCHW next to its ArgMax)
   ultralytics    YOLOv8/YOLO11-seg ``.pt`` checkpoints: ultralytics' letterbox, NMS and prototype-mask decoding
+                 (``tasks/yolo.py``; PyTorch, ONNX Runtime or OpenVINO)
 
 Semantic backends end the same way: the logits at the model's input size are bilinearly resampled to the source
 image and the argmax taken there (``confidence`` = the winning class's softmax probability). The resampling runs in
@@ -23,10 +24,14 @@ import numpy as np
 from ..catalog import ModelEntry, load_class_names
 from ..device import Device
 from ..errors import WeightsError
-from ..results import Detections, SemanticMask
-from ._runtime import load_state_dict, onnx_session, onnx_signature, torchvision_weights
+from ..results import SemanticMask
+from ..runtimes import open_session
+from ..runtimes.torch import TorchRuntime
+from ._runtime import load_state_dict, torchvision_weights
 from .base import SIDE, Backend, TrainedRunBackend
-from .detect import UltralyticsDetect, _to_detections, _yolo_nms
+from .yolo import FILE_RUNTIMES, YoloSegment, signature
+
+__all__ = ["OnnxDeepLab", "TorchvisionSegment", "TrainedSegment", "YoloSegment"]
 
 # Elements of float32 scratch per strip when resampling logits or masks to the source size (4 MB): bounded memory
 # on huge images, and cache-sized strips run about 4x faster than one whole-image pass even on small ones.
@@ -98,7 +103,6 @@ class TorchvisionSegment(Backend):
 
     def __init__(self, entry: ModelEntry, weights: Path, device: Device, options: dict[str, Any]):
         super().__init__(entry, weights, device, options)
-        import torch
         import torchvision
 
         arch = entry.arch or entry.name
@@ -110,9 +114,9 @@ class TorchvisionSegment(Backend):
         load_state_dict(model, weights, arch)
         if aux:
             model.aux_classifier = None
-        model = model.eval().to(device.torch)
-        self.model = model.half() if device.half else model
-        self.dtype = torch.float16 if device.half else torch.float32
+        self.session = TorchRuntime.session(model.eval(), device)
+        self.model = self.session.module
+        self.dtype = self.session.dtype
         self.transforms = torchvision_weights(entry).transforms(resize_size=options["imgsz"])
 
     def preprocess(self, images: list[np.ndarray]) -> list[Any]:
@@ -127,8 +131,8 @@ class TorchvisionSegment(Backend):
         import torch
 
         if len({tuple(x.shape) for x in batch}) == 1:
-            return list(self.model(torch.stack(batch))["out"])
-        return [self.model(x[None])["out"][0] for x in batch]
+            return list(self.session.run([torch.stack(batch)])[0]["out"])
+        return [self.session.run([x[None]])[0]["out"][0] for x in batch]
 
     def postprocess(self, raw: list[Any], batch: Any, images: list[np.ndarray]) -> list[SemanticMask]:
         return [_logits_to_mask(logits, im.shape[:2], self.class_names) for logits, im in zip(raw, images, strict=True)]
@@ -171,26 +175,29 @@ class OnnxDeepLab(Backend):
     OPTIONS = {"keep_aspect": False, "imgsz": None}  # imgsz: only the file's own input size
     SUFFIXES = (".onnx",)
 
+    @classmethod
+    def runtimes(cls, suffix: str) -> tuple[str, ...]:
+        return FILE_RUNTIMES
+
     def __init__(self, entry: ModelEntry, weights: Path, device: Device, options: dict[str, Any]):
         super().__init__(entry, weights, device, options)
         if not self.class_names:
             self.class_names = load_class_names(_DEEPLAB_CLASSES)
-        self.session = onnx_session(weights, device)
-        inp = self.session.get_inputs()[0]
+        self.session = open_session(weights, device)
+        inp = self.session.inputs[0]
         if len(inp.shape) != 4 or inp.shape[3] != 3 or not all(isinstance(d, int) for d in inp.shape[1:3]):
             raise WeightsError(f"{weights}: not a DeepLab segmenter (NHWC RGB input [1, H, W, 3]); the file has "
-                               f"{onnx_signature(self.session)}")
-        self.input_name = inp.name
+                               f"{signature(self.session.inputs, self.session.outputs)}")
         self.input_hw = (int(inp.shape[1]), int(inp.shape[2]))
-        self.uint8_input = inp.type == "tensor(uint8)"
+        self.uint8_input = inp.dtype == "uint8"
         n = len(self.class_names)
-        logits = [o for o in self.session.get_outputs() if o.type == "tensor(float)" and len(o.shape) == 4
+        logits = [i for i, o in enumerate(self.session.outputs) if o.dtype == "float32" and len(o.shape) == 4
                   and n in (o.shape[1], o.shape[3])]
         if not logits:
             raise WeightsError(f"{weights}: not a DeepLab segmenter (no float logits output with {n} classes, NHWC "
-                               f"or NCHW); the file has {onnx_signature(self.session)}")
-        self.logits_name = logits[0].name
-        self.nhwc = logits[0].shape[3] == n
+                               f"or NCHW); the file has {signature(self.session.inputs, self.session.outputs)}")
+        self.logits_index = logits[0]
+        self.nhwc = self.session.outputs[logits[0]].shape[3] == n
 
     def _content_hw(self, image: np.ndarray) -> tuple[int, int]:
         """Size of the image inside the model input: all of it, or the aspect-kept part at the top left."""
@@ -210,7 +217,7 @@ class OnnxDeepLab(Backend):
         return batch
 
     def forward(self, batch: list[np.ndarray]) -> list[np.ndarray]:
-        return [self.session.run([self.logits_name], {self.input_name: x})[0][0] for x in batch]
+        return [np.asarray(self.session.run([x])[self.logits_index][0]) for x in batch]
 
     def postprocess(self, raw: list[np.ndarray], batch: Any, images: list[np.ndarray]) -> list[SemanticMask]:
         import torch
@@ -223,51 +230,6 @@ class OnnxDeepLab(Backend):
                 logits = F.interpolate(logits[None], self.input_hw, mode="bilinear", align_corners=True)[0]
             ch, cw = self._content_hw(im)
             out.append(_logits_to_mask(logits[:, :ch, :cw], im.shape[:2], self.class_names))
-        return out
-
-
-def _masks_to_source(masks: Any, image_hw: tuple[int, int]) -> np.ndarray:
-    """(n, h, w) uint8 masks on the letterboxed input -> (n, H, W) bool at source size.
-
-    ultralytics' own step for drawing and for ``Results.masks`` at the original size: ``scale_masks`` (drop the
-    letterbox padding, bilinear to the source) then ``> 0.5``; done a few masks at a time so the float
-    intermediate stays bounded on huge images.
-    """
-    from ultralytics.utils.ops import scale_masks
-
-    out = np.empty((len(masks), *image_hw), bool)
-    step = max(1, _STRIP_ELEMENTS // (image_hw[0] * image_hw[1]))
-    for i in range(0, len(masks), step):
-        out[i:i + step] = (scale_masks(masks[None, i:i + step].float(), image_hw)[0] > 0.5).cpu().numpy()
-    return out
-
-
-class UltralyticsSegment(UltralyticsDetect):
-    """YOLO-seg checkpoints, as ``YOLO(pt).predict()`` by default (``retina_masks=False``).
-
-    Like ultralytics' ``SegmentationPredictor``: NMS told the class count (the mask coefficients follow the class
-    scores), ``process_mask(..., upsample=True)`` at the letterboxed input size, boxes whose mask comes out empty
-    dropped; then the masks are scaled to the source as ultralytics does to draw them.
-    """
-
-    task = "segment"
-    name = "ultralytics"
-    EXPECTED_TASK = "segment"
-    ONNX_BACKEND = None  # no ONNX Runtime backend for this head yet
-
-    def postprocess(self, raw: Any, batch: Any, images: list[np.ndarray]) -> list[Detections]:
-        from ultralytics.utils.ops import process_mask
-
-        protos = raw[0][1] if isinstance(raw[0], tuple) else raw[1]
-        preds = _yolo_nms(raw[0], self.options, self.end2end, nc=len(self.model.names))
-        input_hw = batch.shape[2:]
-        out = []
-        for pred, proto, im in zip(preds, protos, images, strict=True):
-            masks = process_mask(proto, pred[:, 6:], pred[:, :4], input_hw, upsample=True)
-            keep = masks.amax((-2, -1)) > 0
-            pred, masks = pred[keep], masks[keep]
-            det = _to_detections(pred, input_hw, im, self.class_names)
-            out.append(det.with_(masks=_masks_to_source(masks, im.shape[:2])))
         return out
 
 

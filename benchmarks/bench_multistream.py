@@ -46,7 +46,7 @@ def in_fresh_process(case: str, pt: Path, clip: Path, n: int, conf: float) -> tu
 
 def multistream_worker(pt: Path, clip: Path, n: int, conf: float) -> tuple[float, float]:
     from visionkit import MultiStream
-    from visionkit.tasks.track import TrackingPredictor
+    from visionkit.composites.track import TrackingPredictor
 
     tracking = TrackingPredictor(str(pt), device="cpu", runtime="torch", conf=conf, batch_size=n).warmup()
     frames, steps = 0, []

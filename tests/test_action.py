@@ -23,8 +23,8 @@ import torchvision
 import visionkit
 from visionkit import catalog
 from visionkit.cli import main
+from visionkit.composites.action import ActionPredictor
 from visionkit.errors import OptionError, WeightsError
-from visionkit.tasks.action import ActionPredictor
 
 ENTRIES = catalog.list_models("action")
 CLIP = "action/v_Basketball_g01_c01.avi"

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from fault_harness import Fault, Stop, assert_jsonl_valid, assert_mot_valid, check_fault
 
-from visionkit.tasks.track import Tracker
+from visionkit.composites.track import Tracker
 
 MODEL = "ssd_mobilenet_v1_coco"
 CASES = ["state of another tracker", "state not json", "state missing", "line of 3 numbers", "zone of 2 points",

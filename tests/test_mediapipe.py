@@ -15,8 +15,8 @@ import pytest
 from test_cli import run
 
 import visionkit
+from visionkit.composites.person_pose import PersonPose
 from visionkit.errors import WeightsError
-from visionkit.pipeline import PersonPose
 from visionkit.results import Detections, SemanticMask
 
 SHARE_TOLERANCE = 0.03

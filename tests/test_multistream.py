@@ -14,10 +14,10 @@ import pytest
 from test_track import MOT17, PETS, _signature
 
 from visionkit import MultiStream
+from visionkit.composites.track import TrackingPredictor
 from visionkit.errors import OptionError, SourceError
 from visionkit.eval.mot import evaluate_mot_files
 from visionkit.io.sinks import MotSink
-from visionkit.tasks.track import TrackingPredictor
 
 
 @pytest.fixture(scope="module")

@@ -19,9 +19,9 @@ from test_cli import run
 from test_parity_detect import assert_same_as_ultralytics
 
 import visionkit
+from visionkit.composites.person_pose import PersonPose
 from visionkit.errors import OptionError, WeightsError
 from visionkit.eval.keypoints import evaluate_keypoints, evaluate_pck
-from visionkit.pipeline import PersonPose
 
 MOVENET = "movenet_lightning"
 # shared/weights/MANIFEST.md: onnxruntime on crops of 1.25 x the GT box, 22 persons with >= 5 labelled keypoints.

@@ -23,7 +23,7 @@ from clip_helpers import make_clip
 from random_models import build_yolo
 
 import visionkit
-from visionkit.pipeline import PersonPose
+from visionkit.composites.person_pose import PersonPose
 from visionkit.tasks.base import backend_class
 
 THREADS = 4

@@ -18,11 +18,11 @@ import numpy as np
 import pytest
 
 from visionkit.cli import main
+from visionkit.composites.track import Tracker, TrackingPredictor
 from visionkit.errors import OptionError, SourceError
 from visionkit.eval.mot import TrackScore, evaluate_mot_files, evaluate_tracker
 from visionkit.io.sinks import MotSink
 from visionkit.results import Detections
-from visionkit.tasks.track import Tracker, TrackingPredictor
 
 PETS, MOT17 = "PETS09-S2L1", "MOT17-05-FRCNN"
 

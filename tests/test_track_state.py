@@ -16,8 +16,8 @@ import pytest
 from test_track import MOT17, PETS, _gt, _gt_detections, _shape, _signature
 
 from visionkit.cli import main
+from visionkit.composites.track import Tracker
 from visionkit.errors import OptionError
-from visionkit.tasks.track import Tracker
 
 
 @pytest.fixture(scope="module")

@@ -30,8 +30,8 @@ from .errors import (
 if TYPE_CHECKING:
     from .batch import read_results
     from .catalog import ModelEntry, list_models
+    from .composites.person_pose import PersonPose
     from .io.sources import Frame, open_source
-    from .pipeline import PersonPose
     from .predictor import Predictor, export_onnx, load
     from .results import ActionPrediction, Classification, Detections, Result, SemanticMask, Speed
 
@@ -46,7 +46,7 @@ _LAZY = {
     ".interpret": ("attack_report", "explain"),
     ".io.sources": ("Frame", "open_source"),
     ".multistream": ("MultiStream", "StreamResult"),
-    ".pipeline": ("PersonPose",),
+    ".composites.person_pose": ("PersonPose",),
     ".predictor": ("Predictor", "export_onnx", "load"),
     ".results": ("ActionPrediction", "Classification", "Detections", "Result", "SemanticMask", "Speed"),
 }

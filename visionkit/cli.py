@@ -471,25 +471,26 @@ def _workers(args: argparse.Namespace) -> int | None:
     return 1 if is_single_image(source) and not is_glob else None
 
 
+def _composite_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The command-line settings of a task's composite (``visionkit.composites.COMPOSITES``) beyond the model's."""
+    if args.task == "track":
+        return {"tracker": args.tracker,
+                "tracker_params": {"track_buffer": args.track_buffer} if args.track_buffer else {}}
+    if args.task == "pose":
+        return {"detector": args.detector}
+    return {}
+
+
 def _load(args: argparse.Namespace, evaluate: bool = False) -> Any:
     from . import Predictor
+    from .composites import composite_for
 
     common = dict(weights=args.weights, device=args.device, runtime=args.runtime, precision=args.precision,
                   batch_size=args.batch,
                   workers=_workers(args), trust_weights=args.trust_weights, **_predictor_options(args))
-    if args.task == "track":
-        from .tasks.track import TrackingPredictor
-
-        params = {"track_buffer": args.track_buffer} if args.track_buffer else {}
-        return TrackingPredictor(args.model, tracker=args.tracker, tracker_params=params, **common)
-    if args.task == "action":
-        from .tasks.action import ActionPredictor
-
-        return ActionPredictor(args.model, **common)
-    if args.task == "pose" and not evaluate:  # eval pose pairs the models itself, each with its eval settings
-        from .pipeline import pose_predictor
-
-        return pose_predictor(args.model, detector=args.detector, **common)
+    factory = composite_for(args.task)
+    if factory is not None and not (evaluate and args.task == "pose"):  # eval pose pairs the models itself
+        return factory(args.model, **common, **_composite_options(args))
     return Predictor(args.task, args.model, evaluate=evaluate, **common)
 
 
@@ -1071,15 +1072,15 @@ def _run_eval_pose(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from . import Predictor
+    from .composites.person_pose import PersonPose, default_person_detector
     from .eval.keypoints import evaluate_keypoints, evaluate_pck
-    from .pipeline import PersonPose, default_person_detector
 
     _claim_output(args, args.json, args.images, args.annotations)
     pose = _load(args, evaluate=True)
     _print_settings(pose, _predictor_options(args))
     report: dict[str, Any] = {"model": pose.entry.name}
     scorer: Any = pose
-    if hasattr(pose.backend, "predict_in_boxes"):  # single-person model: top-down on detected people
+    if pose.runs_in_boxes:  # single-person model: top-down on detected people
         # COCO scores at most 20 people per image, so more boxes change nothing but the run time.
         people_only = {"classes": [0], "max_det": 20}
         persons = Predictor("detect", args.detector or default_person_detector(), evaluate=True, device=args.device,

@@ -172,6 +172,23 @@ class Predictor:
         """One untimed dummy batch through the three stages (lazy imports, CUDA kernel selection)."""
         self._run(self.backend.warmup_input())
 
+    @property
+    def runs_in_boxes(self) -> bool:
+        """Whether the model estimates inside given boxes (single-person pose: MoveNet, BlazePose), i.e. whether
+        ``predict_in_boxes`` works; known before the model is built."""
+        return hasattr(self._backend_cls, "predict_in_boxes")
+
+    def predict_in_boxes(self, image: Any, xyxy: Any) -> Result:
+        """The model run inside each (x1, y1, x2, y2) box of one image (a path, BGR array or PIL image): row i of the
+        result belongs to box i, nothing filtered. What top-down composites (``PersonPose``) build on."""
+        if not self.runs_in_boxes:
+            raise OptionError(f"{self.entry.name} ({self._backend_cls.name}) finds its objects itself; it does not "
+                              "run inside given boxes")
+        backend = self.backend
+        with self.exclusive():
+            result: Result = backend.predict_in_boxes(_load_image(image), xyxy)  # type: ignore[attr-defined]
+        return result
+
     def warmup(self) -> Predictor:
         """Load the model now (it is primed with a dummy batch), so the first real frame pays for neither."""
         _ = self.backend
@@ -396,18 +413,11 @@ def load(task: str, model: str | Path | None = None, device: str = "auto", **opt
     ``ActionPredictor``: clips of ``window`` frames every ``stride`` frames, ``top_k`` actions each.
     ``task="pose"`` is multi-person for every model: a single-person model (MoveNet, BlazePose) comes as a
     ``PersonPose`` on ``detector``'s person boxes (default: the best local detector; ``detector="none"``: the whole
-    image), see ``visionkit.pipeline.pose_predictor``.
+    image), see ``visionkit.composites.person_pose.pose_predictor``; the table is ``visionkit.composites.COMPOSITES``.
     """
-    if task == "pose":
-        from .pipeline import pose_predictor
+    from .composites import composite_for
 
-        return pose_predictor(model, device=device, **options)
-    if task == "track":
-        from .tasks.track import TrackingPredictor
-
-        return TrackingPredictor(model, device=device, **options)
-    if task == "action":
-        from .tasks.action import ActionPredictor
-
-        return ActionPredictor(model, device=device, **options)
+    factory = composite_for(task)
+    if factory is not None:
+        return factory(model, device=device, **options)
     return Predictor(task, model, device=device, **options)

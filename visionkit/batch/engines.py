@@ -26,7 +26,7 @@ from .schema import FORMATS, block_name, error_row, result_rows
 from .writer import claim_folder, committed_inputs, write_block
 
 if TYPE_CHECKING:
-    from ..tasks.track import TrackingPredictor
+    from ..composites.track import TrackingPredictor
 
 log = logging.getLogger("visionkit")
 TASKS = ("detect", "track", "classify")

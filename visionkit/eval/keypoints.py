@@ -5,7 +5,7 @@ Two protocols, because they answer different questions:
 * ``evaluate_keypoints`` -> COCO keypoint AP (``COCOeval`` iouType "keypoints": OKS with COCO's per-keypoint sigmas,
   AP@[.50:.95], top 20 people per image by score). It scores the whole system: finding people and placing their
   keypoints. Any callable returning ``Detections`` with ``keypoints`` works: a pose ``Predictor`` (YOLO-pose,
-  Keypoint R-CNN, MoveNet on whole images) or ``visionkit.pipeline.PersonPose`` (detector -> MoveNet per box).
+  Keypoint R-CNN, MoveNet on whole images) or ``visionkit.composites.PersonPose`` (detector -> MoveNet per box).
 * ``evaluate_pck`` -> PCK@alpha for a single-person model given the ground-truth box of each person (no detector
   involved): a labelled keypoint (v > 0) is correct when the prediction lies within alpha x max(box width, box
   height) of it, the box being the annotation's ``bbox``. Persons with fewer than ``min_keypoints`` labelled
@@ -98,8 +98,7 @@ def evaluate_pck(pose: Any, images_dir: str | Path, annotations: str | Path, alp
     ``pose`` is a pose ``Predictor`` whose backend runs inside boxes (``predict_in_boxes``, e.g. MoveNet, which
     crops 1.25 x the box).
     """
-    backend = pose.backend
-    if not hasattr(backend, "predict_in_boxes"):
+    if not pose.runs_in_boxes:
         raise OptionError(f"PCK on ground-truth boxes needs a single-person pose model (e.g. movenet_lightning), "
                           f"not {pose.entry.name!r}")
     gt, category = _load_gt(annotations)
@@ -113,7 +112,7 @@ def evaluate_pck(pose: Any, images_dir: str | Path, annotations: str | Path, alp
             image = read_image(images_dir / gt.loadImgs(image_id)[0]["file_name"])
             xywh = np.array([a["bbox"] for a in anns], np.float64)
             xyxy = np.column_stack([xywh[:, :2], xywh[:, :2] + xywh[:, 2:]])
-            predicted = backend.predict_in_boxes(image, xyxy).keypoints
+            predicted = pose.predict_in_boxes(image, xyxy).keypoints
             for ann, box, pred in zip(anns, xywh, predicted, strict=True):
                 truth = np.asarray(ann["keypoints"], np.float64).reshape(-1, 3)
                 seen = truth[:, 2] > 0

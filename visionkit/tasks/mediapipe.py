@@ -4,7 +4,7 @@ Backends:
   tflite-selfie     (segment) MediaPipe Selfie Segmentation: person vs background, a ``SemanticMask`` over
                     ["background", "person"]
   tflite-blazepose  (pose) BlazePose GHUM landmark model (stage 2 of MediaPipe Pose): 33 body landmarks for ONE person
-                    per image, or one per given box with ``predict_in_boxes`` (``visionkit.pipeline.PersonPose``)
+                    per image, or one per given box with ``predict_in_boxes`` (``visionkit.composites.PersonPose``)
 
 The files are the ones the ``mediapipe==0.10.14`` wheel bundles for ``mp.solutions``; their graphs are reproduced
 here: inputs are float32 RGB NHWC in 0..1, outputs are read by shape (the tensor names are generic ``Identity_k``).

@@ -7,7 +7,7 @@ Backends:
                 (``tasks/yolo.py``; PyTorch, ONNX Runtime or OpenVINO)
   torchvision   Keypoint R-CNN (keypointrcnn_resnet50_fpn) with a state dict; thresholds go into the model
   onnx-movenet  MoveNet SinglePose (TensorFlow Lite int8 converted to ONNX): ONE person per image, or one per given
-                box with ``predict_in_boxes``; ``visionkit.pipeline.PersonPose`` pairs it with a person detector
+                box with ``predict_in_boxes``; ``visionkit.composites.PersonPose`` pairs it with a person detector
 """
 
 from __future__ import annotations
@@ -87,7 +87,7 @@ class OnnxMoveNet(Backend):
     ``tf.image.resize_with_pad``): the whole image, or in ``predict_in_boxes`` a person box grown by
     ``MOVENET_CROP_SCALE``. On a whole image the person box is the extent of the keypoints scoring at least
     ``MOVENET_KEYPOINT_CONF`` and the person score the mean of all 17 keypoint scores, reported when at least
-    ``conf``. The model sees one person: with several in view it picks one; ``visionkit.pipeline.PersonPose``
+    ``conf``. The model sees one person: with several in view it picks one; ``visionkit.composites.PersonPose``
     runs it per detected person instead.
     """
 

@@ -19,8 +19,8 @@ from ..errors import OptionError
 from ..io.sources import ErrorHandler, Frame
 from ..predictor import Predictor
 from ..results import Detections
+from ..tasks._runtime import ultralytics_offline
 from . import track_state
-from ._runtime import ultralytics_offline
 
 TRACKERS = ("bytetrack", "botsort")
 

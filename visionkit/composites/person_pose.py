@@ -1,7 +1,7 @@
 """Tasks composed over one stream, built on the public predictors only.
 
     import visionkit
-    from visionkit.pipeline import PersonPose
+    from visionkit.composites.person_pose import PersonPose
 
     pipe = PersonPose(visionkit.load("track", "yolov5n"), visionkit.load("pose", "movenet_lightning"))
     for frame, people in pipe.stream("clip.mp4"):   # boxes, track ids and 17 keypoints per person
@@ -17,13 +17,14 @@ from typing import Any
 
 import numpy as np
 
-from . import catalog
-from .errors import OptionError
-from .io.images import read_image, to_bgr
-from .io.sources import ErrorHandler, Frame
-from .predictor import Predictor
-from .results import Detections, Speed
-from .weights import availability
+from .. import catalog
+from ..errors import OptionError
+from ..io.images import read_image, to_bgr
+from ..io.sources import ErrorHandler, Frame
+from ..predictor import Predictor
+from ..results import Detections
+from ..timing import StageTimer
+from ..weights import availability
 
 # ``detector=NO_DETECTOR``: a single-person model on the whole image (one pose, e.g. a photo cropped to one person).
 NO_DETECTOR = "none"
@@ -55,10 +56,10 @@ class PersonPose:
             pose = pose.pose
         if getattr(pose, "task", None) != "pose":
             raise OptionError(f"pose must be a pose predictor (visionkit.load('pose', ...)), got {pose!r}")
-        cls = pose.backend_class
-        if not hasattr(cls, "predict_in_boxes"):
-            raise OptionError(f"pose model {pose.entry.name!r} ({cls.name}) finds the people itself; PersonPose "
-                              "needs a single-person model that runs inside given boxes, e.g. movenet_lightning")
+        if not pose.runs_in_boxes:
+            raise OptionError(f"pose model {pose.entry.name!r} ({pose.backend_class.name}) finds the people itself; "
+                              "PersonPose needs a single-person model that runs inside given boxes, e.g. "
+                              "movenet_lightning")
         self.persons = persons
         self.pose = pose
         self.person_class = person_class
@@ -92,12 +93,11 @@ class PersonPose:
 
     def _add_poses(self, image: np.ndarray, detections: Detections) -> Detections:
         people = detections[detections.class_names == self.person_class]
-        backend = self.pose.backend
-        with self.pose.exclusive():  # e.g. a TFLite interpreter: one call at a time
-            poses = backend.predict_in_boxes(image, people.xyxy)
-        a, b = people.speed, poses.speed
-        speed = Speed(a.preprocess + b.preprocess, a.inference + b.inference, a.postprocess + b.postprocess)
-        return people.with_(keypoints=poses.keypoints, speed=speed)
+        poses = self.pose.predict_in_boxes(image, people.xyxy)
+        timer = StageTimer()
+        timer.add(people.speed)
+        timer.add(poses.speed)
+        return people.with_(keypoints=poses.keypoints, speed=timer.speed())
 
     def __repr__(self) -> str:
         return f"PersonPose(persons={self.persons!r}, pose={self.pose!r})"
@@ -126,7 +126,7 @@ def pose_predictor(model: str | Path | None = None, detector: Any = None, device
     interactive defaults.
     """
     pose = Predictor("pose", model, device=device, **options)
-    if not hasattr(pose.backend_class, "predict_in_boxes"):
+    if not pose.runs_in_boxes:
         if detector not in (None, NO_DETECTOR):
             raise OptionError(f"pose model {pose.entry.name!r} finds the people itself: a detector is only for "
                               "single-person models (movenet_lightning, blazepose_full)")

@@ -22,7 +22,8 @@ from visionkit.batch import read_errors, run_batch
 from visionkit.batch.engines import BlockRunner
 from visionkit.batch.manifest import list_inputs
 from visionkit.batch.schema import SCHEMA_VERSION, block_name, result_rows
-from visionkit.batch.writer import write_block
+from visionkit.batch.storage import locate
+from visionkit.batch.writer import claim_folder, write_block
 from visionkit.cli import main
 from visionkit.errors import WeightsError
 from visionkit.results import Classification, Detections
@@ -103,7 +104,7 @@ def test_a_block_without_its_commit_marker_is_redone_and_not_read(mixed: Path, l
                                                                  tmp_path: Path) -> None:
     out = tmp_path / "out"
     shutil.copytree(local_run, out)
-    marker = sorted((out / "_committed").glob("*.json"))[0]
+    marker = sorted((out / "_committed").rglob("*.json"))[0]
     lost = len(json.loads(marker.read_text())["inputs"])
     marker.unlink()  # a crash between the block's tables and its marker
     assert len(visionkit.read_results(out)) + len(read_errors(out)) == N_IMAGES + 2 - lost
@@ -118,7 +119,7 @@ class DiesOnceRunner(BlockRunner):
     retries the block."""
 
     def __call__(self, batch: dict) -> dict:
-        flag = self.out.parent / "died"
+        flag = Path(self.out.path).parent / "died"
         if not flag.exists():
             flag.touch()
             os._exit(1)
@@ -190,14 +191,13 @@ def test_read_results_round_trip(tmp_path: Path, fmt: str) -> None:
                                      np.array([0, 2]), ["person", "bicycle", "car"], track_ids=np.array([7, 9]),
                                      frame_index=3, image_shape=(48, 64))
     top = Classification.from_probs(np.array([0.1, 0.7, 0.2]), ["cat", "dog", "fox"], top_k=2, image_shape=(10, 20))
-    rows: dict[str, list[dict]] = {"frames": [], "objects": []}
+    out = locate(str(tmp_path))
+    claim_folder(out, fmt)
     for result, source, task in ((tracked, "a.mp4", "track"), (top, "b.jpg", "classify")):
         frame, objects = result_rows(result, source, 0.3 if task == "track" else None, task, "m")
-        rows["frames"].append(frame)
-        rows["objects"] += objects
-    write_block(tmp_path, block_name(["a.mp4", "b.jpg"]), rows, ["a.mp4", "b.jpg"], fmt)
-    assert list((tmp_path / "frames").iterdir())[0].suffix == f".{fmt}"
-    back = visionkit.read_results(tmp_path)
+        write_block(out, task, "m", block_name([source]), {"frames": [frame], "objects": objects}, [source], fmt)
+    assert [p.suffix for p in sorted((tmp_path / "frames").rglob("part-*"))] == [f".{fmt}"] * 2
+    back = visionkit.read_results(tmp_path)[::-1]  # sorted by task: classify first
     assert [type(r) for r in back] == [Detections, Classification]
     for got, want, source in zip(back, (tracked, top), ("a.mp4", "b.jpg")):
         assert got.metadata["source"] == source

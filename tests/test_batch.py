@@ -14,6 +14,7 @@ import av
 import cv2
 import numpy as np
 import pyarrow as pa
+import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 import pytest
 
@@ -210,3 +211,25 @@ def test_a_worker_side_failure_is_the_user_facing_error_not_a_ray_traceback(clus
     fake.write_bytes(b"junk")
     with pytest.raises(WeightsError, match="fake.onnx: not a loadable ONNX model"):
         run_batch("detect", str(mixed), tmp_path / "out", str(fake), engine="ray")
+
+
+def test_results_are_hive_partitioned_and_two_models_share_a_folder(cluster, mixed: Path, local_run: Path,
+                                                                    tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    shutil.copytree(local_run, out)
+    assert {p.relative_to(out).parent.as_posix() for p in out.rglob("part-*")} == {
+        f"{table}/task=detect/model={MODEL}" for table in ("frames", "objects", "errors", "_committed")}
+    manifest = tmp_path / "two.txt"
+    manifest.write_text("\n".join(list_inputs(str(mixed))[:2]))
+    second = run_batch("detect", str(manifest), out, "yolov5n")  # another model's partition: nothing skipped
+    assert (second.skipped, second.frames) == (0, 2)
+    mine, theirs = visionkit.read_results(out, model=MODEL), visionkit.read_results(out, model="yolov5n")
+    assert [r.to_dict() | {"speed": None} for r in mine] == _records(local_run)
+    assert len(theirs) == 2 and {r.metadata["model"] for r in theirs} == {"yolov5n"}
+    assert len(visionkit.read_results(out, task="detect")) == N_IMAGES + 2
+    # pyarrow.dataset and Ray Data read the layout as it lies, partition columns and filters included
+    objects = ds.dataset(out / "objects", format="parquet", partitioning="hive")
+    assert objects.count_rows(filter=ds.field("model") == "yolov5n") == sum(len(r) for r in theirs)
+    assert objects.count_rows() == sum(len(r) for r in mine + theirs)
+    frames = ray.data.read_parquet(str(out / "frames")).filter(lambda row: row["model"] == "yolov5n").take_all()
+    assert sorted(f["source"] for f in frames) == sorted(r.metadata["source"] for r in theirs)

@@ -58,6 +58,10 @@ CASES = [
      "holds parquet results of schema 1; this run writes jsonl of schema 2"),
     ("out-not-a-results-folder", ["detect", "{mixed}", "--out", "{not_results}", "-m", MODEL], 2,
      "not empty and not a batch results folder"),
+    ("unknown-filesystem", ["detect", "nosuch://bucket/photos/", "--out", "{out}"], 1,
+     "nosuch://bucket/photos/: cannot open this filesystem URI"),
+    ("out-is-a-file", ["detect", "{mixed}", "--out", "{no_path}", "-m", MODEL], 2,
+     "a file, not a results folder: choose another --out"),
     ("address-without-ray", ["detect", "{mixed}", "--out", "{out}", "--address", "auto"], 2,
      "--address names a Ray cluster: it needs --engine ray"),
 ]

@@ -21,7 +21,10 @@ def claim_folder(out: Location, fmt: str) -> None:
     run = {"schema_version": SCHEMA_VERSION, "format": fmt}
     path = out.child(RUN_FILE)
     try:
+        if out.type() == pafs.FileType.File:
+            raise OutputConflictError(f"{out.uri}: a file, not a results folder: choose another --out")
         held_bytes = path.read_bytes() if path.type() == pafs.FileType.File else None
+        entries = out.entries()
     except OSError as e:
         raise SinkError(f"{out.uri}: cannot read the results folder ({str(e).splitlines()[0]})") from None
     if held_bytes is not None:
@@ -34,7 +37,7 @@ def claim_folder(out: Location, fmt: str) -> None:
                                       f"{held.get('schema_version')}; this run writes {fmt} of schema "
                                       f"{SCHEMA_VERSION}: choose another --out")
         return
-    if out.entries():
+    if entries:
         raise OutputConflictError(f"{out.uri}: not empty and not a batch results folder: choose another --out")
     _write(path, json.dumps(run).encode())
 

@@ -14,6 +14,7 @@ import av
 import cv2
 import numpy as np
 import pyarrow as pa
+import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 import pytest
 
@@ -22,7 +23,8 @@ from visionkit.batch import read_errors, run_batch
 from visionkit.batch.engines import BlockRunner
 from visionkit.batch.manifest import list_inputs
 from visionkit.batch.schema import SCHEMA_VERSION, block_name, result_rows
-from visionkit.batch.writer import write_block
+from visionkit.batch.storage import locate
+from visionkit.batch.writer import claim_folder, write_block
 from visionkit.cli import main
 from visionkit.errors import WeightsError
 from visionkit.results import Classification, Detections
@@ -103,7 +105,7 @@ def test_a_block_without_its_commit_marker_is_redone_and_not_read(mixed: Path, l
                                                                  tmp_path: Path) -> None:
     out = tmp_path / "out"
     shutil.copytree(local_run, out)
-    marker = sorted((out / "_committed").glob("*.json"))[0]
+    marker = sorted((out / "_committed").rglob("*.json"))[0]
     lost = len(json.loads(marker.read_text())["inputs"])
     marker.unlink()  # a crash between the block's tables and its marker
     assert len(visionkit.read_results(out)) + len(read_errors(out)) == N_IMAGES + 2 - lost
@@ -118,7 +120,7 @@ class DiesOnceRunner(BlockRunner):
     retries the block."""
 
     def __call__(self, batch: dict) -> dict:
-        flag = self.out.parent / "died"
+        flag = Path(self.out.path).parent / "died"
         if not flag.exists():
             flag.touch()
             os._exit(1)
@@ -190,14 +192,13 @@ def test_read_results_round_trip(tmp_path: Path, fmt: str) -> None:
                                      np.array([0, 2]), ["person", "bicycle", "car"], track_ids=np.array([7, 9]),
                                      frame_index=3, image_shape=(48, 64))
     top = Classification.from_probs(np.array([0.1, 0.7, 0.2]), ["cat", "dog", "fox"], top_k=2, image_shape=(10, 20))
-    rows: dict[str, list[dict]] = {"frames": [], "objects": []}
+    out = locate(str(tmp_path))
+    claim_folder(out, fmt)
     for result, source, task in ((tracked, "a.mp4", "track"), (top, "b.jpg", "classify")):
         frame, objects = result_rows(result, source, 0.3 if task == "track" else None, task, "m")
-        rows["frames"].append(frame)
-        rows["objects"] += objects
-    write_block(tmp_path, block_name(["a.mp4", "b.jpg"]), rows, ["a.mp4", "b.jpg"], fmt)
-    assert list((tmp_path / "frames").iterdir())[0].suffix == f".{fmt}"
-    back = visionkit.read_results(tmp_path)
+        write_block(out, task, "m", block_name([source]), {"frames": [frame], "objects": objects}, [source], fmt)
+    assert [p.suffix for p in sorted((tmp_path / "frames").rglob("part-*"))] == [f".{fmt}"] * 2
+    back = visionkit.read_results(tmp_path)[::-1]  # sorted by task: classify first
     assert [type(r) for r in back] == [Detections, Classification]
     for got, want, source in zip(back, (tracked, top), ("a.mp4", "b.jpg")):
         assert got.metadata["source"] == source
@@ -210,3 +211,29 @@ def test_a_worker_side_failure_is_the_user_facing_error_not_a_ray_traceback(clus
     fake.write_bytes(b"junk")
     with pytest.raises(WeightsError, match="fake.onnx: not a loadable ONNX model"):
         run_batch("detect", str(mixed), tmp_path / "out", str(fake), engine="ray")
+
+
+def test_results_are_hive_partitioned_and_two_models_share_a_folder(mixed: Path, local_run: Path,
+                                                                    tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    shutil.copytree(local_run, out)
+    assert {p.relative_to(out).parent.as_posix() for p in out.rglob("part-*")} == {
+        f"{table}/task=detect/model={MODEL}" for table in ("frames", "objects", "errors", "_committed")}
+    manifest = tmp_path / "two.txt"
+    manifest.write_text("\n".join(list_inputs(str(mixed))[:2]))
+    second = run_batch("detect", str(manifest), out, "yolov5n")  # another model's partition: nothing skipped
+    assert (second.skipped, second.frames) == (0, 2)
+    mine, theirs = visionkit.read_results(out, model=MODEL), visionkit.read_results(out, model="yolov5n")
+    assert [r.to_dict() | {"speed": None} for r in mine] == _records(local_run)
+    assert len(theirs) == 2 and {r.metadata["model"] for r in theirs} == {"yolov5n"}
+    assert len(visionkit.read_results(out, task="detect")) == N_IMAGES + 2
+    # pyarrow.dataset reads the layout as it lies, partition columns and filters included
+    objects = ds.dataset(out / "objects", format="parquet", partitioning="hive")
+    assert objects.count_rows(filter=ds.field("model") == "yolov5n") == sum(len(r) for r in theirs)
+    assert objects.count_rows() == sum(len(r) for r in mine + theirs)
+
+
+def test_ray_data_reads_the_partitioned_tables(cluster, local_run: Path) -> None:
+    frames = ray.data.read_parquet(str(local_run / "frames")).filter(expr=f"model == '{MODEL}'").take_all()
+    assert {(f["task"], f["model"]) for f in frames} == {("detect", MODEL)}
+    assert sorted(f["source"] for f in frames) == [r.metadata["source"] for r in visionkit.read_results(local_run)]

@@ -27,8 +27,7 @@ def inputs(shared_data: Path, shared_weights: Path, tmp_path_factory: pytest.Tem
     (root / "no_path.csv").write_text("file\na.jpg\n")
     (root / "bad.parquet").write_bytes(b"PAR1 not parquet")
     (root / "other_run").mkdir()
-    (root / "other_run" / "_batch.json").write_text(json.dumps({"schema_version": 1, "task": "detect",
-                                                                "model": "yolov5n", "format": "parquet"}))
+    (root / "other_run" / "_batch.json").write_text(json.dumps({"schema_version": 1, "format": "parquet"}))
     (root / "not_results").mkdir()
     (root / "not_results" / "notes.txt").write_text("mine")
     return {"root": root, "mixed": mixed, "no_path": root / "no_path.csv", "bad_parquet": root / "bad.parquet",
@@ -53,10 +52,16 @@ CASES = [
      "must be a finite number >= 0, got -1"),
     ("zero-batch-size", ["detect", "{mixed}", "--out", "{out}", "--batch-size", "0"], 2, "must be a positive integer"),
     ("no-out", ["detect", "{mixed}"], 2, "the following arguments are required: --out"),
-    ("out-of-another-model", ["detect", "{mixed}", "--out", "{other_run}", "-m", MODEL], 2,
-     "holds detect results of yolov5n as parquet (schema 1); this run is detect with ssd_mobilenet_v1_coco"),
+    ("out-of-another-schema", ["detect", "{mixed}", "--out", "{other_run}", "-m", MODEL], 2,
+     "holds parquet results of schema 1; this run writes parquet of schema 2"),
+    ("out-of-another-format", ["detect", "{mixed}", "--out", "{other_run}", "-m", MODEL, "--format", "jsonl"], 2,
+     "holds parquet results of schema 1; this run writes jsonl of schema 2"),
     ("out-not-a-results-folder", ["detect", "{mixed}", "--out", "{not_results}", "-m", MODEL], 2,
      "not empty and not a batch results folder"),
+    ("unknown-filesystem", ["detect", "nosuch://bucket/photos/", "--out", "{out}"], 1,
+     "nosuch://bucket/photos/: cannot open this filesystem URI"),
+    ("out-is-a-file", ["detect", "{mixed}", "--out", "{no_path}", "-m", MODEL], 2,
+     "a file, not a results folder: choose another --out"),
     ("address-without-ray", ["detect", "{mixed}", "--out", "{out}", "--address", "auto"], 2,
      "--address names a Ray cluster: it needs --engine ray"),
 ]

@@ -851,15 +851,18 @@ def _add_batch_parser(sub: Any) -> None:
     p = sub.add_parser("batch", help="run a task over a whole collection, here or on a Ray cluster, into Parquet",
                        description="Run detect, track or classify over every image and video of INPUT (a folder, a "
                                    "quoted glob, or a manifest: .txt one path a line, .csv/.parquet with a 'path' "
-                                   "column) into DIR: frames/, objects/ and errors/ tables, committed block by "
-                                   "block (schema: visionkit/batch/schema.py; read back with "
+                                   "column) into DIR: frames/, objects/ and errors/ tables, Hive-partitioned by "
+                                   "task=/model=, committed block by block (schema: visionkit/batch/schema.py; "
+                                   "read back with "
                                    "visionkit.read_results(DIR)). A rerun skips inputs already committed.",
                        epilog="exit codes: 0 ok, 1 some inputs failed (see DIR/errors; the others were processed), "
                               "2 bad command line, 130 interrupted (a rerun continues).")
     p.add_argument("batch_task", metavar="TASK", choices=("detect", "track", "classify"), help="detect, track or "
                                                                                               "classify")
-    p.add_argument("input", metavar="INPUT", help="folder, quoted glob or manifest (.txt, .csv, .parquet)")
-    p.add_argument("--out", required=True, metavar="DIR", help="results folder (reused by a rerun to resume)")
+    p.add_argument("input", metavar="INPUT", help="folder, quoted glob or manifest (.txt, .csv, .parquet), local or "
+                                                  "a URI pyarrow opens (s3://, gs://)")
+    p.add_argument("--out", required=True, metavar="DIR", help="results folder, local or a URI such as "
+                                                               "s3://bucket/results (reused by a rerun to resume)")
     p.add_argument("--model", "-m", help="catalog name or model file (default: the task's default model)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N in each worker (default: auto)")
     p.add_argument("--engine", choices=("local", "ray"), default="local",
@@ -897,7 +900,7 @@ def _run_batch(args: argparse.Namespace) -> int:
                         device=args.device)
     if summary.errors:
         print(f"visionkit: error: {summary.errors} input(s) could not be processed, the others were: reasons in "
-              f"{Path(args.out) / 'errors'} (visionkit.batch.read_errors)", file=sys.stderr)
+              f"{summary.out}/errors (visionkit.batch.read_errors)", file=sys.stderr)
     print(summary.line())
     return EXIT_FAILED if summary.errors else EXIT_OK
 

@@ -5,9 +5,10 @@ results are equal record for record; only where blocks run differs.
 The ``BlockRunner`` is a plain callable class over a batch ``{"path": [...]}``: it holds a Predictor, which pickles
 without its model, so each actor (or a Spark ``predict_batch_udf`` worker) builds the model once, on first use.
 Images are decoded inside the workers with visionkit's own reader (BGR, EXIF-rotated, one-line reasons for bad
-files), not ``ray.data.read_images``: a corrupt file there fails the whole dataset instead of one errors row,
-arrays come RGB, and separate read tasks compete with the actors for CPU (two actors on a 2-CPU cluster starve
-them). Videos run one per block, frames streamed inside the worker, so tracker state never spans shards.
+files; local paths or object-store URIs alike, see ``storage.py``), not ``ray.data.read_images``: a corrupt file
+there fails the whole dataset instead of one errors row, arrays come RGB, and separate read tasks compete with the
+actors for CPU (two actors on a 2-CPU cluster starve them). Videos run one per block, frames streamed inside the
+worker, so tracker state never spans shards.
 """
 
 from __future__ import annotations
@@ -19,11 +20,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import EngineError, OptionError, VisionkitError
-from ..io.images import read_image
 from ..predictor import Predictor, load
-from .manifest import is_video, list_inputs
+from .manifest import is_video, list_inputs, local_video, read_input_image
 from .schema import FORMATS, block_name, error_row, result_rows
-from .writer import claim_folder, committed_inputs, write_block
+from .storage import locate
+from .writer import claim_folder, committed_inputs, sweep_uncommitted, write_block
 
 if TYPE_CHECKING:
     from ..composites.track import TrackingPredictor
@@ -37,7 +38,7 @@ class BlockRunner:
     """Runs, writes and commits one block; returns its counts (one row), which is all that travels back."""
 
     def __init__(self, predictor: Predictor | TrackingPredictor, out: str, fmt: str = "parquet"):
-        self.predictor, self.out, self.fmt = predictor, Path(out), fmt
+        self.predictor, self.out, self.fmt = predictor, locate(out), fmt
         self.model = predictor.entry.name
 
     def __call__(self, batch: dict[str, Any]) -> dict[str, list[int]]:
@@ -53,14 +54,14 @@ class BlockRunner:
                                                         "images", self.predictor.task, self.model))
                 continue
             try:
-                images.append(read_image(source))
+                images.append(read_input_image(source))
                 image_sources.append(source)
             except VisionkitError as e:
                 rows["errors"].append(error_row(source, str(e), self.predictor.task, self.model))
         for source, result in zip(image_sources, self.predictor.predict(images) if images else []):
             result.frame_index = 0
             self._add(rows, result, source, None)
-        write_block(self.out, block_name(sources), rows, sources, self.fmt)
+        write_block(self.out, self.predictor.task, self.model, block_name(sources), rows, sources, self.fmt)
         return {"inputs": [len(sources)], "frames": [len(rows["frames"])], "objects": [len(rows["objects"])],
                 "errors": [len(rows["errors"])]}
 
@@ -68,8 +69,12 @@ class BlockRunner:
         """All frames of one video, or one error row and none of its frames (a video is committed whole)."""
         frames: dict[str, list[dict[str, Any]]] = {"frames": [], "objects": []}
         try:
-            for frame, result in self.predictor.stream(source):
-                self._add(frames, result, source, frame.timestamp)
+            with local_video(source) as path:
+                try:
+                    for frame, result in self.predictor.stream(path):
+                        self._add(frames, result, source, frame.timestamp)
+                except VisionkitError as e:  # its reason names the input, not a temporary copy
+                    raise type(e)(str(e).replace(path, source)) from None
         except VisionkitError as e:
             rows["errors"].append(error_row(source, str(e), self.predictor.task, self.model))
             return
@@ -93,7 +98,7 @@ class BatchSummary:
     errors: int
     seconds: float
     engine: str
-    out: Path
+    out: str
 
     def line(self) -> str:
         rate = self.frames / self.seconds if self.seconds > 0 else 0.0
@@ -106,8 +111,10 @@ def run_batch(task: str, inputs: str, out: str | Path, model: str | None = None,
               num_cpus_per_worker: float = 1.0, num_gpus_per_worker: float = 0.0, device: str = "auto",
               runner_class: type[BlockRunner] | None = None) -> BatchSummary:
     """Run ``task`` over every input of ``inputs`` (folder, glob, manifest) into ``out``, skipping inputs an
-    earlier run committed there. ``engine="ray"`` connects to ``address`` (None/"auto": a running cluster or a new
-    local one; "ray://HOST:PORT": a remote cluster, whose workers must see ``inputs`` and ``out`` at these paths).
+    earlier run committed there. ``inputs`` and ``out`` are local paths or URIs of any filesystem pyarrow opens
+    (``s3://bucket/results``). ``engine="ray"`` connects to ``address`` (None/"auto": a running cluster or a new
+    local one; "ray://HOST:PORT": a remote cluster, whose workers must reach ``inputs`` and ``out``: object-store
+    URIs, or paths of a shared filesystem).
     ``runner_class``: a ``BlockRunner`` subclass that does more per block (the workers must be able to import it)."""
     if task not in TASKS:
         raise OptionError(f"batch runs {', '.join(TASKS)}, not {task!r}")
@@ -117,13 +124,15 @@ def run_batch(task: str, inputs: str, out: str | Path, model: str | None = None,
         raise OptionError(f"--format must be one of {', '.join(FORMATS)}, not {fmt!r}")
     if engine == "local" and address:
         raise OptionError("--address names a Ray cluster: it needs --engine ray")
-    out = Path(out)
+    where = locate(str(out))
     found = list_inputs(inputs)
-    done = committed_inputs(out)
-    todo = [p for p in found if p not in done]
     predictor = load(task, model, device=device, batch_size=batch_size)  # validated here, built in each worker
-    runner = (runner_class or BlockRunner)(predictor, str(out), fmt)
-    claim_folder(out, task, runner.model, fmt)
+    runner = (runner_class or BlockRunner)(predictor, where.portable, fmt)
+    claim_folder(where, fmt)
+    if swept := sweep_uncommitted(where, task, runner.model):
+        log.info("deleted %d table file(s) of blocks a previous run did not commit", swept)
+    done = committed_inputs(where, task, runner.model)
+    todo = [p for p in found if p not in done]
     images, videos = [p for p in todo if not is_video(p)], [p for p in todo if is_video(p)]
     start = time.perf_counter()
     if engine == "local":
@@ -134,8 +143,8 @@ def run_batch(task: str, inputs: str, out: str | Path, model: str | None = None,
                           num_gpus_per_worker)
     seconds = time.perf_counter() - start
     total = {k: sum(sum(c[k]) for c in counts) for k in ("frames", "objects", "errors")}
-    return BatchSummary(inputs=len(found), skipped=len(found) - len(todo), seconds=seconds, engine=engine, out=out,
-                        **total)
+    return BatchSummary(inputs=len(found), skipped=len(found) - len(todo), seconds=seconds, engine=engine,
+                        out=where.uri, **total)
 
 
 def _chunks(paths: list[str], size: int) -> list[list[str]]:
@@ -164,7 +173,7 @@ def _run_ray(runner: BlockRunner, images: list[str], videos: list[str], batch_si
         # num_cpus is reserved per actor, so the pool takes what it declares and leaves the rest to Ray Data's own
         # tasks (an actor pool claiming every CPU starves them: read_images' hang with two actors on 2 CPUs).
         done = dataset.map_batches(type(runner), fn_constructor_kwargs={"predictor": runner.predictor,
-                                                                       "out": str(runner.out), "fmt": runner.fmt},
+                                                                       "out": runner.out.portable, "fmt": runner.fmt},
                                    batch_size=size, compute=ray.data.ActorPoolStrategy(size=concurrency),
                                    num_cpus=num_cpus, num_gpus=num_gpus, zero_copy_batch=True, batch_format="numpy")
         try:

@@ -1,4 +1,11 @@
-"""The batch results schema, version 1: three tables under the output folder, one file per block per table.
+"""The batch results schema, version 2: three tables under the output folder (local or a URI such as
+``s3://bucket/results``), Hive-partitioned by task and model, one file per block per table::
+
+    OUT/_batch.json                                 {"schema_version": 2, "format": "parquet"}
+    OUT/frames/task=detect/model=yolov5n/part-<hash>.parquet
+    OUT/objects/task=detect/model=yolov5n/part-<hash>.parquet
+    OUT/errors/task=detect/model=yolov5n/part-<hash>.parquet
+    OUT/_committed/task=detect/model=yolov5n/part-<hash>.json
 
 ``frames/``   one row per image or video frame: source, frame_index, timestamp (seconds into a video; null for an
               image), task, model, schema_version, height, width, n_objects, and for classify the top-k as three
@@ -7,24 +14,38 @@
               model, schema_version), object_index (order within its frame), x1 y1 x2 y2 (source-image pixels),
               score, class_id, class_name, track_id (null unless the task tracks).
 ``errors/``   one row per input that could not be processed: source, task, model, schema_version, reason (one line).
-``_committed/`` one JSON file per committed block listing its inputs; a block's table files are written (each
-              atomically, by rename) before its marker, so only blocks with a marker count, and a rerun skips their
-              inputs. Block names are a hash of their inputs, so a retried block overwrites its own files: nothing is
-              duplicated.
 
-Readers must check ``schema_version``; a new field gets a new version.
+Partitions: ``task=T/model=M`` folders (the model name URI-encoded, as pyarrow's and Ray Data's Hive partitioning
+decode it), so one folder holds the runs of several tasks and models, and ``pyarrow.dataset.dataset(OUT/frames,
+partitioning="hive")`` or ``ray.data.read_parquet(OUT/frames)`` reads them with ``task``/``model`` filters that
+skip the other partitions' files. The files keep ``task`` and ``model`` as columns too, so a single file is
+self-describing; both readers unify the two. A folder holds one format and schema version.
+
+``_committed/`` one JSON marker per committed block listing its inputs. A block's table files are each written
+              whole (a rename on disk; one object on an object store, which has no rename) before its marker, so
+              only blocks with a marker count and a rerun skips their inputs. Block names are a hash of their
+              inputs, so a retried block overwrites its own files: nothing is duplicated. A run starts by deleting
+              its partition's files that no marker commits (a crashed block's), so once a run has finished every
+              table file is committed; while one runs, ``visionkit.batch.dataset`` / ``read_results`` read only
+              committed blocks.
+
+Readers must check ``schema_version``; a new field or layout gets a new version (1: the same tables, not
+partitioned).
 """
 
 from __future__ import annotations
 
 import hashlib
 from typing import Any
+from urllib.parse import quote
 
 import pyarrow as pa
 
 from ..results import Classification, Detections, Result
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+COMMITTED = "_committed"
+RUN_FILE = "_batch.json"
 TABLES = ("frames", "objects", "errors")
 FORMATS = ("parquet", "jsonl")
 
@@ -39,6 +60,11 @@ OBJECTS = pa.schema([*_KEYS, ("object_index", pa.int32()), ("x1", pa.float32()),
 ERRORS = pa.schema([("source", pa.string()), ("task", pa.string()), ("model", pa.string()),
                     ("schema_version", pa.int32()), ("reason", pa.string())])
 SCHEMAS = {"frames": FRAMES, "objects": OBJECTS, "errors": ERRORS}
+
+
+def partition(task: str, model: str) -> tuple[str, str]:
+    """The Hive partition folders of a task and model's results (the model URI-encoded: it may hold any character)."""
+    return f"task={quote(task, safe='')}", f"model={quote(model, safe='')}"
 
 
 def block_name(sources: list[str]) -> str:

@@ -26,12 +26,18 @@ def read_image(path: str | Path) -> np.ndarray:
         raise SourceError(f"{path}: is a directory, not an image") from None
     except OSError as e:
         raise SourceError(f"{path}: cannot read ({e.strerror})") from None
+    return decode_image(data, str(path))
+
+
+def decode_image(data: np.ndarray | bytes, name: str) -> np.ndarray:
+    """Decode an encoded image's bytes (a file read from anywhere: disk, object store) like ``read_image``."""
+    data = np.frombuffer(data, dtype=np.uint8) if isinstance(data, bytes) else data
     if data.size == 0:
-        raise SourceError(f"{path}: empty file (0 bytes)")
+        raise SourceError(f"{name}: empty file (0 bytes)")
     # IMREAD_COLOR applies EXIF orientation and turns gray, BGRA and 16-bit files into BGR uint8 in one pass.
     image = cv2.imdecode(data, cv2.IMREAD_COLOR)
     if image is None:
-        raise SourceError(f"{path}: not a decodable image (corrupt, truncated or not an image file)")
+        raise SourceError(f"{name}: not a decodable image (corrupt, truncated or not an image file)")
     return image
 
 

@@ -23,6 +23,7 @@ from typing import Any
 
 from .errors import ModelNotFoundError, OptionError, SinkError, VisionkitError, one_line
 from .interrupts import Interrupted, hold_stop_signals, stop_requested, stop_signals
+from .io.progress import progress_bar
 from .tasks.base import COUNT, FRACTION, OPTION_TYPES, OptionType
 
 log = logging.getLogger("visionkit")
@@ -39,6 +40,7 @@ OPTIONAL_PACKAGES = {
     "ray": "pip install 'visionkit[ray]'",
 }
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2  # interrupted: 128 + the signal (visionkit.interrupts)
+EXIT_CLOSED_PIPE = 141  # 128 + SIGPIPE, what a shell reports for `yes | head` (io/console.py silence_closed_pipe)
 
 SOURCE_HELP = ("image, folder, quoted glob, video, camera index or stream URL (default: the built-in sample "
                "bus.jpg); see the list below")
@@ -520,10 +522,8 @@ def _run_task(args: argparse.Namespace) -> int:
     trails = TraceAnnotator(args.trails) if getattr(args, "trails", 0) > 0 else None
     trails_source = None
 
-    total = len(source)
-    bar = tqdm(total=total or None, unit="frame", disable=True if args.quiet or total <= 1 else None,  # None: TTY only
-               dynamic_ncols=True,
-               file=sys.stderr, desc=args.task)
+    total = len(source)  # 0: unknown (a live stream); a bar on a terminal, plain lines elsewhere (io/progress.py)
+    bar = progress_bar(total, args.task, "frame", disable=args.quiet or total == 1)
     draw = bool(window or args.save)
 
     def emit(frame: Any, result: Any) -> Any:
@@ -987,13 +987,11 @@ def _metric(entry: Any) -> str:
 
 def _scored(args: argparse.Namespace, evaluate: Any, *data: Any) -> tuple[Any, Any]:
     """Load the model with its evaluation settings and score it with ``evaluate(predictor, *data, progress)``."""
-    from tqdm import tqdm
-
     _claim_output(args, args.json, *data)
     predictor = _load(args, evaluate=True)
     _print_settings(predictor, _predictor_options(args))
     predictor.warmup()
-    with tqdm(desc="eval", unit="image", file=sys.stderr, dynamic_ncols=True, disable=None) as bar:
+    with progress_bar(None, "eval", "image") as bar:
         return predictor, evaluate(predictor, *data, progress=bar.update)
 
 
@@ -1042,8 +1040,6 @@ def _run_eval_classify(args: argparse.Namespace) -> int:
 
 
 def _run_eval_pose(args: argparse.Namespace) -> int:
-    from tqdm import tqdm
-
     from . import Predictor
     from .eval.keypoints import evaluate_keypoints, evaluate_pck
     from .pipeline import PersonPose, default_person_detector
@@ -1065,7 +1061,7 @@ def _run_eval_pose(args: argparse.Namespace) -> int:
         report["pck"] = pck.to_dict()
         print(f"{pose.entry.name} on ground-truth boxes: " + "  ".join(
             f"PCK@{a} {v:.3f}" for a, v in pck.pck.items()) + f"  ({pck.persons} persons)")
-    with tqdm(desc="eval", unit="image", file=sys.stderr, dynamic_ncols=True, disable=None) as bar:
+    with progress_bar(None, "eval", "image") as bar:
         score = evaluate_keypoints(scorer, args.images, args.annotations, progress=bar.update)
     report.update(score.to_dict())
     print(f"{pose.entry.name}: OKS mAP {score.map:.3f}  mAP50 {score.map50:.3f}  mAP75 {score.map75:.3f}  "
@@ -1224,7 +1220,14 @@ def _main(argv: list[str] | None) -> int:
         divert_native_stderr()
     logging.basicConfig(handlers=[console_log_handler()], level=logging.WARNING)
     try:
-        return args.handler(args)
+        code = args.handler(args)
+        sys.stdout.flush()  # a reader gone early (`| head`) is found here, not in the flush at exit
+        return code
+    except BrokenPipeError:
+        from .io.console import silence_closed_pipe
+
+        silence_closed_pipe()
+        return EXIT_CLOSED_PIPE
     except (ModelNotFoundError, OptionError) as e:
         if args.debug:
             raise

@@ -42,8 +42,10 @@ OPTIONAL_PACKAGES = {
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2  # interrupted: 128 + the signal (visionkit.interrupts)
 EXIT_CLOSED_PIPE = 141  # 128 + SIGPIPE, what a shell reports for `yes | head` (io/console.py silence_closed_pipe)
 
-SOURCE_HELP = ("image, folder, quoted glob, video, camera index or stream URL (default: the built-in sample "
-               "bus.jpg); see the list below")
+SOURCE_HELP = "image, folder, quoted glob, video, camera index or stream URL (default: {}); see the list below"
+VIDEO_TASKS = ("track", "action")  # no SOURCE: a clip (io/samples.py), since a still image has no motion
+SAMPLES = {"image": "the built-in sample photo bus.jpg",
+           "video": "a built-in 3 s clip panning across the sample photo bus.jpg, made once in the cache"}
 RUNS_DIR = Path("runs")  # `--save` without DIR: runs/<task>/predict, predict2... as ultralytics numbers them
 
 
@@ -55,10 +57,10 @@ def _sources_epilog() -> str:
         if line.strip() and "Python API" not in line)
 
 
-def _default_sample() -> str:
-    from ultralytics.utils import ASSETS  # ultralytics ships bus.jpg and zidane.jpg inside its package
+def _default_sample(task: str) -> str:
+    from .io.samples import sample_clip, sample_image
 
-    return str(ASSETS / "bus.jpg")
+    return str(sample_clip() if task in VIDEO_TASKS else sample_image())
 
 
 def _typed(option: OptionType, parse: Callable[[str], Any]) -> Callable[[str], Any]:
@@ -252,11 +254,13 @@ def build_parser() -> argparse.ArgumentParser:
         p = sub.add_parser(task, help=TASK_HELP[task], description=TASK_HELP[task] + ".", epilog=epilog,
                            formatter_class=argparse.RawDescriptionHelpFormatter)
         if task == "track":  # several sources: one model, one tracker per stream (MultiStream)
-            p.add_argument("source", nargs="*", metavar="SOURCE", help=SOURCE_HELP + "; several: tracked as "
+            p.add_argument("source", nargs="*", metavar="SOURCE", help=SOURCE_HELP.format(SAMPLES["video"]) +
+                           "; several: tracked as "
                            "separate streams batched through one model (--save DIR: DIR/<stream>.mp4, --mot: a "
                            "folder of <stream>.txt, --json: records with a stream field)")
         else:
-            p.add_argument("source", nargs="?", metavar="SOURCE", help=SOURCE_HELP)
+            p.add_argument("source", nargs="?", metavar="SOURCE",
+                           help=SOURCE_HELP.format(SAMPLES["video" if task in VIDEO_TASKS else "image"]))
         _add_model_options(p, task)
         add_options(p)
         _add_output_options(p, coco=task == "detect", mot=task == "track")
@@ -496,7 +500,7 @@ def _run_task(args: argparse.Namespace) -> int:
     stream_options = _tracker_state(args, predictor)
     counting = _Counting.from_args(args)  # a bad --line or --zone is found before any output is opened
     if args.source is None:
-        args.source = _default_sample()
+        args.source = _default_sample(args.task)
         if not args.quiet:
             print(f"no SOURCE given: running on the built-in sample {args.source}", file=sys.stderr)
     errors: list[str] = []
@@ -958,11 +962,16 @@ def _run_models(args: argparse.Namespace) -> int:
 
         print(summarize(args.info, task=args.task, imgsz=args.imgsz).render())
         return EXIT_OK
-    entries = list_models(args.task)
+    entries = list_models("detect" if args.task == "track" else args.task)  # tracking runs the detectors
     if args.task and not entries:
         raise ModelNotFoundError(f"no models for task {args.task!r}")
+    trackers = []
+    if args.task == "track":
+        from .tasks.track import tracker_catalog
+
+        trackers = tracker_catalog()
     if args.json:
-        print(json.dumps([e.to_dict() for e in entries], indent=2))
+        print(json.dumps([e.to_dict() for e in entries] + trackers, indent=2))
         return EXIT_OK
     rows = [("NAME", "TASK", "BACKEND", "INPUT", "WEIGHTS", "PUBLISHED METRIC")]
     for e in entries:
@@ -971,6 +980,11 @@ def _run_models(args: argparse.Namespace) -> int:
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     for r in rows:
         print("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip())
+    if trackers:
+        width = max(len(t["name"]) for t in trackers) + 2
+        print(f"\n{'TRACKER'.ljust(width)}  WHAT IT IS (`track --tracker NAME`; settings: `--json`)")
+        for t in trackers:
+            print(f"{(t['name'] + (' *' if t['default'] else '')).ljust(width)}  {t['description']}")
     print("\n* = the task's default model. WEIGHTS: local = found in $VISIONKIT_WEIGHTS or the cache; "
           "download = fetched from the official URL on first use.")
     return EXIT_OK

@@ -243,8 +243,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="visionkit", description="Computer-vision applications behind one predictor interface.",
         epilog="exit codes: 0 ok, 1 runtime failure (other inputs still processed), 2 bad command line, "
-               "130 interrupted (Ctrl-C), 143 SIGTERM, 129 SIGHUP. Weights are looked up in $VISIONKIT_WEIGHTS, "
-               "then ~/.cache/visionkit, then downloaded from the official URL.")
+               "130 interrupted (Ctrl-C), 143 SIGTERM, 129 SIGHUP, 141 output pipe closed early (| head). Weights "
+               "are looked up in $VISIONKIT_WEIGHTS, then ~/.cache/visionkit, then downloaded from the official URL.")
     parser.add_argument("--version", action="version", version=f"visionkit {_version()}")
     parser.add_argument("--debug", action="store_true", help="show tracebacks for errors")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")

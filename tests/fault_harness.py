@@ -22,6 +22,8 @@ from pathlib import Path
 
 import cv2
 
+from visionkit.io.progress import is_progress_line
+
 CONSOLE_SCRIPT = Path(sys.executable).with_name("visionkit")
 
 
@@ -119,9 +121,10 @@ def assert_one_line(outcome: Outcome, code: int, contains: str = "") -> str:
 
 def _is_summary(line: str) -> bool:
     """visionkit's own closing or status lines (summary, 'no SOURCE given', warnings it writes itself, which its
-    logging prints as ``visionkit: WARNING: ...``, the demo's ``visionkit demo: ...`` status lines)."""
+    logging prints as ``visionkit: WARNING: ...``, the demo's ``visionkit demo: ...`` status lines, the progress
+    lines of a run longer than ``VISIONKIT_PROGRESS_SECONDS`` off a terminal)."""
     return line.lower().startswith("visionkit: warning") or line.startswith(("visionkit demo: ", "no SOURCE given")) \
-        or (": " in line and " frame(s)" in line)
+        or (": " in line and " frame(s)" in line) or is_progress_line(line)
 
 
 def assert_video_valid(path: Path, min_frames: int = 1) -> int:

@@ -1,5 +1,6 @@
 """`visionkit train detect` through ultralytics' own trainer on the shared COCO images (converted to YOLO labels by
-ultralytics' convert_coco): the run folder detects and scores through visionkit, and a finished run is not resumed."""
+ultralytics' convert_coco): the run folder detects and scores through visionkit, an interrupted run continues where
+it stopped, and a finished run is not resumed."""
 
 from __future__ import annotations
 
@@ -7,7 +8,8 @@ import csv
 import json
 from pathlib import Path
 
-from fault_harness import assert_one_line, run_cli
+import pytest
+from fault_harness import assert_one_line, interrupt_at_line, run_cli
 
 
 def test_yolov8n_yaml_trains_on_coco_and_its_run_detects(shared_data: Path, tmp_path: Path) -> None:
@@ -34,3 +36,46 @@ def test_yolov8n_yaml_trains_on_coco_and_its_run_detects(shared_data: Path, tmp_
 
     again = run_cli("train", "detect", "--out", run, "--resume")
     assert_one_line(again, 2, "finished its 2 epoch(s); nothing to resume")
+
+
+@pytest.fixture
+def coco_subset(shared_data: Path, tmp_path: Path) -> Path:
+    """The first 8 shared COCO images and their annotations, in the COCO folder layout `train detect` converts."""
+    coco = shared_data / "coco_val2017"
+    instances = json.loads((coco / "annotations" / "instances_val2017.json").read_text())
+    images = sorted(instances["images"], key=lambda image: image["file_name"])[:8]
+    kept = {image["id"] for image in images}
+    subset = tmp_path / "coco8"
+    (subset / "images").mkdir(parents=True)
+    (subset / "annotations").mkdir()
+    for image in images:
+        (subset / "images" / image["file_name"]).symlink_to(coco / "images" / image["file_name"])
+    (subset / "annotations" / "instances_val2017.json").write_text(json.dumps(
+        {**instances, "images": images, "annotations": [a for a in instances["annotations"] if a["image_id"] in kept]}))
+    return subset
+
+
+def test_ctrl_c_keeps_the_saved_epoch_and_resume_continues_after_it(coco_subset: Path, tmp_path: Path) -> None:
+    run = tmp_path / "yolo"
+    stopped = interrupt_at_line("train", "detect", "--data", coco_subset, "--model", "yolov8n.yaml", "--epochs", "3",
+                                "--imgsz", "64", "--batch", "8", "--out", run, prefix="epoch 1/3")  # during epoch 2
+    assert stopped.code == 130, stopped.stderr
+    assert "Traceback" not in stopped.stderr, stopped.stderr
+    assert stopped.stderr.strip().splitlines() == [
+        f"visionkit: interrupted: {run / 'weights' / 'last.pt'} holds the last finished epoch: continue with "
+        f"`visionkit train detect --out {run} --resume`"]
+    assert (run / "weights" / "last.pt").is_file()
+    with open(run / "results.csv", newline="") as f:
+        assert [int(float(row["epoch"])) for row in csv.DictReader(f)] == [1]
+
+    resumed = run_cli("train", "detect", "--out", run, "--resume")
+    assert resumed.code == 0, resumed.stderr
+    assert [line.split(":")[0] for line in resumed.stderr.splitlines()] == ["epoch 2/3", "epoch 3/3"]
+    with open(run / "results.csv", newline="") as f:
+        assert [int(float(row["epoch"])) for row in csv.DictReader(f)] == [1, 2, 3]
+    assert json.loads((run / "card.json").read_text())["metrics"]["epochs_done"] == 3
+
+    detect = run_cli("detect", coco_subset / "images", "--model", run / "weights" / "best.pt", "--conf", "0.001",
+                     "--json", tmp_path / "d.jsonl")
+    assert detect.code == 0, detect.stderr
+    assert len((tmp_path / "d.jsonl").read_text().splitlines()) == 8

@@ -23,6 +23,7 @@ from typing import Any
 
 from .errors import ModelNotFoundError, OptionError, SinkError, VisionkitError, one_line
 from .interrupts import Interrupted, hold_stop_signals, stop_requested, stop_signals
+from .io.progress import progress_bar
 from .tasks.base import COUNT, FRACTION, OPTION_TYPES, OptionType
 
 log = logging.getLogger("visionkit")
@@ -39,9 +40,12 @@ OPTIONAL_PACKAGES = {
     "ray": "pip install 'visionkit[ray]'",
 }
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2  # interrupted: 128 + the signal (visionkit.interrupts)
+EXIT_CLOSED_PIPE = 141  # 128 + SIGPIPE, what a shell reports for `yes | head` (io/console.py silence_closed_pipe)
 
-SOURCE_HELP = ("image, folder, quoted glob, video, camera index or stream URL (default: the built-in sample "
-               "bus.jpg); see the list below")
+SOURCE_HELP = "image, folder, quoted glob, video, camera index or stream URL (default: {}); see the list below"
+VIDEO_TASKS = ("track", "action")  # no SOURCE: a clip (io/samples.py), since a still image has no motion
+SAMPLES = {"image": "the built-in sample photo bus.jpg",
+           "video": "a built-in 3 s clip panning across the sample photo bus.jpg, made once in the cache"}
 RUNS_DIR = Path("runs")  # `--save` without DIR: runs/<task>/predict, predict2... as ultralytics numbers them
 
 
@@ -53,10 +57,10 @@ def _sources_epilog() -> str:
         if line.strip() and "Python API" not in line)
 
 
-def _default_sample() -> str:
-    from ultralytics.utils import ASSETS  # ultralytics ships bus.jpg and zidane.jpg inside its package
+def _default_sample(task: str) -> str:
+    from .io.samples import sample_clip, sample_image
 
-    return str(ASSETS / "bus.jpg")
+    return str(sample_clip() if task in VIDEO_TASKS else sample_image())
 
 
 def _typed(option: OptionType, parse: Callable[[str], Any]) -> Callable[[str], Any]:
@@ -252,8 +256,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="visionkit", description="Computer-vision applications behind one predictor interface.",
         epilog="exit codes: 0 ok, 1 runtime failure (other inputs still processed), 2 bad command line, "
-               "130 interrupted (Ctrl-C), 143 SIGTERM, 129 SIGHUP. Weights are looked up in $VISIONKIT_WEIGHTS, "
-               "then ~/.cache/visionkit, then downloaded from the official URL.")
+               "130 interrupted (Ctrl-C), 143 SIGTERM, 129 SIGHUP, 141 output pipe closed early (| head). Weights "
+               "are looked up in $VISIONKIT_WEIGHTS, then ~/.cache/visionkit, then downloaded from the official URL.")
     parser.add_argument("--version", action="version", version=f"visionkit {_version()}")
     parser.add_argument("--debug", action="store_true", help="show tracebacks for errors")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -263,11 +267,13 @@ def build_parser() -> argparse.ArgumentParser:
         p = sub.add_parser(task, help=TASK_HELP[task], description=TASK_HELP[task] + ".", epilog=epilog,
                            formatter_class=argparse.RawDescriptionHelpFormatter)
         if task == "track":  # several sources: one model, one tracker per stream (MultiStream)
-            p.add_argument("source", nargs="*", metavar="SOURCE", help=SOURCE_HELP + "; several: tracked as "
+            p.add_argument("source", nargs="*", metavar="SOURCE", help=SOURCE_HELP.format(SAMPLES["video"]) +
+                           "; several: tracked as "
                            "separate streams batched through one model (--save DIR: DIR/<stream>.mp4, --mot: a "
                            "folder of <stream>.txt, --json: records with a stream field)")
         else:
-            p.add_argument("source", nargs="?", metavar="SOURCE", help=SOURCE_HELP)
+            p.add_argument("source", nargs="?", metavar="SOURCE",
+                           help=SOURCE_HELP.format(SAMPLES["video" if task in VIDEO_TASKS else "image"]))
         _add_model_options(p, task)
         add_options(p)
         _add_output_options(p, coco=task == "detect", mot=task == "track")
@@ -520,7 +526,7 @@ def _run_task(args: argparse.Namespace) -> int:
     stream_options = _tracker_state(args, predictor)
     counting = _Counting.from_args(args)  # a bad --line or --zone is found before any output is opened
     if args.source is None:
-        args.source = _default_sample()
+        args.source = _default_sample(args.task)
         if not args.quiet:
             print(f"no SOURCE given: running on the built-in sample {args.source}", file=sys.stderr)
     errors: list[str] = []
@@ -546,10 +552,8 @@ def _run_task(args: argparse.Namespace) -> int:
     trails = TraceAnnotator(args.trails) if getattr(args, "trails", 0) > 0 else None
     trails_source = None
 
-    total = len(source)
-    bar = tqdm(total=total or None, unit="frame", disable=True if args.quiet or total <= 1 else None,  # None: TTY only
-               dynamic_ncols=True,
-               file=sys.stderr, desc=args.task)
+    total = len(source)  # 0: unknown (a live stream); a bar on a terminal, plain lines elsewhere (io/progress.py)
+    bar = progress_bar(total, args.task, "frame", disable=args.quiet or total == 1)
     draw = bool(window or args.save)
 
     def emit(frame: Any, result: Any) -> Any:
@@ -988,11 +992,16 @@ def _run_models(args: argparse.Namespace) -> int:
 
         print(summarize(args.info, task=args.task, imgsz=args.imgsz).render())
         return EXIT_OK
-    entries = list_models(args.task)
+    entries = list_models("detect" if args.task == "track" else args.task)  # tracking runs the detectors
     if args.task and not entries:
         raise ModelNotFoundError(f"no models for task {args.task!r}")
+    trackers = []
+    if args.task == "track":
+        from .tasks.track import tracker_catalog
+
+        trackers = tracker_catalog()
     if args.json:
-        print(json.dumps([e.to_dict() for e in entries], indent=2))
+        print(json.dumps([e.to_dict() for e in entries] + trackers, indent=2))
         return EXIT_OK
     rows = [("NAME", "TASK", "BACKEND", "INPUT", "WEIGHTS", "PUBLISHED METRIC")]
     for e in entries:
@@ -1001,6 +1010,11 @@ def _run_models(args: argparse.Namespace) -> int:
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     for r in rows:
         print("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip())
+    if trackers:
+        width = max(len(t["name"]) for t in trackers) + 2
+        print(f"\n{'TRACKER'.ljust(width)}  WHAT IT IS (`track --tracker NAME`; settings: `--json`)")
+        for t in trackers:
+            print(f"{(t['name'] + (' *' if t['default'] else '')).ljust(width)}  {t['description']}")
     print("\n* = the task's default model. WEIGHTS: local = found in $VISIONKIT_WEIGHTS or the cache; "
           "download = fetched from the official URL on first use.")
     return EXIT_OK
@@ -1017,13 +1031,11 @@ def _metric(entry: Any) -> str:
 
 def _scored(args: argparse.Namespace, evaluate: Any, *data: Any) -> tuple[Any, Any]:
     """Load the model with its evaluation settings and score it with ``evaluate(predictor, *data, progress)``."""
-    from tqdm import tqdm
-
     _claim_output(args, args.json, *data)
     predictor = _load(args, evaluate=True)
     _print_settings(predictor, _predictor_options(args))
     predictor.warmup()
-    with tqdm(desc="eval", unit="image", file=sys.stderr, dynamic_ncols=True, disable=None) as bar:
+    with progress_bar(None, "eval", "image") as bar:
         return predictor, evaluate(predictor, *data, progress=bar.update)
 
 
@@ -1072,8 +1084,6 @@ def _run_eval_classify(args: argparse.Namespace) -> int:
 
 
 def _run_eval_pose(args: argparse.Namespace) -> int:
-    from tqdm import tqdm
-
     from . import Predictor
     from .composites.person_pose import PersonPose, default_person_detector
     from .eval.keypoints import evaluate_keypoints, evaluate_pck
@@ -1095,7 +1105,7 @@ def _run_eval_pose(args: argparse.Namespace) -> int:
         report["pck"] = pck.to_dict()
         print(f"{pose.entry.name} on ground-truth boxes: " + "  ".join(
             f"PCK@{a} {v:.3f}" for a, v in pck.pck.items()) + f"  ({pck.persons} persons)")
-    with tqdm(desc="eval", unit="image", file=sys.stderr, dynamic_ncols=True, disable=None) as bar:
+    with progress_bar(None, "eval", "image") as bar:
         score = evaluate_keypoints(scorer, args.images, args.annotations, progress=bar.update)
     report.update(score.to_dict())
     print(f"{pose.entry.name}: OKS mAP {score.map:.3f}  mAP50 {score.map50:.3f}  mAP75 {score.map75:.3f}  "
@@ -1255,7 +1265,14 @@ def _main(argv: list[str] | None) -> int:
         divert_native_stderr()
     logging.basicConfig(handlers=[console_log_handler()], level=logging.WARNING)
     try:
-        return args.handler(args)
+        code = args.handler(args)
+        sys.stdout.flush()  # a reader gone early (`| head`) is found here, not in the flush at exit
+        return code
+    except BrokenPipeError:
+        from .io.console import silence_closed_pipe
+
+        silence_closed_pipe()
+        return EXIT_CLOSED_PIPE
     except (ModelNotFoundError, OptionError) as e:
         if args.debug:
             raise

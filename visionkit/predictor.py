@@ -95,7 +95,7 @@ class Predictor:
                 imgsz other than a fixed-size file's, class ids beyond its class list) raise ``OptionError``.
         """
         self.task = task
-        self.entry, self._backend_cls, model_path = _resolve_model(task, model)
+        self.entry, self._backend_cls, model_path = _resolve_model(task, model, fallback=weights is None)
         self.weights_arg = weights if weights is not None else model_path
         self.runtime = check_runtime(self._backend_cls, self.entry, self.weights_arg, runtime)
         self.precision = check_precision(precision)
@@ -299,10 +299,14 @@ def _load_image(x: Any) -> np.ndarray:
     return read_image(x) if isinstance(x, (str, Path)) else to_bgr(x)
 
 
-def _resolve_model(task: str, model: str | Path | None) -> tuple[catalog.ModelEntry, type[Backend], Path | None]:
-    """Catalog entry, backend class and (for a model given as a file) its path."""
+def _resolve_model(task: str, model: str | Path | None,
+                   fallback: bool = True) -> tuple[catalog.ModelEntry, type[Backend], Path | None]:
+    """Catalog entry, backend class and (for a model given as a file) its path. No model: the task's default, or with
+    ``fallback`` (no weights file given for it) the best local one when its weights cannot be had (defaults.py)."""
     if model is None:
-        entry = catalog.default_model(task)
+        from .defaults import usable_default
+
+        entry = usable_default(task) if fallback else catalog.default_model(task)
         return entry, backend_class(task, entry.backend), None
     text = str(model)
     path = user_path(text, WeightsError)
@@ -349,7 +353,7 @@ def export_onnx(model: str | Path, task: str = "detect", weights: str | Path | N
 
     A model that already is ONNX is returned as it is, with a warning saying so: ``runtime="onnx"`` is a no-op for
     it too (it already runs on ONNX Runtime). A model no exporter handles raises ``OptionError``."""
-    entry, cls, path = _resolve_model(task, model)
+    entry, cls, path = _resolve_model(task, model, fallback=weights is None)
     local, verified = resolve_verified(entry, weights if weights is not None else path)
     if local.suffix.lower() == ".onnx":
         log.warning("%s is already an ONNX model: nothing to export", local)

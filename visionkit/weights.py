@@ -95,14 +95,15 @@ def download(entry: ModelEntry) -> Path:
         target.parent.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise WeightsError(f"cannot create weights cache {target.parent}: {e.strerror}") from None
-    from tqdm import tqdm
+    from .io.progress import progress_bar
 
     fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=f".{entry.file}.", suffix=".part")
     tmp = Path(tmp_name)
     try:
         with os.fdopen(fd, "wb") as out, urllib.request.urlopen(entry.url, timeout=DOWNLOAD_TIMEOUT_S) as resp:
             total = int(resp.headers.get("Content-Length") or 0) or None
-            with tqdm(total=total, unit="B", unit_scale=True, desc=f"downloading {entry.file}", leave=False) as bar:
+            with progress_bar(total, f"downloading {entry.file}", "B", unit_scale=True, leave=False,
+                              announce=f"downloading {entry.file} from {entry.url}") as bar:
                 while block := resp.read(1 << 16):
                     out.write(block)
                     bar.update(len(block))

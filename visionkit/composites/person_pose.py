@@ -24,7 +24,6 @@ from ..io.sources import ErrorHandler, Frame
 from ..predictor import Predictor
 from ..results import Detections
 from ..timing import StageTimer
-from ..weights import availability
 
 # ``detector=NO_DETECTOR``: a single-person model on the whole image (one pose, e.g. a photo cropped to one person).
 NO_DETECTOR = "none"
@@ -104,14 +103,13 @@ class PersonPose:
 
 
 def default_person_detector() -> str:
-    """The catalog detector with the best published COCO box mAP among those that find people and whose weights are
-    here (``weights.availability``), so the default never downloads when a local one exists; else the catalog's
-    default detector (downloaded on first use)."""
-    local = [e for e in catalog.list_models("detect")
-             if "person" in e.class_names and availability(e) == "local" and "COCO-val2017" in e.metrics]
-    if not local:
-        return catalog.default_model("detect").name
-    return max(local, key=lambda e: e.metrics["COCO-val2017"].get("box_map", 0.0)).name
+    """The best catalog detector that finds people and whose weights are here (``defaults.best_local``: the best
+    published COCO box mAP), so the default never downloads when a local one exists; else the catalog's default
+    detector (downloaded on first use)."""
+    from ..defaults import best_local
+
+    best = best_local("detect", lambda e: "person" in e.class_names)
+    return best.name if best is not None else catalog.default_model("detect").name
 
 
 def pose_predictor(model: str | Path | None = None, detector: Any = None, device: str = "auto",

@@ -22,7 +22,16 @@ from ..results import Detections
 from ..tasks._runtime import ultralytics_offline
 from . import track_state
 
-TRACKERS = ("bytetrack", "botsort")
+TRACKERS = ("bytetrack", "botsort")  # the first is the default
+TRACKER_HELP = {"bytetrack": "ultralytics' BYTETracker: motion only, two-stage matching keeps low-score boxes",
+                "botsort": "ultralytics' BOT-SORT: BYTETrack plus camera-motion compensation (sparse optical flow)"}
+
+
+def tracker_catalog() -> list[dict[str, Any]]:
+    """The trackers ``track --tracker`` takes, as ``visionkit models --task track`` lists them beside the detectors:
+    name, whether it is the default, what it is, and ultralytics' shipped settings (``Tracker``'s parameters)."""
+    return [{"name": kind, "task": "track", "backend": "ultralytics-trackers", "default": kind == TRACKERS[0],
+             "description": TRACKER_HELP[kind], "settings": tracker_settings(kind)} for kind in TRACKERS]
 
 
 def tracker_settings(kind: str) -> dict[str, Any]:

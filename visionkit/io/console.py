@@ -31,3 +31,26 @@ def divert_native_stderr() -> None:
     sys.stderr = open(terminal, "w", buffering=1, encoding=sys.stderr.encoding or "utf-8",
                       errors="backslashreplace")
     faulthandler.enable(sys.stderr)
+
+
+def silence_closed_pipe() -> None:
+    """The reader of a pipe went away (``visionkit models --json | head -1``): send what is left to /dev/null.
+
+    CPython's documented idiom (the ``signal`` module's "Note on SIGPIPE"): Python ignores SIGPIPE, so a write to
+    a pipe nobody reads raises ``BrokenPipeError``, and the flush of the same buffer at exit would raise it once
+    more ("Exception ignored ... BrokenPipeError") unless the descriptor now points at /dev/null. Each standard
+    stream that cannot be flushed (stdout for ``| head``, stderr too for ``2>&1 | head``) is redirected.
+    """
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+    except OSError:
+        return
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            try:
+                os.dup2(devnull, stream.fileno())
+            except (OSError, ValueError):  # no descriptor behind it (a test's capture): nothing will flush at exit
+                pass
+    os.close(devnull)

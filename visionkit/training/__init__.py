@@ -57,7 +57,8 @@ def train(task: str, data: str | Path | None = None, model: str | None = None, *
             _new_run(Path(out) if out is not None else None, task, model or "")
         try:
             card = fit_yolo(task, None if data is None else str(data), model, run_dir, epochs=epochs, batch=batch,
-                            imgsz=imgsz, lr=lr, device=device, resume=resume, patience=patience, seed=seed)
+                            imgsz=imgsz, lr=lr, device=device, resume=resume, patience=patience, seed=seed,
+                            progress=progress)
         except KeyboardInterrupt:
             raise TrainingInterrupted(f"{run_dir / 'weights' / 'last.pt'} holds the last finished epoch: continue "
                                       f"with `visionkit train {task} --out {run_dir} --resume`") from None

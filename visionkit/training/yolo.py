@@ -17,6 +17,7 @@ import hashlib
 import json
 import os
 import shutil
+import sys
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -30,8 +31,9 @@ WEIGHTS = {"best": "weights/best.pt", "last": "weights/last.pt"}
 
 def fit_yolo(task: str, data: str | None, model: str | None, run_dir: Path, *, epochs: int | None,
              batch: int | None, imgsz: int | None, lr: float | None, device: str, resume: bool,
-             patience: int | None, seed: int | None) -> ModelCard:
-    """Train with ``YOLO(model).train(...)`` into ``run_dir`` (or continue it from ``weights/last.pt``)."""
+             patience: int | None, seed: int | None, progress: bool = True) -> ModelCard:
+    """Train with ``YOLO(model).train(...)`` into ``run_dir`` (or continue it from ``weights/last.pt``); with
+    ``progress``, one line per finished epoch on stderr (ultralytics' own log is off: ``YOLO_VERBOSE=False``)."""
     from ..tasks._runtime import ultralytics_offline
 
     ultralytics_offline()
@@ -52,7 +54,9 @@ def fit_yolo(task: str, data: str | None, model: str | None, run_dir: Path, *, e
         if done >= card.hyperparameters.get("epochs", 0):
             raise OptionError(f"--resume: {run_dir} finished its {done} epoch(s); nothing to resume (train a new run "
                               f"from {run_dir / WEIGHTS['best']} to fine-tune further)")
-        _ultralytics_train(YOLO(str(last)), resume=True)
+        net = YOLO(str(last))
+        _report_epochs(net, progress)
+        _ultralytics_train(net, resume=True)
     else:
         if data is None or model is None:
             raise OptionError("training needs --data and --model (a .yaml to start from random weights, a .pt to "
@@ -77,12 +81,33 @@ def fit_yolo(task: str, data: str | None, model: str | None, run_dir: Path, *, e
         except Exception as e:
             first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
             raise WeightsError(f"cannot build {model}: {first}") from None
+        _report_epochs(net, progress)
         _ultralytics_train(net, data=str(data_yaml), project=str(run_dir.parent.resolve()), name=run_dir.name,
                            exist_ok=True, device=_ultralytics_device(device), workers=0, plots=True, verbose=False,
                            **settings)
     card.metrics = _last_metrics(run_dir / "results.csv")
     card.save(run_dir)
     return card
+
+
+def _report_epochs(net: Any, progress: bool) -> None:
+    """Print ``epoch N/M: losses, metrics, time (~left)`` once each epoch is validated and ``last.pt`` written
+    (ultralytics' ``on_fit_epoch_end``; it fires once more for the final validation of best.pt, not reported)."""
+    if progress:
+        net.add_callback("on_fit_epoch_end", _epoch_line)
+
+
+def _epoch_line(trainer: Any) -> None:
+    if trainer.epoch >= trainer.epochs:  # the closing validation of best.pt, after the last epoch
+        return
+    losses = "  ".join(f"{k.removeprefix('train/')} {v:.4f}" for k, v in
+                       (trainer.label_loss_items(trainer.tloss) if trainer.tloss is not None else {}).items())
+    metrics = "  ".join(f"{k.removeprefix('metrics/')} {float(v):.4f}" for k, v in trainer.metrics.items()
+                        if k.startswith("metrics/"))
+    seconds = trainer.epoch_time or 0.0
+    left = seconds * (trainer.epochs - trainer.epoch - 1)
+    print(f"epoch {trainer.epoch + 1}/{trainer.epochs}: {losses}  {metrics}  {seconds:.1f} s (~{left:.0f} s left)",
+          file=sys.stderr, flush=True)
 
 
 def _ultralytics_train(net: Any, **arguments: Any) -> None:

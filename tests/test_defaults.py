@@ -16,7 +16,7 @@ import visionkit
 from visionkit.cli import main
 from visionkit.defaults import best_local, usable_default
 from visionkit.io.samples import CLIP_FRAMES, CLIP_SIZE, sample_clip
-from visionkit.pipeline import default_person_detector
+from visionkit.composites.person_pose import default_person_detector
 
 
 @pytest.fixture

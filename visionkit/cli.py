@@ -997,7 +997,7 @@ def _run_models(args: argparse.Namespace) -> int:
         raise ModelNotFoundError(f"no models for task {args.task!r}")
     trackers = []
     if args.task == "track":
-        from .tasks.track import tracker_catalog
+        from .composites.track import tracker_catalog
 
         trackers = tracker_catalog()
     if args.json:

@@ -144,8 +144,12 @@ def _add_output_options(p: argparse.ArgumentParser, coco: bool = False, mot: boo
                    help="write annotated images (same names; name_1.jpg... where the name is taken) and videos "
                         "(.mp4) into DIR; without DIR into a new folder runs/TASK/predict, predict2...")
     g.add_argument("--json", metavar="FILE", help="write one JSON line per image/frame to FILE (JSONL)")
+    for kind in ("csv", "parquet"):
+        g.add_argument(f"--{kind}", metavar="FILE", help=f"write one {kind.upper()} row per object to FILE (source, "
+                       "frame_index, timestamp, box, score, class, track_id, keypoints)")
     if coco:
-        g.add_argument("--coco", metavar="FILE", help="write COCO detection results JSON to FILE")
+        g.add_argument("--coco", metavar="FILE", help="write COCO results JSON (boxes; masks, keypoints) to FILE and "
+                       "its image ids and categories to FILE_STEM.images.json")
     if mot:
         g.add_argument("--mot", metavar="DIR|FILE.txt",
                        help="write MOTChallenge results (frame,id,x,y,w,h,conf,...): one DIR/NAME.txt per video or "
@@ -257,7 +261,7 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("source", nargs="?", metavar="SOURCE", help=SOURCE_HELP)
         _add_model_options(p, task)
         add_options(p)
-        _add_output_options(p, coco=task == "detect", mot=task == "track")
+        _add_output_options(p, coco=task in ("detect", "pose", "segment"), mot=task == "track")
         p.set_defaults(handler=_run_track if task == "track" else _run_task, task=task)
 
     p = sub.add_parser("demo", help="live demo: camera -> any task -> window, browser page or files",
@@ -506,7 +510,7 @@ def _run_task(args: argparse.Namespace) -> int:
     source = open_source(args.source, on_error=on_error, reconnect=args.reconnect)
     predictor.warmup()  # load weights before opening outputs: a bad model must not leave empty files behind
     guard = _output_guard(args, source.files())
-    sinks = _open_sinks(args, predictor.entry.name, guard)
+    sinks = _open_sinks(args, predictor, guard)
 
     def drop(sink: Any, error: SinkError) -> None:
         """A sink that cannot write (disk full, permissions) is reported, closed and dropped; the others go on."""
@@ -612,15 +616,17 @@ def _save_dir(args: argparse.Namespace) -> Any:
     return new_run_dir(RUNS_DIR / args.task) if args.save is True else args.save
 
 
-def _open_sinks(args: argparse.Namespace, model: str, guard: Any) -> list[Any]:
+def _open_sinks(args: argparse.Namespace, predictor: Any, guard: Any) -> list[Any]:
     """The outputs asked for, all under ``guard``. If one cannot be opened, those opened before it are closed."""
-    from .io.sinks import AnnotatedSink, CocoResultsSink, JsonlSink, MotSink
+    from .io.coco_sink import CocoResultsSink
+    from .io.sinks import AnnotatedSink, JsonlSink, MotSink
 
-    openers = []
+    model = predictor.entry.name
+    openers = [*_table_sinks(args, model, guard)]
     if args.json:
         openers.append(lambda: JsonlSink(args.json, guard, task=args.task, model=model))
     if getattr(args, "coco", None):
-        openers.append(lambda: CocoResultsSink(args.coco, guard))
+        openers.append(lambda: CocoResultsSink(args.coco, guard, class_names=predictor.class_names))
     if getattr(args, "mot", None):
         openers.append(lambda: MotSink(args.mot, guard))
     if args.save:  # last: a refused file above leaves no empty run folder behind
@@ -634,6 +640,14 @@ def _open_sinks(args: argparse.Namespace, model: str, guard: Any) -> list[Any]:
             _close_quietly(sink)
         raise
     return sinks
+
+
+def _table_sinks(args: argparse.Namespace, model: str, guard: Any) -> list[Callable[[], Any]]:
+    """Openers of the --csv / --parquet tables (one row per object)."""
+    from .io.table_sinks import CsvSink, ParquetSink
+
+    return [lambda path=path, cls=cls: cls(path, guard, task=args.task, model=model)
+            for path, cls in ((args.csv, CsvSink), (args.parquet, ParquetSink)) if path]
 
 
 def _close_quietly(sink: Any) -> None:
@@ -736,6 +750,7 @@ def _run_multistream(args: argparse.Namespace, sources: list[str]) -> int:
         records = RecordSink(args.json, guard, task=args.task, model=predictor.entry.name) if args.json else None
         if args.mot:  # a folder: <stream>.txt per stream
             sinks.append(MotSink(args.mot, guard))
+        sinks += [open_table() for open_table in _table_sinks(args, predictor.entry.name, guard)]
         if counting is not None:
             counting.open(guard)
         for item in streams:
@@ -747,7 +762,7 @@ def _run_multistream(args: argparse.Namespace, sources: list[str]) -> int:
             for sink in sinks:
                 sink.write(frame, result, annotated)
             if records is not None:
-                record = {"stream": item.stream, "frame": frame.index, **result.to_dict()}
+                record = {"stream": item.stream, **result.to_dict(), "frame_index": frame.index}
                 if frame.timestamp is not None:
                     record["timestamp"] = round(frame.timestamp, 4)
                 records.write_records(item.frame, [record])

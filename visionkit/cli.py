@@ -1066,7 +1066,7 @@ def _run_eval_pose(args: argparse.Namespace) -> int:
     _claim_output(args, args.json, args.images, args.annotations)
     pose = _load(args, evaluate=True)
     _print_settings(pose, _predictor_options(args))
-    report: dict[str, Any] = {"model": pose.entry.name}
+    scores: dict[str, Any] = {"model": pose.entry.name}
     scorer: Any = pose
     if hasattr(pose.backend, "predict_in_boxes"):  # single-person model: top-down on detected people
         # COCO scores at most 20 people per image, so more boxes change nothing but the run time.
@@ -1075,14 +1075,14 @@ def _run_eval_pose(args: argparse.Namespace) -> int:
                             trust_weights=args.trust_weights, **people_only)
         scorer = PersonPose(persons, pose)
         _print_settings(persons, people_only)
-        report["detector"] = persons.entry.name
+        scores["detector"] = persons.entry.name
         pck = evaluate_pck(pose, args.images, args.annotations)
-        report["pck"] = pck.to_dict()
+        scores["pck"] = pck.to_dict()
         print(f"{pose.entry.name} on ground-truth boxes: " + "  ".join(
             f"PCK@{a} {v:.3f}" for a, v in pck.pck.items()) + f"  ({pck.persons} persons)")
     with tqdm(desc="eval", unit="image", file=sys.stderr, dynamic_ncols=True, disable=None) as bar:
         score = evaluate_keypoints(scorer, args.images, args.annotations, progress=bar.update)
-    report.update(score.to_dict())
+    scores.update(score.to_dict())
     print(f"{pose.entry.name}: OKS mAP {score.map:.3f}  mAP50 {score.map50:.3f}  mAP75 {score.map75:.3f}  "
           f"({score.images} images)")
     if score.evaluator is not None:
@@ -1092,7 +1092,7 @@ def _run_eval_pose(args: argparse.Namespace) -> int:
         if args.plots:
             plots.pr_curves(score.evaluator, Path(args.plots) / "pr_curve.png",
                             f"{pose.entry.name}, {score.images} images: keypoint PR at OKS 0.5")
-    _write_json(args.json, report)
+    _write_json(args.json, scores)  # (``report`` is the tables module here)
     return EXIT_OK
 
 

@@ -144,12 +144,18 @@ def test_cli_tables_match_the_jsonl(images: Path, tmp_path: Path, shared_weights
 def test_cli_track_table_has_track_ids_and_timestamps(shared_data: Path, tmp_path: Path,
                                                       shared_weights: Path) -> None:
     clip = make_clip(shared_data / "tracking/demo/vtest.avi", tmp_path / "walk.avi", 8)
-    outcome = run_cli("track", clip, "-m", MODEL, "-q", "--conf", "0.2", "--parquet", tmp_path / "t.parquet",
-                      env={"VISIONKIT_WEIGHTS": str(shared_weights)})
+    env = {"VISIONKIT_WEIGHTS": str(shared_weights)}
+    outcome = run_cli("track", clip, "-m", MODEL, "-q", "--conf", "0.2", "--parquet", tmp_path / "t.parquet", env=env)
     assert outcome.code == 0, outcome.stderr
     rows = pq.read_table(tmp_path / "t.parquet").to_pylist()
     assert rows and all(r["track_id"] is not None and r["timestamp"] is not None for r in rows)
-    assert {r["frame_index"] for r in rows} <= set(range(8))
+    assert {r["frame_index"] for r in rows} <= set(range(8)) and {r["source"] for r in rows} == {str(clip)}
+    # several streams (MultiStream): each row names its stream
+    other = make_clip(shared_data / "tracking/demo/vtest.avi", tmp_path / "street.avi", 8, start=100)
+    outcome = run_cli("track", clip, other, "-m", MODEL, "-q", "--conf", "0.2", "--csv", tmp_path / "t.csv", env=env)
+    assert outcome.code == 0, outcome.stderr
+    streams = {r["source"] for r in read_csv(tmp_path / "t.csv") if r["track_id"]}
+    assert streams == {"walk", "street"}
 
 
 @pytest.mark.parametrize("case", ["semantic", "over-input", "disk-full"])

@@ -122,6 +122,6 @@ class CocoResultsSink(Sink):
             rows.append({"image_id": image_ids[key], "category_id": category, **row})
         images = [{"id": image_ids[key], **entry} for key, entry in self._images.items()]
         self._rows = None
+        write_json(self.path, rows)
         write_json(self.index_path, {"info": {"description": f"visionkit: images and categories of {self.path.name}"},
                                      "images": images, "annotations": [], "categories": categories})
-        write_json(self.path, rows)

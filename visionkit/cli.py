@@ -144,8 +144,8 @@ def _add_output_options(p: argparse.ArgumentParser, coco: bool = False, mot: boo
                    help="write annotated images (same names; name_1.jpg... where the name is taken) and videos "
                         "(.mp4) into DIR; without DIR into a new folder runs/TASK/predict, predict2...")
     g.add_argument("--json", metavar="FILE", help="write one JSON line per image/frame to FILE (JSONL)")
-    for kind in ("csv", "parquet"):
-        g.add_argument(f"--{kind}", metavar="FILE", help=f"write one {kind.upper()} row per object to FILE (source, "
+    for kind, name in (("csv", "CSV"), ("parquet", "Parquet")):
+        g.add_argument(f"--{kind}", metavar="FILE", help=f"write one {name} row per object to FILE (source, "
                        "frame_index, timestamp, box, score, class, track_id, keypoints)")
     if coco:
         g.add_argument("--coco", metavar="FILE", help="write COCO results JSON (boxes; masks, keypoints) to FILE and "

@@ -6,7 +6,8 @@ table from ``visionkit detect --csv`` and one from ``visionkit batch`` read the 
 the same field names. A frame without objects has no row.
 
 CSV is written line by line and flushed per frame (complete up to the last processed frame, like JSONL); in CSV
-the keypoints are a JSON list ``[[x, y, confidence], ...]`` and empty cells are nulls. Parquet needs its footer,
+the keypoints are a JSON list ``[[x, y, confidence], ...]``, empty cells are nulls, and numbers are rounded as in
+the JSONL (boxes 0.01 px, scores 1e-5, timestamps 0.1 ms). Parquet keeps them unrounded and needs its footer,
 so it is written to ``FILE.tmp`` in row groups and renamed into place on close: a reader never sees half a file.
 """
 
@@ -45,7 +46,7 @@ class _TableRows:
 
 
 class CsvSink(LineSink):
-    """``TABLE`` rows as CSV with a header line; numbers rounded as in the JSON output (boxes 0.01 px)."""
+    """``TABLE`` rows as CSV with a header line."""
 
     def __init__(self, path: str | Path, guard: OutputGuard | None = None, task: str | None = None,
                  model: str | None = None):
@@ -73,7 +74,7 @@ def _cell(name: str, value: Any) -> Any:
         return json.dumps(np.round(np.asarray(value, float), 3).tolist())
     if name in ("x1", "y1", "x2", "y2"):
         return round(value, 2)
-    return round(value, 5) if isinstance(value, float) and name != "timestamp" else value
+    return round(value, 4 if name == "timestamp" else 5) if isinstance(value, float) else value
 
 
 class ParquetSink(Sink):

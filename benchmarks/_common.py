@@ -90,6 +90,27 @@ def markdown_table(columns: Sequence[str], rows: Iterable[Sequence[object]], *, 
                       *("| " + " | ".join(str(cell) for cell in row) + " |" for row in rows)])
 
 
+def add_figures_option(parser: argparse.ArgumentParser, section: str) -> None:
+    """--figures: the script's table also goes to README.md's ``figures:SECTION`` (see readme_figures.py)."""
+    parser.add_argument("--figures", action="store_true",
+                        help=f"also write the table to benchmarks/results/{section}.json, from which "
+                             f"benchmarks/readme_figures.py rewrites README.md's figures:{section} section")
+    parser.set_defaults(figures_section=section)
+
+
+def print_table(args: argparse.Namespace, columns: Sequence[str], rows: Sequence[Sequence[object]], *,
+                numeric: bool = False) -> None:
+    """Print the markdown table, and with --figures (``add_figures_option``) write it for the README, with the
+    command line that re-measures it."""
+    print("\n" + markdown_table(columns, rows, numeric=numeric))
+    if args.figures:
+        from readme_figures import write_figures
+
+        command = " ".join(["python", f"benchmarks/{Path(sys.argv[0]).name}",
+                            *(a for a in sys.argv[1:] if a != "--figures")])
+        print(write_figures(args.figures_section, columns, rows, command, numeric=numeric))
+
+
 def report(name: str, ref_name: str, t_ref: list[float], t_ours: list[float]) -> list[str]:
     """Print median, p90 and ratio of one reference/visionkit pair; return its row of the PAIR_COLUMNS table."""
     m_ref, m_ours = statistics.median(t_ref), statistics.median(t_ours)

@@ -13,7 +13,7 @@ import argparse
 import statistics
 import time
 
-from _common import SHARED, markdown_table, setup_env
+from _common import SHARED, add_figures_option, print_table, setup_env
 
 setup_env()
 
@@ -45,6 +45,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=60.0)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--fps", type=float, default=30.0, help="camera rate to emulate (default: 30)")
+    add_figures_option(parser, "live-latency")
     args = parser.parse_args()
     engine = DemoEngine("detect", args.model, args.device)
     rows = []
@@ -57,7 +58,7 @@ def main() -> None:
     columns = ("capture", "frames shown", "dropped", "latency first 20% (ms)", "latency last 20% (ms)", "p90 (ms)")
     cells = [(name, r["frames"], r["dropped"], f"{r['first_ms']:.0f}", f"{r['last_ms']:.0f}", f"{r['p90_ms']:.0f}")
              for name, r in rows]
-    print("\n" + markdown_table(columns, cells, numeric=True))
+    print_table(args, columns, cells, numeric=True)
 
 
 if __name__ == "__main__":

@@ -30,7 +30,7 @@ import threading
 import time
 from pathlib import Path
 
-from _common import markdown_table, setup_env
+from _common import add_figures_option, print_table, setup_env
 
 setup_env()
 
@@ -113,6 +113,7 @@ def main() -> None:
     parser.add_argument("--streams", default="1,2,4", help="stream counts (default: 1,2,4)")
     parser.add_argument("--conf", type=float, default=0.1)
     parser.add_argument("--no-ultralytics", action="store_true", help="skip the one-thread-per-stream recipe")
+    add_figures_option(parser, "multistream")
     args = parser.parse_args()
     rows = []
     with tempfile.TemporaryDirectory() as tmp_dir:
@@ -132,7 +133,7 @@ def main() -> None:
                 fps, latency = run()
                 rows.append((n, name, f"{fps:.1f}", f"{latency:.0f}"))
                 print(f"N={n} {name}: {fps:.1f} FPS total, {latency:.0f} ms per step/frame", file=sys.stderr)
-    print(markdown_table(("streams", "pipeline", "total FPS", "latency ms (median)"), rows))
+    print_table(args, ("streams", "pipeline", "total FPS", "latency ms (median)"), rows)
 
 
 if __name__ == "__main__":

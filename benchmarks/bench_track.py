@@ -95,8 +95,8 @@ def count_frames(path: Path) -> int:
 
 
 def run_visionkit_api(model: Path, clip: Path, out: Path, conf: float, runtime: str, workers: int) -> dict:
-    from visionkit.io.sinks import AnnotatedSink
     from visionkit.composites.track import TrackingPredictor
+    from visionkit.io.sinks import AnnotatedSink
 
     tracking = TrackingPredictor(str(model), device="cpu", conf=conf, runtime=runtime, workers=workers).warmup()
     frames = boxes = 0
@@ -253,8 +253,8 @@ def throughput(args: argparse.Namespace) -> None:
 def gt_as_detections(seq: Path, kind: str, results: Path) -> None:
     """Feed the tracker the scored gt boxes (MOT15 flag 1; MOT17 consider 1, pedestrian) with score 1 and the
     frame image (BoT-SORT's motion compensation uses it), and write MOT results."""
-    from visionkit.results import Detections
     from visionkit.composites.track import Tracker
+    from visionkit.results import Detections
 
     images = sorted((seq / "img1").iterdir())
     gt = np.loadtxt(seq / "gt" / "gt.txt", delimiter=",", ndmin=2)

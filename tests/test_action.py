@@ -139,17 +139,17 @@ def test_cli_end_to_end_on_the_ucf101_clip(clip_path: Path, r3d_weights: Path, t
                  "--stride", "16", "--save", str(out), "--json", str(jsonl), "--quiet"])
     assert code == 0
     records = [json.loads(line) for line in jsonl.read_text().splitlines()]
-    assert [r["frame"] for r in records] == list(range(CLIP_FRAMES))
+    assert [r["frame_index"] for r in records] == list(range(CLIP_FRAMES))
     # window 16 (r3d_18's clip length), stride 16: 8 windows ending at 15, 31, ..., 127; each frame shows the latest
     # one ended at or before it, the first 15 frames the first one, frames 128-140 the last one
     ends = list(range(15, CLIP_FRAMES, 16))
     assert len(ends) == 1 + (CLIP_FRAMES - 16) // 16
     for r in records:
-        expected_end = max([e for e in ends if e <= r["frame"]], default=ends[0])
-        assert (r["start_frame"], r["end_frame"]) == (expected_end - 15, expected_end), r["frame"]
+        expected_end = max([e for e in ends if e <= r["frame_index"]], default=ends[0])
+        assert (r["start_frame"], r["end_frame"]) == (expected_end - 15, expected_end), r["frame_index"]
         assert r["type"] == "action" and r["model"] == "r3d_18" and len(r["top"]) == 5
         assert all(t["class_name"] == KINETICS[t["class_id"]] for t in r["top"])
-    timed = [r["frame"] for r in records if r["speed"]["inference"] > 0]
+    timed = [r["frame_index"] for r in records if r["speed"]["inference"] > 0]
     assert timed == ends, "only the frame completing a window carries its timings"
 
     cap = cv2.VideoCapture(str(out / "v_Basketball_g01_c01.mp4"))

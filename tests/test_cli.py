@@ -113,7 +113,7 @@ def test_detect_folder_of_coco_images(capsys, tmp_path: Path, three_coco: Path, 
         assert cv2.imread(str(out / name)).shape == cv2.imread(str(three_coco / name)).shape
     records = jsonl(results)
     assert [Path(r["source"]).name for r in records] == names
-    assert [r["frame"] for r in records] == [0, 1, 2]
+    assert [r["frame_index"] for r in records] == [0, 1, 2]
     gt = COCO(str(coco_dir / "annotations/instances_val2017.json"))
     dt = gt.loadRes(str(coco))
     rows = dt.loadAnns(dt.getAnnIds())
@@ -138,7 +138,7 @@ def test_detect_video_clip(capsys, tmp_path: Path, clip: Path) -> None:
     assert [p.name for p in out.iterdir()] == ["walk.mp4"]
     assert count_frames(out / "walk.mp4") == (20, 480, 360)
     records = jsonl(results)
-    assert [r["frame"] for r in records] == list(range(20))
+    assert [r["frame_index"] for r in records] == list(range(20))
     np.testing.assert_allclose([r["timestamp"] for r in records], np.arange(20) / 10, atol=1e-3)
     assert sum(d["class_name"] == "person" for r in records for d in r["detections"]) >= 20  # a crowd walks by
 
@@ -430,7 +430,7 @@ def test_interrupted_video_run_keeps_playable_outputs(tmp_path: Path, shared_dat
     assert "Traceback" not in err
     lines = jsonl(results)
     assert 30 <= len(lines) < 795
-    assert [r["frame"] for r in lines] == list(range(len(lines)))
+    assert [r["frame_index"] for r in lines] == list(range(len(lines)))
     frames, w, h = count_frames(out / "vtest.mp4")
     assert (w, h) == (480, 360)
     assert frames == len(lines)

@@ -14,9 +14,9 @@ from fault_harness import assert_jsonl_valid, assert_one_line, run_cli
 
 import visionkit
 from visionkit.cli import main
+from visionkit.composites.person_pose import default_person_detector
 from visionkit.defaults import best_local, usable_default
 from visionkit.io.samples import CLIP_FRAMES, CLIP_SIZE, sample_clip
-from visionkit.composites.person_pose import default_person_detector
 
 
 @pytest.fixture

@@ -177,7 +177,7 @@ def test_track_keeps_ids_across_a_reconnect(tmp_path: Path, shared_data: Path, s
     assert any("reconnected after" in x for x in outcome.stderr_lines), outcome.stderr
     records = assert_jsonl_valid(out)
     assert {r["source"] for r in records} == {server.url}
-    assert [r["frame"] for r in records] == sorted({r["frame"] for r in records})  # indices keep counting
+    assert [r["frame_index"] for r in records] == sorted({r["frame_index"] for r in records})  # indices keep counting
     stamps = [r["timestamp"] for r in records]
     assert all(b > a for a, b in zip(stamps, stamps[1:])), "timestamps must strictly increase"
     gap = max(range(1, len(stamps)), key=lambda i: stamps[i] - stamps[i - 1])

@@ -158,7 +158,7 @@ def test_cli_several_sources(data: Path, tmp_path: Path) -> None:
     single = (tmp_path / "single.txt").read_text()
     assert (mot / "clip.txt").read_text() == (mot / "clip-2.txt").read_text() == single != ""
     records = assert_jsonl_valid(jsonl)
-    per_stream = {s: [r["frame"] for r in records if r["stream"] == s] for s in ("clip", "clip-2", "cut")}
+    per_stream = {s: [r["frame_index"] for r in records if r["stream"] == s] for s in ("clip", "clip-2", "cut")}
     assert per_stream["clip"] == per_stream["clip-2"] == list(range(30))
     assert 5 <= len(per_stream["cut"]) < 30
     assert {r["source"] for r in records} == {str(clip), str(copy), str(cut)}

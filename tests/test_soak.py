@@ -33,7 +33,7 @@ def test_soak_1000_frames_is_flat(shared_weights: Path, shared_data: Path, tmp_p
     # The outputs are whole: one annotated video and one JSONL line per frame, numbered on across the laps.
     assert assert_video_valid(tmp_path / "vtest.mp4") == 1000
     records = assert_jsonl_valid(tmp_path / "soak.jsonl")
-    assert [r["frame"] for r in records] == list(range(1000))
+    assert [r["frame_index"] for r in records] == list(range(1000))
     assert all("track_id" in d for r in records for d in r["detections"])
 
 

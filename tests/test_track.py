@@ -354,7 +354,7 @@ def test_cli_track_and_eval(clip: Path, pets40: Path, tracking_data: Path, tmp_p
         n += 1
     assert n == 30
     records = _jsonl(jsonl)
-    assert [r["frame"] for r in records] == list(range(30))
+    assert [r["frame_index"] for r in records] == list(range(30))
     boxes = [d for r in records for d in r["detections"]]
     assert boxes and all(d["track_id"] >= 1 and d["class_name"] == "person" for d in boxes)
     rows = _parse_mot(mot)
@@ -406,7 +406,7 @@ def test_cli_truncated_video(clip: Path, tmp_path: Path, capsys: pytest.CaptureF
             f"visionkit: error: {cut}: cannot be opened as a video (corrupt or unsupported format)"]
         return
     records = _jsonl(jsonl)  # every line parses
-    assert 5 <= len(records) < 30 and [r["frame"] for r in records] == list(range(len(records)))
+    assert 5 <= len(records) < 30 and [r["frame_index"] for r in records] == list(range(len(records)))
     rows = _parse_mot(mot)
     assert rows and max(r[0] for r in rows) <= len(records)
     assert sum(len(r["detections"]) for r in records) == len(rows)

@@ -127,7 +127,7 @@ def test_zone_occupancy_dwell_and_events() -> None:
             ids.append(1)
         events += zones.update(_tracked(boxes, ids, shape=(400, 800)), frame, timestamp=frame / 10)
         occupancy.append(sum(zones.counters[0].occupancy.values()))
-    assert [(e["event"], e["track_id"], e["frame"]) for e in events] == [("entered", 1, 1), ("left", 1, 8)]
+    assert [(e["event"], e["track_id"], e["frame_index"]) for e in events] == [("entered", 1, 1), ("left", 1, 8)]
     assert events[1]["dwell_frames"] == 7 and events[1]["dwell_s"] == pytest.approx(0.6)
     assert events[0]["zone"] == "door" and events[0]["timestamp"] == 0.1
     assert occupancy == [0, 1, 1, 1, 1, 1, 1, 1, 0, 0]
@@ -188,7 +188,7 @@ def test_cli_lines_zones_events(shared_data: Path, tmp_path: Path) -> None:
     assert {r["event"] for r in records} <= {"crossed", "entered", "left"}
     for r in records:
         assert r["source"] == str(clip) and isinstance(r["track_id"], int) and r["class_name"] == "person"
-        assert isinstance(r["frame"], int) and "timestamp" in r and ("line" in r or "zone" in r)
+        assert isinstance(r["frame_index"], int) and "timestamp" in r and ("line" in r or "zone" in r)
     assert any(r["event"] == "entered" and r["zone"] == "left" for r in records)
     plain = cv2.VideoCapture(str(tmp_path / "plain" / "clip.mp4")).read()[1]
     zoned = cv2.VideoCapture(str(tmp_path / "zoned" / "clip.mp4")).read()[1]

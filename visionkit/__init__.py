@@ -7,6 +7,7 @@
     why = visionkit.explain(det, "bus.jpg")          # -> Explanation: a heat map per box
     for frame, result in det.stream("clip.mp4"):     # any source, one frame at a time
         print(frame.index, result.to_json())
+    table = visionkit.results_to_frame(det.stream("clip.mp4"))  # pandas, one row per object
     run = visionkit.train("classify", data="digits/", model="lenet5")  # a run folder = a model
     visionkit.load("classify", run.run_dir)("digit.png")
 """
@@ -29,6 +30,7 @@ from .errors import (
 
 if TYPE_CHECKING:
     from .batch import read_results
+    from .batch.schema import results_to_frame
     from .catalog import ModelEntry, list_models
     from .composites.person_pose import PersonPose
     from .io.sources import Frame, open_source
@@ -42,6 +44,7 @@ __version__ = "0.1.0"
 # handled by the command like at any other time, instead of interrupting a chain of imports.
 _LAZY = {
     ".batch": ("read_results",),
+    ".batch.schema": ("results_to_frame",),
     ".catalog": ("ModelEntry", "list_models"),
     ".interpret": ("attack_report", "explain"),
     ".io.sources": ("Frame", "open_source"),
@@ -80,5 +83,6 @@ __all__ = [
     "ActionPrediction", "Classification", "DataError", "Detections", "Frame", "ModelEntry", "ModelNotFoundError",
     "MultiStream", "OptionError", "PersonPose", "Predictor", "Result", "ResultFormatError", "SemanticMask", "SinkError",
     "SourceError", "Speed", "StreamResult", "VisionkitError", "WeightsError", "attack_report", "available_models",
-    "explain", "export_onnx", "list_models", "load", "open_source", "read_results", "train",
+    "explain", "export_onnx", "list_models", "load", "open_source", "read_results", "results_to_frame",
+    "train",
 ]

@@ -161,8 +161,12 @@ def _add_output_options(p: argparse.ArgumentParser, coco: bool = False, mot: boo
                    help="write annotated images (same names; name_1.jpg... where the name is taken) and videos "
                         "(.mp4) into DIR; without DIR into a new folder runs/TASK/predict, predict2...")
     g.add_argument("--json", metavar="FILE", help="write one JSON line per image/frame to FILE (JSONL)")
+    for kind, name in (("csv", "CSV"), ("parquet", "Parquet")):
+        g.add_argument(f"--{kind}", metavar="FILE", help=f"write one {name} row per object to FILE (source, "
+                       "frame_index, timestamp, box, score, class, track_id, keypoints)")
     if coco:
-        g.add_argument("--coco", metavar="FILE", help="write COCO detection results JSON to FILE")
+        g.add_argument("--coco", metavar="FILE", help="write COCO results JSON (boxes; masks, keypoints) to FILE and "
+                       "its image ids and categories to FILE_STEM.images.json")
     if mot:
         g.add_argument("--mot", metavar="DIR|FILE.txt",
                        help="write MOTChallenge results (frame,id,x,y,w,h,conf,...): one DIR/NAME.txt per video or "
@@ -276,7 +280,7 @@ def build_parser() -> argparse.ArgumentParser:
                            help=SOURCE_HELP.format(SAMPLES["video" if task in VIDEO_TASKS else "image"]))
         _add_model_options(p, task)
         add_options(p)
-        _add_output_options(p, coco=task == "detect", mot=task == "track")
+        _add_output_options(p, coco=task in ("detect", "pose", "segment"), mot=task == "track")
         p.set_defaults(handler=_run_track if task == "track" else _run_task, task=task)
 
     p = sub.add_parser("demo", help="live demo: camera -> any task -> window, browser page or files",
@@ -538,7 +542,7 @@ def _run_task(args: argparse.Namespace) -> int:
     source = open_source(args.source, on_error=on_error, reconnect=args.reconnect)
     predictor.warmup()  # load weights before opening outputs: a bad model must not leave empty files behind
     guard = _output_guard(args, source.files())
-    sinks = _open_sinks(args, predictor.entry.name, guard)
+    sinks = _open_sinks(args, predictor, guard)
 
     def drop(sink: Any, error: SinkError) -> None:
         """A sink that cannot write (disk full, permissions) is reported, closed and dropped; the others go on."""
@@ -642,15 +646,17 @@ def _save_dir(args: argparse.Namespace) -> Any:
     return new_run_dir(RUNS_DIR / args.task) if args.save is True else args.save
 
 
-def _open_sinks(args: argparse.Namespace, model: str, guard: Any) -> list[Any]:
+def _open_sinks(args: argparse.Namespace, predictor: Any, guard: Any) -> list[Any]:
     """The outputs asked for, all under ``guard``. If one cannot be opened, those opened before it are closed."""
-    from .io.sinks import AnnotatedSink, CocoResultsSink, JsonlSink, MotSink
+    from .io.coco_sink import CocoResultsSink
+    from .io.sinks import AnnotatedSink, JsonlSink, MotSink
 
-    openers = []
+    model = predictor.entry.name
+    openers = [*_table_sinks(args, model, guard)]
     if args.json:
         openers.append(lambda: JsonlSink(args.json, guard, task=args.task, model=model))
     if getattr(args, "coco", None):
-        openers.append(lambda: CocoResultsSink(args.coco, guard))
+        openers.append(lambda: CocoResultsSink(args.coco, guard, class_names=predictor.class_names))
     if getattr(args, "mot", None):
         openers.append(lambda: MotSink(args.mot, guard))
     if args.save:  # last: a refused file above leaves no empty run folder behind
@@ -664,6 +670,14 @@ def _open_sinks(args: argparse.Namespace, model: str, guard: Any) -> list[Any]:
             _close_quietly(sink)
         raise
     return sinks
+
+
+def _table_sinks(args: argparse.Namespace, model: str, guard: Any) -> list[Callable[[], Any]]:
+    """Openers of the --csv / --parquet tables (one row per object)."""
+    from .io.table_sinks import CsvSink, ParquetSink
+
+    return [lambda path=path, cls=cls: cls(path, guard, task=args.task, model=model)
+            for path, cls in ((args.csv, CsvSink), (args.parquet, ParquetSink)) if path]
 
 
 def _close_quietly(sink: Any) -> None:
@@ -766,6 +780,7 @@ def _run_multistream(args: argparse.Namespace, sources: list[str]) -> int:
         records = RecordSink(args.json, guard, task=args.task, model=predictor.entry.name) if args.json else None
         if args.mot:  # a folder: <stream>.txt per stream
             sinks.append(MotSink(args.mot, guard))
+        sinks += [open_table() for open_table in _table_sinks(args, predictor.entry.name, guard)]
         if counting is not None:
             counting.open(guard)
         for item in streams:
@@ -777,7 +792,7 @@ def _run_multistream(args: argparse.Namespace, sources: list[str]) -> int:
             for sink in sinks:
                 sink.write(frame, result, annotated)
             if records is not None:
-                record = {"stream": item.stream, "frame": frame.index, **result.to_dict()}
+                record = {"stream": item.stream, **result.to_dict(), "frame_index": frame.index}
                 if frame.timestamp is not None:
                     record["timestamp"] = round(frame.timestamp, 4)
                 records.write_records(item.frame, [record])
@@ -1091,7 +1106,7 @@ def _run_eval_pose(args: argparse.Namespace) -> int:
     _claim_output(args, args.json, args.images, args.annotations)
     pose = _load(args, evaluate=True)
     _print_settings(pose, _predictor_options(args))
-    report: dict[str, Any] = {"model": pose.entry.name}
+    scores: dict[str, Any] = {"model": pose.entry.name}
     scorer: Any = pose
     if pose.runs_in_boxes:  # single-person model: top-down on detected people
         # COCO scores at most 20 people per image, so more boxes change nothing but the run time.
@@ -1100,14 +1115,14 @@ def _run_eval_pose(args: argparse.Namespace) -> int:
                             trust_weights=args.trust_weights, **people_only)
         scorer = PersonPose(persons, pose)
         _print_settings(persons, people_only)
-        report["detector"] = persons.entry.name
+        scores["detector"] = persons.entry.name
         pck = evaluate_pck(pose, args.images, args.annotations)
-        report["pck"] = pck.to_dict()
+        scores["pck"] = pck.to_dict()
         print(f"{pose.entry.name} on ground-truth boxes: " + "  ".join(
             f"PCK@{a} {v:.3f}" for a, v in pck.pck.items()) + f"  ({pck.persons} persons)")
     with progress_bar(None, "eval", "image") as bar:
         score = evaluate_keypoints(scorer, args.images, args.annotations, progress=bar.update)
-    report.update(score.to_dict())
+    scores.update(score.to_dict())
     print(f"{pose.entry.name}: OKS mAP {score.map:.3f}  mAP50 {score.map50:.3f}  mAP75 {score.map75:.3f}  "
           f"({score.images} images)")
     if score.evaluator is not None:
@@ -1117,7 +1132,7 @@ def _run_eval_pose(args: argparse.Namespace) -> int:
         if args.plots:
             plots.pr_curves(score.evaluator, Path(args.plots) / "pr_curve.png",
                             f"{pose.entry.name}, {score.images} images: keypoint PR at OKS 0.5")
-    _write_json(args.json, report)
+    _write_json(args.json, scores)  # (``report`` is the tables module here)
     return EXIT_OK
 
 

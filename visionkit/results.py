@@ -64,6 +64,13 @@ class Result:
     def to_json(self, **kwargs: Any) -> str:
         return json.dumps(self.to_dict(), **kwargs)
 
+    def to_pandas(self) -> Any:
+        """A pandas DataFrame with one row per object (a detection, or a top-k class), the columns of the CLI's
+        ``--csv`` output (``visionkit.batch.schema.TABLE``); ``visionkit.results_to_frame`` does many results."""
+        from .batch.schema import results_to_frame
+
+        return results_to_frame([self])
+
     def plot(self, image: np.ndarray, **style: Any) -> np.ndarray:
         """An annotated copy of ``image`` (BGR); the input is left untouched."""
         from .draw import annotate
@@ -167,7 +174,7 @@ class Detections(Result):
             if self.keypoints is not None:
                 item["keypoints"] = np.round(self.keypoints[i].astype(float), 3).tolist()
             if self.masks is not None:
-                item["mask"] = _encode_rle(self.masks[i])
+                item["mask"] = encode_rle(self.masks[i])
             items.append(item)
         return {"detections": items}
 
@@ -271,7 +278,7 @@ def _mask_box(mask: np.ndarray) -> list[float]:
     return [float(xs.min()), float(ys.min()), float(xs.max() + 1), float(ys.max() + 1)]
 
 
-def _encode_rle(mask: np.ndarray) -> dict[str, Any]:
+def encode_rle(mask: np.ndarray) -> dict[str, Any]:
     from pycocotools import mask as mask_utils
 
     rle = mask_utils.encode(np.asfortranarray(mask.astype(np.uint8)))
@@ -451,6 +458,6 @@ class SemanticMask(Result):
             region = self.class_map == cid
             if self.confidence is not None:
                 item["mean_confidence"] = round(float(self.confidence[region].mean()), 5)
-            item["mask"] = _encode_rle(region)
+            item["mask"] = encode_rle(region)
             classes.append(item)
         return {"classes": classes}

@@ -226,7 +226,7 @@ class Analytics:
             found = (counter.update(detections, shape) if isinstance(counter, LineCounter)
                      else counter.update(detections, shape, frame, timestamp))
             for e in found:
-                e.update({counter.kind: counter.shape.name, "frame": frame})
+                e.update({counter.kind: counter.shape.name, "frame_index": frame})  # the JSONL outputs' name
                 if timestamp is not None:
                     e["timestamp"] = round(timestamp, 4)
             events += found

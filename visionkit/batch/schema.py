@@ -31,17 +31,26 @@ self-describing; both readers unify the two. A folder holds one format and schem
 
 Readers must check ``schema_version``; a new field or layout gets a new version (1: the same tables, not
 partitioned).
+
+The same object rows are the one tabular layout of single results too (``TABLE``: the ``objects`` columns plus
+``keypoints``): the CLI's ``--csv`` / ``--parquet`` sinks, ``Result.to_pandas()`` and ``results_to_frame``. There a
+classification or action result gives one row per top-k class (``object_index`` = rank, no box), a pose one
+``keypoints`` list of (x, y, confidence) per person.
 """
 
 from __future__ import annotations
 
 import hashlib
-from typing import Any
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 import pyarrow as pa
 
 from ..results import Classification, Detections, Result
+
+if TYPE_CHECKING:
+    from ..io.sources import Frame
 
 SCHEMA_VERSION = 2
 COMMITTED = "_committed"
@@ -57,6 +66,8 @@ FRAMES = pa.schema([*_KEYS, ("height", pa.int32()), ("width", pa.int32()), ("n_o
 OBJECTS = pa.schema([*_KEYS, ("object_index", pa.int32()), ("x1", pa.float32()), ("y1", pa.float32()),
                      ("x2", pa.float32()), ("y2", pa.float32()), ("score", pa.float32()), ("class_id", pa.int64()),
                      ("class_name", pa.string()), ("track_id", pa.int64())])
+# The single-result table (sinks, to_pandas): objects rows with the keypoints of pose models.
+TABLE = OBJECTS.append(pa.field("keypoints", pa.list_(pa.list_(pa.float32(), 3))))
 ERRORS = pa.schema([("source", pa.string()), ("task", pa.string()), ("model", pa.string()),
                     ("schema_version", pa.int32()), ("reason", pa.string())])
 SCHEMAS = {"frames": FRAMES, "objects": OBJECTS, "errors": ERRORS}
@@ -75,20 +86,14 @@ def block_name(sources: list[str]) -> str:
 def result_rows(result: Result, source: str, timestamp: float | None, task: str, model: str
                 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """The frames row and the objects rows of one result."""
-    keys = {"source": source, "frame_index": result.frame_index, "timestamp": timestamp, "task": task,
-            "model": model, "schema_version": SCHEMA_VERSION}
+    keys = row_keys(source, result.frame_index, timestamp, task, model)
     height, width = result.image_shape
     frame: dict[str, Any] = {**keys, "height": height, "width": width, "n_objects": 0, "top_class_ids": [],
                              "top_class_names": [], "top_scores": []}
     objects: list[dict[str, Any]] = []
     if isinstance(result, Detections):
         frame["n_objects"] = len(result)
-        for i in range(len(result)):
-            x1, y1, x2, y2 = (float(v) for v in result.xyxy[i])
-            objects.append({**keys, "object_index": i, "x1": x1, "y1": y1, "x2": x2, "y2": y2,
-                            "score": float(result.scores[i]), "class_id": int(result.class_ids[i]),
-                            "class_name": str(result.class_names[i]),
-                            "track_id": None if result.track_ids is None else int(result.track_ids[i])})
+        objects = object_rows(result, keys)
     elif isinstance(result, Classification):
         frame.update(top_class_ids=[int(c) for c in result.class_ids],
                      top_class_names=[str(n) for n in result.class_names],
@@ -96,6 +101,61 @@ def result_rows(result: Result, source: str, timestamp: float | None, task: str,
     else:
         raise TypeError(f"batch results hold detections and classifications, not {result.kind}")
     return frame, objects
+
+
+def object_rows(result: Result, keys: dict[str, Any]) -> list[dict[str, Any]]:
+    """``TABLE`` rows of one result, each starting with ``keys`` (the frame's source, frame_index, timestamp, task,
+    model, schema_version): one per detection, or one per top-k class of a classification (no box). A semantic
+    class map has no objects: TypeError."""
+    if isinstance(result, Classification):
+        return [{**keys, "object_index": rank, "x1": None, "y1": None, "x2": None, "y2": None, "score": float(score),
+                 "class_id": int(cid), "class_name": str(name), "track_id": None, "keypoints": None}
+                for rank, (cid, name, score) in enumerate(zip(result.class_ids, result.class_names, result.scores))]
+    if not isinstance(result, Detections):
+        raise TypeError(f"a results table holds detections and classifications, not {result.kind} (its masks go to "
+                        "the JSON output)")
+    rows = []
+    for i in range(len(result)):
+        x1, y1, x2, y2 = (float(v) for v in result.xyxy[i])
+        rows.append({**keys, "object_index": i, "x1": x1, "y1": y1, "x2": x2, "y2": y2,
+                     "score": float(result.scores[i]), "class_id": int(result.class_ids[i]),
+                     "class_name": str(result.class_names[i]),
+                     "track_id": None if result.track_ids is None else int(result.track_ids[i]),
+                     "keypoints": None if result.keypoints is None else result.keypoints[i].tolist()})
+    return rows
+
+
+def row_keys(source: str, frame_index: int, timestamp: float | None, task: str | None, model: str | None
+             ) -> dict[str, Any]:
+    """The columns every row of one frame starts with."""
+    return {"source": source, "frame_index": frame_index, "timestamp": timestamp, "task": task, "model": model,
+            "schema_version": SCHEMA_VERSION}
+
+
+def results_table(items: Iterable[Result | tuple[Frame, Result]]) -> pa.Table:
+    """``TABLE`` of results, or of ``(frame, result)`` pairs as ``stream()`` yields them. A pair's frame gives the
+    source and timestamp; a lone result takes them (and the model) from its ``metadata`` when it has them (as
+    ``read_results`` gives them), else they stay null."""
+    rows: list[dict[str, Any]] = []
+    for item in items:
+        frame, result = item if isinstance(item, tuple) else (None, item)
+        meta = result.metadata
+        keys = row_keys(frame.source if frame is not None else meta.get("source"),
+                        frame.index if frame is not None else result.frame_index,
+                        frame.timestamp if frame is not None else meta.get("timestamp"), meta.get("task"),
+                        meta.get("model"))
+        rows += object_rows(result, keys)
+    return pa.Table.from_pylist(rows, schema=TABLE)
+
+
+def results_to_frame(items: Iterable[Result | tuple[Frame, Result]]) -> Any:
+    """``results_table`` as a pandas DataFrame, one row per object (pandas is optional: an ImportError names
+    the install)."""
+    try:
+        import pandas  # noqa: F401  (pyarrow's to_pandas needs it)
+    except ImportError:
+        raise ImportError("results as a DataFrame need pandas: pip install pandas") from None
+    return results_table(items).to_pandas()
 
 
 def error_row(source: str, reason: str, task: str, model: str) -> dict[str, Any]:

@@ -20,13 +20,13 @@ from ..errors import SinkError, SourceError
 
 
 @cache
-def _coco_ids() -> dict[str, int]:
+def coco_ids() -> dict[str, int]:
     return {name: i for i, name in enumerate(load_class_names("coco91")) if name not in ("__background__", "N/A")}
 
 
 def coco_category_id(class_name: str) -> int:
     try:
-        return _coco_ids()[class_name]
+        return coco_ids()[class_name]
     except KeyError:
         raise SinkError(f"class {class_name!r} is not a COCO category: COCO results need a COCO model") from None
 

@@ -26,7 +26,7 @@ from .sources import Frame
 from .video import VideoWriter
 
 
-def _ensure_dir(path: Path, for_file: Path | None = None) -> Path:
+def ensure_dir(path: Path, for_file: Path | None = None) -> Path:
     """``path`` as an existing, writable folder; the error names ``for_file`` too when it is for one file."""
     what = f" for {for_file}" if for_file is not None else ""
     try:
@@ -111,7 +111,7 @@ def _inode(path: Path) -> tuple[int, int] | None:
 def new_run_dir(parent: str | Path, name: str = "predict") -> Path:
     """A fresh folder ``parent/name``, else ``name2``, ``name3``... (ultralytics' ``runs/detect/predict2``
     numbering), created here so two runs started together never share one."""
-    parent = _ensure_dir(Path(parent))
+    parent = ensure_dir(Path(parent))
     for n in range(1, 10_000):
         path = parent / (name if n == 1 else f"{name}{n}")
         try:
@@ -175,7 +175,7 @@ class AnnotatedSink(Sink):
     needs_annotation = True
 
     def __init__(self, directory: str | Path, guard: OutputGuard | None = None):
-        self.directory = self.location = _ensure_dir(Path(directory))
+        self.directory = self.location = ensure_dir(Path(directory))
         self.guard = guard or OutputGuard()
         self._writers: dict[str, VideoWriter] = {}
         self.written: list[Path] = []
@@ -220,14 +220,14 @@ class AnnotatedSink(Sink):
                 stack.callback(writer.close)
 
 
-class _LineSink(Sink):
+class LineSink(Sink):
     """A text file written line by line and flushed per frame: complete up to the last processed frame."""
 
     def __init__(self, path: str | Path, guard: OutputGuard | None = None, unique: bool = False):
         """``unique``: take ``stem_1``... when the name is taken (see ``OutputGuard.unique``) instead of refusing."""
         self.guard = guard or OutputGuard()
         path = Path(path)
-        _ensure_dir(path.parent, for_file=path)
+        ensure_dir(path.parent, for_file=path)
         self.path = self.location = self.guard.unique(path) if unique else self.guard.claim(path)
         self._file = _open_for_writing(self.path)
 
@@ -246,7 +246,7 @@ class _LineSink(Sink):
                 raise SinkError(f"cannot write {self.path}: {e.strerror}") from None
 
 
-class JsonlSink(_LineSink):
+class JsonlSink(LineSink):
     """One JSON object per frame (each names its source and frame, so one file holds any number of inputs)."""
 
     def __init__(self, path: str | Path, guard: OutputGuard | None = None, **context: Any):
@@ -254,7 +254,7 @@ class JsonlSink(_LineSink):
         self.context = context
 
     def write(self, frame: Frame, result: Result, annotated: np.ndarray | None = None) -> None:
-        record = {"source": frame.source, "frame": frame.index, **self.context, **result.to_dict()}
+        record = {"source": frame.source, **self.context, **result.to_dict(), "frame_index": frame.index}
         if frame.timestamp is not None:
             record["timestamp"] = round(frame.timestamp, 4)
         self._write(json.dumps(record) + "\n")
@@ -272,18 +272,18 @@ class MotSink(Sink):
     def __init__(self, path: str | Path, guard: OutputGuard | None = None):
         self.path = self.location = Path(path)
         self.guard = guard or OutputGuard()
-        self._files: dict[str, _LineSink] = {}  # sequence key -> its file
-        self._single: _LineSink | None = None  # the .txt file, opened up front so a bad path fails before the run
+        self._files: dict[str, LineSink] = {}  # sequence key -> its file
+        self._single: LineSink | None = None  # the .txt file, opened up front so a bad path fails before the run
         if self.path.suffix.lower() != ".txt":  # a folder: one file per sequence, opened as each one starts
-            _ensure_dir(self.path)
+            ensure_dir(self.path)
             return
         sequences = count_sequences(self.guard.inputs)
         if sequences > 1:
             raise OutputConflictError(f"{self.path}: a MOT results file holds one sequence, but this run reads "
                                       f"{sequences}; give a folder to get one <name>.txt per sequence")
-        self._single = _LineSink(self.path, self.guard)
+        self._single = LineSink(self.path, self.guard)
 
-    def _file_for(self, frame: Frame) -> _LineSink:
+    def _file_for(self, frame: Frame) -> LineSink:
         key = sequence_key(frame)
         sink = self._files.get(key)
         if sink is not None:
@@ -295,7 +295,7 @@ class MotSink(Sink):
             sink = self._single
         else:
             stem = output_stem(frame.source) if key else (Path(frame.source).parent.name or "images")
-            sink = _LineSink(self.path / f"{stem}.txt", self.guard, unique=True)
+            sink = LineSink(self.path / f"{stem}.txt", self.guard, unique=True)
         self._files[key] = sink
         return sink
 
@@ -320,7 +320,7 @@ class MotSink(Sink):
             raise errors[0]
 
 
-class RecordSink(_LineSink):
+class RecordSink(LineSink):
     """JSON objects one a line, flushed as written: events (``visionkit.zones``: crossed, entered, left) as they
     happen, or per-frame records that carry their own fields (a multi-stream run's ``stream``)."""
 
@@ -336,57 +336,10 @@ class RecordSink(_LineSink):
         """Nothing per frame: records come through ``write_records``."""
 
 
-class CocoResultsSink(Sink):
-    """COCO detection results (``[{image_id, category_id, bbox: [x, y, w, h], score}]``), what pycocotools'
-    ``loadRes`` and the COCO evaluation server take.
-
-    ``image_id`` is the file stem when it is numeric and no other image of the run has the same one (COCO file
-    names are the ids); every other image and video frame is numbered after the largest such id, so ids stay
-    unique across videos and across folders holding equal names. Ids are given on close, when all are known.
-    """
-
-    def __init__(self, path: str | Path, guard: OutputGuard | None = None):
-        from ..eval.coco import coco_category_id
-
-        self.path = self.location = Path(path)
-        _ensure_dir(self.path.parent, for_file=self.path)
-        (guard or OutputGuard()).claim(self.path)
-        self._category_id = coco_category_id
-        self._rows: list[tuple[tuple[str, int], dict[str, Any]]] | None = []
-        self._stems: dict[tuple[str, int], int | None] = {}  # each image, in order: its numeric stem, if any
-
-    def write(self, frame: Frame, result: Result, annotated: np.ndarray | None = None) -> None:
-        if not isinstance(result, Detections):
-            raise SinkError(f"COCO results hold detections, not {result.kind}")
-        key, stem = (frame.source, frame.index), Path(frame.source).stem
-        self._stems.setdefault(key, int(stem) if stem.isdecimal() and not frame.is_video else None)
-        for box, score, name in zip(result.xyxy, result.scores, result.class_names):
-            x1, y1, x2, y2 = (float(v) for v in box)
-            self._rows.append((key, {"category_id": self._category_id(str(name)),
-                                     "bbox": [round(x1, 2), round(y1, 2), round(x2 - x1, 2), round(y2 - y1, 2)],
-                                     "score": round(float(score), 5)}))
-
-    def _image_ids(self) -> dict[tuple[str, int], int]:
-        uses = Counter(self._stems.values())
-        ids = {key: stem for key, stem in self._stems.items() if stem is not None and uses[stem] == 1}
-        next_id = max(ids.values(), default=0) + 1
-        for key in self._stems:
-            if key not in ids:
-                ids[key], next_id = next_id, next_id + 1
-        return ids
-
-    def close(self) -> None:
-        if self._rows is None:
-            return
-        ids = self._image_ids()
-        rows, self._rows = [{"image_id": ids[key], **row} for key, row in self._rows], None
-        write_json(self.path, rows)
-
-
 def _write_atomically(path: str | Path, write: Callable[[Path], object]) -> Path:
     """``write`` a temp file beside ``path``, then rename it into place: a reader never sees half a file."""
     path = Path(path)
-    _ensure_dir(path.parent)
+    ensure_dir(path.parent)
     tmp = path.with_name(path.name + ".tmp")
     try:
         write(tmp)

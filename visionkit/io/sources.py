@@ -6,6 +6,7 @@ Accepted specs (also the CLI's SOURCE help):
   glob                  'data/*.png'         (quoted so the shell leaves it alone)
   video file            clip.mp4             (any FFmpeg-readable container)
   webcam index          0                    (OpenCV camera index)
+  image URL             https://host/photo.jpg  (one image: an image suffix, or an image/* answer)
   stream URL            rtsp://… rtmp://… http(s)://…  (network video, opened with timeouts)
   list of the above     in the Python API
   numpy array / PIL     in the Python API: one in-memory image
@@ -27,6 +28,7 @@ import numpy as np
 
 from ..errors import OptionError, SourceError
 from ..paths import user_path
+from .http import is_image_url, read_image_url, serves_image
 from .images import IMAGE_SUFFIXES, VIDEO_SUFFIXES, read_image, to_bgr
 
 log = logging.getLogger("visionkit")
@@ -116,6 +118,19 @@ class ImageSource(Source):
 
     def files(self) -> Iterator[Path]:
         yield Path(self.name)
+
+
+class UrlImageSource(Source):
+    """One image at an http(s) URL (``visionkit.io.http``), downloaded when iterated."""
+
+    def __init__(self, url: str):
+        self.name = url
+
+    def __iter__(self) -> Iterator[Frame]:
+        yield Frame(read_image_url(self.name), self.name)
+
+    def __len__(self) -> int:
+        return 1
 
 
 class VideoSource(Source):
@@ -325,8 +340,10 @@ def camera_index(spec: Any) -> int | None:
 
 
 def is_live(spec: Any) -> bool:
-    """Whether ``spec`` names a camera (an index) or a stream URL: frames that will not wait for us."""
-    return camera_index(spec) is not None or (isinstance(spec, (str, Path)) and str(spec).startswith(URL_SCHEMES))
+    """Whether ``spec`` names a camera (an index) or a stream URL: frames that will not wait for us (a URL of an
+    image file is one still)."""
+    return camera_index(spec) is not None or (isinstance(spec, (str, Path)) and str(spec).startswith(URL_SCHEMES)
+                                              and not is_image_url(str(spec)))
 
 
 def _single(spec: Any, on_error: ErrorHandler | None = None, reconnect: int | None = None) -> Source:
@@ -334,6 +351,8 @@ def _single(spec: Any, on_error: ErrorHandler | None = None, reconnect: int | No
         return spec
     if not isinstance(spec, (str, Path, int)) or isinstance(spec, bool):
         return ArraySource(spec)
+    if is_image_url(spec) or (isinstance(spec, str) and serves_image(spec)):
+        return UrlImageSource(spec)
     if is_live(spec):
         index = camera_index(spec)
         return VideoSource(str(spec) if index is None else index, live=True, on_error=on_error, reconnect=reconnect)
@@ -386,7 +405,7 @@ def open_source(spec: Any, on_error: ErrorHandler | None = None, reconnect: int 
         return MultiSource(list(spec), on_error, reconnect=reconnect)
     if isinstance(spec, (np.ndarray, bool)) or not isinstance(spec, (str, Path, int)):
         return ArraySource(spec)
-    if isinstance(spec, (str, Path)):
+    if isinstance(spec, (str, Path)) and not str(spec).startswith(URL_SCHEMES):  # a URL's "?" starts its query
         files = _expand(spec)
         if files is not None:
             return MultiSource(files, on_error, name=str(spec))

@@ -26,7 +26,7 @@ from .sources import Frame
 from .video import VideoWriter
 
 
-def _ensure_dir(path: Path, for_file: Path | None = None) -> Path:
+def ensure_dir(path: Path, for_file: Path | None = None) -> Path:
     """``path`` as an existing, writable folder; the error names ``for_file`` too when it is for one file."""
     what = f" for {for_file}" if for_file is not None else ""
     try:
@@ -111,7 +111,7 @@ def _inode(path: Path) -> tuple[int, int] | None:
 def new_run_dir(parent: str | Path, name: str = "predict") -> Path:
     """A fresh folder ``parent/name``, else ``name2``, ``name3``... (ultralytics' ``runs/detect/predict2``
     numbering), created here so two runs started together never share one."""
-    parent = _ensure_dir(Path(parent))
+    parent = ensure_dir(Path(parent))
     for n in range(1, 10_000):
         path = parent / (name if n == 1 else f"{name}{n}")
         try:
@@ -140,6 +140,18 @@ def output_stem(source: str) -> str:
     URL, even one named camera*.avi -> its stem."""
     camera = source.startswith("camera ") and source[7:].isdigit()
     return (source.replace(" ", "") if camera else Path(source).stem) or "stream"
+
+
+def write_image(path: Path, image: np.ndarray, params: tuple[int, ...] = ()) -> None:
+    """Encode ``image`` (BGR) by ``path``'s suffix and write it, as a SinkError on failure; ``params``: OpenCV's
+    ``imwrite`` flags (e.g. JPEG quality)."""
+    ok, buf = cv2.imencode(path.suffix, image, list(params))
+    try:
+        if not ok:
+            raise OSError(0, "encoding failed")
+        buf.tofile(path)
+    except OSError as e:
+        raise SinkError(f"cannot write {path}: {e.strerror}") from None
 
 
 def _open_for_writing(path: Path) -> Any:
@@ -175,7 +187,7 @@ class AnnotatedSink(Sink):
     needs_annotation = True
 
     def __init__(self, directory: str | Path, guard: OutputGuard | None = None):
-        self.directory = self.location = _ensure_dir(Path(directory))
+        self.directory = self.location = ensure_dir(Path(directory))
         self.guard = guard or OutputGuard()
         self._writers: dict[str, VideoWriter] = {}
         self.written: list[Path] = []
@@ -189,13 +201,7 @@ class AnnotatedSink(Sink):
         if target.suffix.lower() not in (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"):
             target = target.with_suffix(".jpg")
         target = self._unique(target)
-        ok, buf = cv2.imencode(target.suffix, image)
-        try:
-            if not ok:
-                raise OSError(0, "encoding failed")
-            buf.tofile(target)
-        except OSError as e:
-            raise SinkError(f"cannot write {target}: {e.strerror}") from None
+        write_image(target, image)
         self.written.append(target)
 
     def _unique(self, target: Path) -> Path:
@@ -227,7 +233,7 @@ class _LineSink(Sink):
         """``unique``: take ``stem_1``... when the name is taken (see ``OutputGuard.unique``) instead of refusing."""
         self.guard = guard or OutputGuard()
         path = Path(path)
-        _ensure_dir(path.parent, for_file=path)
+        ensure_dir(path.parent, for_file=path)
         self.path = self.location = self.guard.unique(path) if unique else self.guard.claim(path)
         self._file = _open_for_writing(self.path)
 
@@ -275,7 +281,7 @@ class MotSink(Sink):
         self._files: dict[str, _LineSink] = {}  # sequence key -> its file
         self._single: _LineSink | None = None  # the .txt file, opened up front so a bad path fails before the run
         if self.path.suffix.lower() != ".txt":  # a folder: one file per sequence, opened as each one starts
-            _ensure_dir(self.path)
+            ensure_dir(self.path)
             return
         sequences = count_sequences(self.guard.inputs)
         if sequences > 1:
@@ -349,7 +355,7 @@ class CocoResultsSink(Sink):
         from ..eval.coco import coco_category_id
 
         self.path = self.location = Path(path)
-        _ensure_dir(self.path.parent, for_file=self.path)
+        ensure_dir(self.path.parent, for_file=self.path)
         (guard or OutputGuard()).claim(self.path)
         self._category_id = coco_category_id
         self._rows: list[tuple[tuple[str, int], dict[str, Any]]] | None = []
@@ -386,7 +392,7 @@ class CocoResultsSink(Sink):
 def _write_atomically(path: str | Path, write: Callable[[Path], object]) -> Path:
     """``write`` a temp file beside ``path``, then rename it into place: a reader never sees half a file."""
     path = Path(path)
-    _ensure_dir(path.parent)
+    ensure_dir(path.parent)
     tmp = path.with_name(path.name + ".tmp")
     try:
         write(tmp)
@@ -396,6 +402,11 @@ def _write_atomically(path: str | Path, write: Callable[[Path], object]) -> Path
     finally:
         tmp.unlink(missing_ok=True)
     return path
+
+
+def write_text(path: str | Path, text: str) -> None:
+    """Write a small text file atomically, as a SinkError on failure."""
+    _write_atomically(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
 
 
 def write_json(path: str | Path, data: Any) -> None:

@@ -36,6 +36,48 @@ def tracker_settings(kind: str) -> dict[str, Any]:
     return dict(YAML.load(Path(ultralytics.__file__).parent / "cfg" / "trackers" / f"{kind}.yaml"))
 
 
+TRACKER_YAML_SUFFIXES = (".yaml", ".yml")
+
+
+def is_tracker_yaml(tracker: Any) -> bool:
+    """Whether ``tracker`` names a settings file (ultralytics-style YAML) rather than a tracker type."""
+    return isinstance(tracker, (str, Path)) and Path(tracker).suffix.lower() in TRACKER_YAML_SUFFIXES
+
+
+def read_tracker_yaml(path: str | Path) -> tuple[str, dict[str, Any]]:
+    """``(tracker type, settings)`` of an ultralytics-style tracker YAML (e.g. a copy of its ``bytetrack.yaml``
+    with other thresholds): ``tracker_type`` picks the tracker, the other keys are its settings, checked as
+    ``Tracker`` checks them; settings the file leaves out keep ultralytics' defaults. The file is data: read with
+    ``yaml.safe_load``, so no tag in it can build an object. Every problem is one ``OptionError`` naming the file.
+    """
+    import yaml
+
+    try:
+        text = Path(path).expanduser().read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        reason = e.strerror if isinstance(e, OSError) else "not UTF-8 text"
+        raise OptionError(f"{path}: cannot read the tracker settings ({reason})") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        raise OptionError(f"{path}: not valid YAML{where} ({getattr(e, 'problem', None) or e})") from None
+    if not isinstance(data, dict):
+        raise OptionError(f"{path}: tracker settings must be a mapping of names to values, as in ultralytics' "
+                          f"bytetrack.yaml; got {type(data).__name__}")
+    params = {str(k): v for k, v in data.items()}
+    kind = params.pop("tracker_type", None)
+    if kind not in TRACKERS:
+        got = "no tracker_type" if kind is None else f"tracker_type {kind!r}"
+        raise OptionError(f"{path}: {got}; tracker_type must be one of {', '.join(TRACKERS)}")
+    try:
+        _check_params(kind, tracker_settings(kind), params)
+    except OptionError as e:
+        raise OptionError(f"{path}: {e}") from None
+    return kind, params
+
+
 class Tracker:
     """Stateful tracker for ONE stream: feed it every frame's detections in order; ``reset()`` between streams.
 
@@ -135,6 +177,10 @@ def _check_params(kind: str, settings: dict[str, Any], params: Mapping[Any, Any]
             ok = (isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
                   and value >= 0)
             wanted = "a finite number >= 0"
+            if name.endswith("_thresh"):  # scores, IoU and cosine similarities: fractions
+                ok, wanted = ok and value <= 1, "a number between 0 and 1"
+            elif isinstance(default, int):  # track_buffer: a number of frames
+                ok, wanted = ok and float(value).is_integer(), "a whole number >= 0"
         else:
             ok, wanted = isinstance(value, str), "a string"
         if not ok:
@@ -151,15 +197,18 @@ class TrackingPredictor:
 
     task = "track"
 
-    def __init__(self, model: str | Path | None = None, *, tracker: str = "bytetrack",
+    def __init__(self, model: str | Path | None = None, *, tracker: str | Path = "bytetrack",
                  tracker_params: dict[str, Any] | None = None, **detector_options: Any):
+        """``tracker``: bytetrack, botsort, or an ultralytics-style YAML file (``read_tracker_yaml``);
+        ``tracker_params`` override single settings of either (e.g. ``{"track_buffer": 60}``)."""
         self.detector = Predictor("detect", model, **detector_options)
         if tracker_params is not None and (not isinstance(tracker_params, Mapping)
                                            or not all(isinstance(k, str) for k in tracker_params)):
             raise OptionError(f"tracker_params must map tracker setting names to values (e.g. "
                               f"{{'track_buffer': 60}}), got {tracker_params!r}")
-        self.tracker_kind = tracker
-        self.tracker_params = dict(tracker_params or {})
+        kind, from_file = read_tracker_yaml(tracker) if is_tracker_yaml(tracker) else (str(tracker), {})
+        self.tracker_kind = kind
+        self.tracker_params = {**from_file, **(tracker_params or {})}
         self._live = self.new_tracker()  # validates the tracker settings now, not on the first frame
 
     def new_tracker(self) -> Tracker:

@@ -10,6 +10,9 @@ Label lines follow ultralytics' ``Results.save_txt`` (coordinates normalised to 
   masks       ``class x1 y1 x2 y2 ... [conf] [track_id]`` (the mask's outline; one under 3 points is left out)
   keypoints   ``class x_centre y_centre width height kx1 ky1 kconf1 ... [conf] [track_id]``
   top-k       ``score class_name``, one line per class
+  class map   ``class x1 y1 x2 y2 ... [conf]``: one line per region of each class (its outer outline, holes not
+              kept; background classes left out; ``conf``: the class's mean probability), the YOLO-seg layout, so a
+              semantic model's output can seed instance labels (ultralytics writes nothing for semantic models)
 An image with nothing found gets no file, as in ultralytics. Crops are the box grown as ultralytics'
 ``save_one_box`` grows it (x1.02 + 10 pixels, clipped to the image).
 """
@@ -22,7 +25,7 @@ import cv2
 import numpy as np
 
 from ..errors import SinkError
-from ..results import Classification, Detections, Result
+from ..results import BACKGROUND_CLASSES, Classification, Detections, Result, SemanticMask
 from .sinks import OutputGuard, Sink, ensure_dir, output_stem, write_image, write_text
 from .sources import Frame
 
@@ -71,15 +74,16 @@ def label_lines(result: Result, shape: tuple[int, int], save_conf: bool = False)
     a newline."""
     if isinstance(result, Classification):
         return [f"{score:.2f} {name}\n" for name, score in zip(result.class_names, result.scores)]
+    scale = np.array(shape[::-1], np.float32)  # (w, h); float32 throughout, as ultralytics computes its lines
+    if isinstance(result, SemanticMask):
+        return _region_lines(result, scale, save_conf)
     if not isinstance(result, Detections):
-        raise SinkError(f"YOLO label files hold boxes, masks, keypoints or top-k classes, not a {result.kind} "
-                        "(--save draws it, --json records it)")
-    h, w = shape
+        raise SinkError(f"YOLO label files hold boxes, masks, keypoints, classes or class maps, not a {result.kind}")
     if not len(result):
         return []
-    scale = np.array([w, h], np.float64)
-    centres = (result.xyxy[:, :2] + result.xyxy[:, 2:]) / 2 / scale
-    sizes = (result.xyxy[:, 2:] - result.xyxy[:, :2]) / scale
+    xyxy = result.xyxy.astype(np.float32)
+    centres = (xyxy[:, :2] + xyxy[:, 2:]) / 2 / scale
+    sizes = (xyxy[:, 2:] - xyxy[:, :2]) / scale
     outlines = _outlines(result.masks) if result.masks is not None else None
     lines = []
     for i in range(len(result)):
@@ -90,14 +94,31 @@ def label_lines(result: Result, shape: tuple[int, int], save_conf: bool = False)
         else:
             coords = [*centres[i], *sizes[i]]
         if result.keypoints is not None:
-            points = result.keypoints[i].astype(np.float64)
+            points = result.keypoints[i].astype(np.float32)
             coords += list(np.column_stack([points[:, :2] / scale, points[:, 2]]).reshape(-1))
         row = [int(result.class_ids[i]), *coords]
         if save_conf:
-            row.append(float(result.scores[i]))
+            row.append(float(np.float32(result.scores[i])))
         if result.track_ids is not None:
             row.append(int(result.track_ids[i]))
-        lines.append(" ".join(f"{v:g}" for v in row) + "\n")
+        lines.append(_row(row))
+    return lines
+
+
+def _row(values: list[float]) -> str:
+    return " ".join(f"{v:g}" for v in values) + "\n"
+
+
+def _region_lines(result: SemanticMask, scale: np.ndarray, save_conf: bool) -> list[str]:
+    lines = []
+    for name in result.pixel_share():
+        if name in BACKGROUND_CLASSES:
+            continue
+        cid = result.class_names.index(name)
+        region = result.class_map == cid
+        conf = [float(result.confidence[region].mean())] if save_conf and result.confidence is not None else []
+        contours = cv2.findContours(region.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)[0]
+        lines += [_row([cid, *(c.reshape(-1, 2) / scale).reshape(-1), *conf]) for c in contours if len(c) >= 3]
     return lines
 
 
@@ -106,7 +127,7 @@ def _outlines(masks: np.ndarray) -> list[np.ndarray]:
     joined into one polygon)."""
     from ultralytics.utils.ops import masks2segments
 
-    return [np.asarray(s, np.float64) for s in masks2segments(masks.astype(np.uint8))]
+    return [np.asarray(s, np.float32) for s in masks2segments(masks.astype(np.uint8))]
 
 
 class CropSink(_PerFrameFiles):

@@ -66,7 +66,7 @@ class Frame:
     source: str
     index: int = 0
     timestamp: float | None = None  # seconds: position in a video file, or monotonic capture time when live
-    fps: float | None = None  # frame rate of the video it came from, when known
+    fps: float | None = None  # frames per second the source yields, when known (the video's / vid_stride)
     is_video: bool = False
 
     @property
@@ -180,6 +180,7 @@ class VideoSource(Source):
     def __iter__(self) -> Iterator[Frame]:
         cap, self._cap = (self._cap if self._cap is not None else self._open()), None  # a second pass reopens
         index, start = 0, time.monotonic()
+        rate = self.fps / self.vid_stride if self.fps else None  # so a video of these frames plays in real time
         dropped: float | None = None  # when the drop being recovered from happened
         attempt = 0
         try:
@@ -196,7 +197,7 @@ class VideoSource(Source):
                                     self.name, time.monotonic() - dropped, attempt, self.reconnect, index)
                         dropped, attempt = None, 0
                     stamp = time.monotonic() - start if self.live else cap.get(cv2.CAP_PROP_POS_MSEC) / 1000.0
-                    yield Frame(image, self.name, index, stamp, self.fps, is_video=True)
+                    yield Frame(image, self.name, index, stamp, rate, is_video=True)
                     index += 1
                     continue
                 cap.release()

@@ -28,7 +28,8 @@ TRACKERS = ("bytetrack", "botsort")
 def tracker_settings(kind: str) -> dict[str, Any]:
     """ultralytics' shipped defaults for ``kind`` (its ``cfg/trackers/<kind>.yaml``)."""
     if kind not in TRACKERS:
-        raise OptionError(f"unknown tracker {kind!r}: expected one of {', '.join(TRACKERS)}")
+        raise OptionError(f"unknown tracker {kind!r}: expected one of {', '.join(TRACKERS)} or a tracker YAML file "
+                          f"(.yaml)")
     ultralytics_offline()
     import ultralytics
     from ultralytics.utils import YAML
@@ -69,8 +70,8 @@ def read_tracker_yaml(path: str | Path) -> tuple[str, dict[str, Any]]:
     params = {str(k): v for k, v in data.items()}
     kind = params.pop("tracker_type", None)
     if kind not in TRACKERS:
-        got = "no tracker_type" if kind is None else f"tracker_type {kind!r}"
-        raise OptionError(f"{path}: {got}; tracker_type must be one of {', '.join(TRACKERS)}")
+        got = "has no tracker_type" if kind is None else f"tracker_type {kind!r} is not a tracker visionkit runs"
+        raise OptionError(f"{path}: {got}; set tracker_type to {' or '.join(TRACKERS)}")
     try:
         _check_params(kind, tracker_settings(kind), params)
     except OptionError as e:
@@ -168,7 +169,11 @@ def _check_params(kind: str, settings: dict[str, Any], params: Mapping[Any, Any]
     valid = sorted(k for k in settings if k != "tracker_type")
     unknown = sorted(k for k in params if k not in valid)
     if unknown:
-        raise OptionError(f"unknown {kind} parameter(s) {', '.join(unknown)}; valid: {', '.join(valid)}")
+        import difflib
+
+        close = sorted({m for k in unknown for m in difflib.get_close_matches(k, valid, n=1)})
+        hint = f"did you mean {', '.join(close)}? " if close else ""
+        raise OptionError(f"unknown {kind} parameter(s) {', '.join(unknown)}; {hint}valid: {', '.join(valid)}")
     for name, value in params.items():
         default = settings[name]
         if isinstance(default, bool):

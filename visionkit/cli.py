@@ -75,7 +75,7 @@ def _typed(option: OptionType, parse: Callable[[str], Any]) -> Callable[[str], A
 _fraction = _typed(FRACTION, float)
 _positive_int = _typed(COUNT, int)
 _class_ids = _typed(OPTION_TYPES["classes"],
-                    lambda text: [int(c) if c.strip().isdecimal() else c for c in text.split(",")])
+                    lambda text: [int(c) if c.strip().lstrip("-").isdecimal() else c for c in text.split(",")])
 
 
 def _attempts(text: str) -> int:
@@ -661,6 +661,8 @@ def _folder_openers(args: argparse.Namespace, guard: Any) -> list[Callable[[], A
     from .io.labels import CropSink, LabelSink
     from .io.sinks import AnnotatedSink
 
+    if getattr(args, "save_conf", False) and not args.save_txt:
+        raise OptionError("--save-conf adds scores to the label files of --save-txt; give --save-txt too")
     folder: list[Path] = []
 
     def run_dir() -> Path:

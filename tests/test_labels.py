@@ -138,3 +138,18 @@ def test_drawing_style_options() -> None:
     top = Classification(class_ids=np.array([0]), class_names=["car"], scores=np.array([0.8]))
     assert not np.array_equal(top.plot(scene), top.plot(scene, conf=False))
     assert np.array_equal(annotate(scene.copy(), top, labels=False), top.plot(scene))  # the panel is the result
+
+
+def test_vid_stride_in_the_api(shared_data: Path, shared_weights: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``open_source`` and ``stream`` take ``vid_stride``: source frame indices and timestamps, a true length."""
+    import visionkit
+
+    monkeypatch.setenv("VISIONKIT_WEIGHTS", str(shared_weights))
+    video = shared_data / "action/v_Basketball_g01_c01.avi"
+    every = {f.index: f.timestamp for f in visionkit.open_source(video)}
+    strided = visionkit.open_source(video, vid_stride=50)
+    assert len(strided) == 3 and [(f.index, f.timestamp) for f in strided] == [(i, every[i]) for i in (0, 50, 100)]
+    predictor = visionkit.load("detect", "ssd_mobilenet_v1_coco", device="cpu")
+    assert [r.frame_index for _, r in predictor.stream(video, vid_stride=70)] == [0, 70, 140]
+    with pytest.raises(visionkit.OptionError, match="vid_stride must be a positive integer"):
+        visionkit.open_source(video, vid_stride=0)

@@ -243,16 +243,16 @@ class TrackingPredictor:
         return self._live.update(detections, frame)
 
     def stream(self, source: Any, on_error: ErrorHandler | None = None, prefetch: int = 4,
-               tracker: Tracker | None = None) -> Iterator[tuple[Frame, Detections]]:
+               tracker: Tracker | None = None, vid_stride: int = 1) -> Iterator[tuple[Frame, Detections]]:
         """``(frame, tracked detections)`` per frame. Each video of a multi-input source starts a fresh
         tracker; a folder or glob of images is tracked as one sequence (e.g. MOTChallenge ``img1/``).
 
         ``tracker``: go on with this one (e.g. loaded with ``load_state`` to continue a run that was stopped)
         instead of a fresh one; it is updated in place, so its ``state_dict()`` afterwards is where the stream
-        ended, ready to be saved for the next run."""
+        ended, ready to be saved for the next run. ``vid_stride``: see ``Predictor.stream``."""
         tracker = tracker if tracker is not None else self.new_tracker()
         current: str | None = None
-        for frame, detections in self.detector.stream(source, on_error, prefetch):
+        for frame, detections in self.detector.stream(source, on_error, prefetch, vid_stride=vid_stride):
             sequence = frame.source if frame.is_video else "<images>"
             if current is not None and sequence != current:
                 tracker.reset()

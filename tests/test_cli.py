@@ -201,7 +201,11 @@ def _subparser(parser, *path: str):
     ("command", "must_mention"),
     [
         (("detect",), {"--model", "--weights", "--device", "--batch", "--conf", "--iou", "--imgsz", "--max-det",
-                       "--classes", "--save", "--json", "--coco", "--show", "--quiet", "SOURCE"}),
+                       "--classes", "--save", "--json", "--coco", "--show", "--quiet", "SOURCE", "--save-txt",
+                       "--save-conf", "--save-crop", "--vid-stride", "--line-width", "--hide-labels", "--hide-conf"}),
+        (("track",), {"--tracker", "--vid-stride", "--save-txt", "--save-crop", "--classes"}),
+        (("classify",), {"--save-txt", "--save-conf", "--hide-conf", "--vid-stride"}),
+        (("segment",), {"--save-txt", "--save-crop", "--classes", "--hide-labels"}),
         (("models",), {"--task", "--json"}),
         (("batch",), {"--out", "--model", "--engine", "--address", "--format", "--batch-size", "--concurrency",
                       "--num-cpus-per-worker", "--num-gpus-per-worker"}),

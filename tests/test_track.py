@@ -141,8 +141,8 @@ def ssd_tracking(shared_weights: Path) -> TrackingPredictor:
     (5, "tracker_params must map tracker setting names to values (e.g. {'track_buffer': 60}), got 5"),
     (["", "-q"], "tracker_params must map tracker setting names to values (e.g. {'track_buffer': 60}), got ['', '-q']"),
     ({1: 2}, "tracker_params must map tracker setting names to values"),
-    ({"track_buffer": "60"}, "bytetrack parameter track_buffer must be a finite number >= 0, got '60'"),
-    ({"match_thresh": float("nan")}, "bytetrack parameter match_thresh must be a finite number >= 0, got nan"),
+    ({"track_buffer": "60"}, "bytetrack parameter track_buffer must be a whole number >= 0, got '60'"),
+    ({"match_thresh": float("nan")}, "bytetrack parameter match_thresh must be a number between 0 and 1, got nan"),
     ({"fuse_score": 1}, "bytetrack parameter fuse_score must be True or False, got 1"),
     ({"tracker_type": "botsort"}, "unknown bytetrack parameter(s) tracker_type; valid: fuse_score, match_thresh"),
 ])

@@ -78,7 +78,8 @@ def _typed(option: OptionType, parse: Callable[[str], Any]) -> Callable[[str], A
 
 _fraction = _typed(FRACTION, float)
 _positive_int = _typed(COUNT, int)
-_class_ids = _typed(OPTION_TYPES["classes"], lambda text: [int(c) for c in text.split(",")])
+_class_ids = _typed(OPTION_TYPES["classes"],
+                    lambda text: [int(c) if c.strip().lstrip("-").isdecimal() else c for c in text.split(",")])
 
 
 def _attempts(text: str) -> int:
@@ -135,8 +136,36 @@ def _add_detect_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--iou", type=_fraction, help="NMS IoU threshold (default: the model's, e.g. 0.7 for YOLO)")
     g.add_argument("--imgsz", type=_positive_int, help="inference size in pixels (default: the model's)")
     g.add_argument("--max-det", type=_positive_int, dest="max_det", help="maximum boxes per image")
-    g.add_argument("--classes", type=_class_ids,
-                   help="keep only these class ids, comma-separated (e.g. 0,2 = person, car for COCO YOLO)")
+    _add_classes_option(g)
+
+
+def _add_classes_option(g: Any) -> None:
+    g.add_argument("--classes", type=_class_ids, metavar="IDS|NAMES",
+                   help="keep only these classes, comma-separated ids or names of the model's (e.g. person,car or "
+                        "0,2 for COCO YOLO)")
+
+
+def _add_predict_options(p: argparse.ArgumentParser, task: str) -> None:
+    """What ultralytics' predict mode offers under the same names: saving labels and crops into the run folder,
+    reading every N-th video frame, drawing style. For every task command but action."""
+    g = p.add_argument_group("run folder and drawing (as in `yolo predict`; files go into --save DIR, else a new "
+                             "runs/TASK/predict folder)")
+    g.add_argument("--save-txt", action="store_true", dest="save_txt",
+                   help="write YOLO label files: labels/NAME.txt per image, labels/NAME_FRAME.txt per video frame "
+                        "(class, normalised box or mask outline, keypoints; classify: score and class per line)")
+    g.add_argument("--save-conf", action="store_true", dest="save_conf",
+                   help="with --save-txt: add each object's score to its line")
+    if task != "classify":
+        g.add_argument("--save-crop", action="store_true", dest="save_crop",
+                       help="save every detected object as crops/CLASS/NAME.jpg (the box plus a small margin)")
+    g.add_argument("--vid-stride", type=_positive_int, default=1, dest="vid_stride", metavar="N",
+                   help="videos and streams: run on every N-th frame; frame numbers and timestamps of the outputs "
+                        "stay the source's (default: 1)")
+    g.add_argument("--line-width", type=_positive_int, dest="line_width", metavar="PX",
+                   help="box and skeleton line width in pixels; labels scale with it (default: from the image size)")
+    g.add_argument("--hide-labels", action="store_true", dest="hide_labels",
+                   help="draw no labels (boxes only; no legend on segmentation maps)")
+    g.add_argument("--hide-conf", action="store_true", dest="hide_conf", help="draw labels without scores")
 
 
 def _add_detector_option(g: Any) -> None:
@@ -190,8 +219,10 @@ def _add_json_report(p: argparse.ArgumentParser) -> None:
 def _add_track_options(p: argparse.ArgumentParser) -> None:
     _add_detect_options(p)
     g = p.add_argument_group("tracking")
-    g.add_argument("--tracker", choices=("bytetrack", "botsort"), default="bytetrack",
-                   help="ultralytics tracker with its shipped settings (default: bytetrack)")
+    g.add_argument("--tracker", default="bytetrack", metavar="bytetrack|botsort|FILE.yaml",
+                   help="ultralytics tracker with its shipped settings, or a tracker YAML in ultralytics' format "
+                        "(e.g. a copy of its bytetrack.yaml with other thresholds; tracker_type picks the tracker) "
+                        "(default: bytetrack)")
     g.add_argument("--track-buffer", type=_positive_int, dest="track_buffer",
                    help="frames a lost track is kept before its id is dropped (default: 30)")
     g.add_argument("--trails", type=int, default=30, metavar="N",
@@ -230,6 +261,7 @@ def _add_segment_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--imgsz", type=_positive_int, help="inference size in pixels (default: the model's)")
     g.add_argument("--conf", type=_fraction, help="instance models: minimum score to keep a mask")
     g.add_argument("--iou", type=_fraction, help="instance models: NMS IoU threshold")
+    _add_classes_option(g)
 
 
 def _add_action_options(p: argparse.ArgumentParser) -> None:
@@ -281,6 +313,8 @@ def build_parser() -> argparse.ArgumentParser:
         _add_model_options(p, task)
         add_options(p)
         _add_output_options(p, coco=task in ("detect", "pose", "segment"), mot=task == "track")
+        if task != "action":
+            _add_predict_options(p, task)
         p.set_defaults(handler=_run_track if task == "track" else _run_task, task=task)
 
     p = sub.add_parser("demo", help="live demo: camera -> any task -> window, browser page or files",
@@ -539,7 +573,8 @@ def _run_task(args: argparse.Namespace) -> int:
         errors.append(str(e))
         tqdm.write(f"visionkit: error: {e}", file=sys.stderr)
 
-    source = open_source(args.source, on_error=on_error, reconnect=args.reconnect)
+    source = open_source(args.source, on_error=on_error, reconnect=args.reconnect,
+                         vid_stride=getattr(args, "vid_stride", 1))
     predictor.warmup()  # load weights before opening outputs: a bad model must not leave empty files behind
     guard = _output_guard(args, source.files())
     sinks = _open_sinks(args, predictor, guard)
@@ -553,7 +588,8 @@ def _run_task(args: argparse.Namespace) -> int:
     window = _Window() if args.show else None
     if counting is not None:
         counting.open(guard)
-    trails = TraceAnnotator(args.trails) if getattr(args, "trails", 0) > 0 else None
+    style = _draw_style(args)
+    trails = TraceAnnotator(args.trails, style["line_width"]) if getattr(args, "trails", 0) > 0 else None
     trails_source = None
 
     total = len(source)  # 0: unknown (a live stream); a bar on a terminal, plain lines elsewhere (io/progress.py)
@@ -561,7 +597,7 @@ def _run_task(args: argparse.Namespace) -> int:
     draw = bool(window or args.save)
 
     def emit(frame: Any, result: Any) -> Any:
-        annotated = result.plot(frame.image) if draw else None
+        annotated = result.plot(frame.image, **style) if draw else None
         if trails is not None and annotated is not None:
             nonlocal trails_source
             if frame.is_video and frame.source != trails_source:
@@ -640,16 +676,48 @@ def _output_guard(args: argparse.Namespace, inputs: Any) -> Any:
 
 
 def _save_dir(args: argparse.Namespace) -> Any:
-    """--save DIR, or for --save alone a new numbered run folder ``runs/TASK/predict``, ``predict2``..."""
+    """--save DIR, or (--save alone, or only --save-txt / --save-crop) a new numbered run folder
+    ``runs/TASK/predict``, ``predict2``..."""
     from .io.sinks import new_run_dir
 
-    return new_run_dir(RUNS_DIR / args.task) if args.save is True else args.save
+    return new_run_dir(RUNS_DIR / args.task) if args.save in (True, None) else args.save
+
+
+def _draw_style(args: argparse.Namespace) -> dict[str, Any]:
+    """--line-width, --hide-labels, --hide-conf as ``visionkit.draw.annotate``'s style options."""
+    return {"line_width": getattr(args, "line_width", None), "labels": not getattr(args, "hide_labels", False),
+            "conf": not getattr(args, "hide_conf", False)}
+
+
+def _folder_openers(args: argparse.Namespace, guard: Any) -> list[Callable[[], Any]]:
+    """Openers of the run folder's sinks (annotated media, labels/, crops/), which share one folder made on first
+    use; put last, so that a refused file among the other outputs leaves no empty run folder behind."""
+    from .io.labels import CropSink, LabelSink
+    from .io.sinks import AnnotatedSink
+
+    if getattr(args, "save_conf", False) and not args.save_txt:
+        raise OptionError("--save-conf adds scores to the label files of --save-txt; give --save-txt too")
+    folder: list[Path] = []
+
+    def run_dir() -> Path:
+        if not folder:
+            folder.append(Path(_save_dir(args)))
+        return folder[0]
+
+    openers: list[Callable[[], Any]] = []
+    if args.save:
+        openers.append(lambda: AnnotatedSink(run_dir(), guard))
+    if getattr(args, "save_txt", False):
+        openers.append(lambda: LabelSink(run_dir() / "labels", guard, save_conf=args.save_conf))
+    if getattr(args, "save_crop", False):
+        openers.append(lambda: CropSink(run_dir() / "crops", guard))
+    return openers
 
 
 def _open_sinks(args: argparse.Namespace, predictor: Any, guard: Any) -> list[Any]:
     """The outputs asked for, all under ``guard``. If one cannot be opened, those opened before it are closed."""
     from .io.coco_sink import CocoResultsSink
-    from .io.sinks import AnnotatedSink, JsonlSink, MotSink
+    from .io.sinks import JsonlSink, MotSink
 
     model = predictor.entry.name
     openers = [*_table_sinks(args, model, guard)]
@@ -659,8 +727,7 @@ def _open_sinks(args: argparse.Namespace, predictor: Any, guard: Any) -> list[An
         openers.append(lambda: CocoResultsSink(args.coco, guard, class_names=predictor.class_names))
     if getattr(args, "mot", None):
         openers.append(lambda: MotSink(args.mot, guard))
-    if args.save:  # last: a refused file above leaves no empty run folder behind
-        openers.append(lambda: AnnotatedSink(_save_dir(args), guard))
+    openers += _folder_openers(args, guard)
     sinks: list[Any] = []
     try:
         for open_sink in openers:
@@ -747,7 +814,7 @@ def _run_track(args: argparse.Namespace) -> int:
 def _run_multistream(args: argparse.Namespace, sources: list[str]) -> int:
     from dataclasses import replace
 
-    from .io.sinks import AnnotatedSink, MotSink, RecordSink
+    from .io.sinks import MotSink, RecordSink
     from .io.sources import is_live
     from .multistream import MultiStream
 
@@ -773,10 +840,11 @@ def _run_multistream(args: argparse.Namespace, sources: list[str]) -> int:
     frames = objects = 0
     start = time.perf_counter()
     stop: KeyboardInterrupt | None = None
-    streams = MultiStream(sources, predictor, on_error=on_error, reconnect=args.reconnect)
+    streams = MultiStream(sources, predictor, on_error=on_error, reconnect=args.reconnect, vid_stride=args.vid_stride)
+    style = _draw_style(args)
     try:
-        if args.save:
-            sinks.append(AnnotatedSink(_save_dir(args), guard))
+        for open_sink in _folder_openers(args, guard):  # one by one: those opened are closed if one fails
+            sinks.append(open_sink())
         records = RecordSink(args.json, guard, task=args.task, model=predictor.entry.name) if args.json else None
         if args.mot:  # a folder: <stream>.txt per stream
             sinks.append(MotSink(args.mot, guard))
@@ -786,7 +854,7 @@ def _run_multistream(args: argparse.Namespace, sources: list[str]) -> int:
         for item in streams:
             frame = replace(item.frame, source=item.stream)  # outputs are named by stream
             result = item.result
-            annotated = result.plot(frame.image) if args.save else None
+            annotated = result.plot(frame.image, **style) if args.save else None
             if counting is not None:
                 counting(frame, result, annotated)
             for sink in sinks:

@@ -1,5 +1,10 @@
 """One annotator per result element. Style lives in ``__init__``; ``annotate(scene, result)`` draws in place
 and returns the scene. Text is drawn with OpenCV's Hershey fonts so drawing never fetches a font file.
+
+``annotate(scene, result, **style)`` (what ``Result.plot`` and the CLI draw with) takes ultralytics' predict
+style options under their names: ``line_width`` (pixels; text scales with it; None = from the image size),
+``labels`` (False = no label tabs and no segmentation legend: ``--hide-labels``) and ``conf`` (False = labels
+without scores: ``--hide-conf``).
 """
 
 from __future__ import annotations
@@ -55,14 +60,16 @@ class BoxAnnotator:
 
 
 class LabelAnnotator:
-    """``#track class score`` on a filled tab above each box (inside it when the box touches the top)."""
+    """``#track class score`` on a filled tab above each box (inside it when the box touches the top). The text
+    scales with ``thickness`` (the boxes' line width), as ultralytics' labels do with ``line_width``."""
 
-    def __init__(self, text_scale: float | None = None, show_score: bool = True):
+    def __init__(self, text_scale: float | None = None, show_score: bool = True, thickness: int | None = None):
         self.text_scale = text_scale
         self.show_score = show_score
+        self.thickness = thickness
 
     def annotate(self, scene: np.ndarray, detections: Detections) -> np.ndarray:
-        lw = _line_width(scene)
+        lw = self.thickness or _line_width(scene)
         scale = self.text_scale or lw / 3
         thick = max(lw - 1, 1)
         for i, box in enumerate(detections.xyxy.round().astype(int)):
@@ -101,15 +108,16 @@ class KeypointAnnotator:
     standard skeleton for the pose's point count (``SKELETONS``: COCO's 17, MediaPipe's 33), () = points only."""
 
     def __init__(self, skeleton: tuple[tuple[int, int], ...] | None = None, min_conf: float = 0.3,
-                 radius: int | None = None):
+                 radius: int | None = None, thickness: int | None = None):
         self.skeleton = skeleton
         self.min_conf = min_conf
         self.radius = radius
+        self.thickness = thickness
 
     def annotate(self, scene: np.ndarray, detections: Detections) -> np.ndarray:
         if detections.keypoints is None:
             return scene
-        lw = _line_width(scene)
+        lw = self.thickness or _line_width(scene)
         r = self.radius or max(lw + 1, 2)
         for person, key in zip(detections.keypoints, _color_keys(detections)):
             visible = person[:, 2] >= self.min_conf
@@ -200,17 +208,21 @@ class ZoneAnnotator:
 
 
 class ClassificationAnnotator:
-    """Top-k ``name score`` lines in the top-left corner (action results add their frame range)."""
+    """Top-k ``name score`` lines (names only without ``show_score``) in the top-left corner (action results add
+    their frame range); the text scales with ``thickness`` when given."""
 
-    def __init__(self, text_scale: float | None = None):
+    def __init__(self, text_scale: float | None = None, show_score: bool = True, thickness: int | None = None):
         self.text_scale = text_scale
+        self.show_score = show_score
+        self.thickness = thickness
 
     def annotate(self, scene: np.ndarray, result: Classification) -> np.ndarray:
-        lines = [(f"{name} {score:.2f}", (255, 255, 255)) for name, score in zip(result.class_names, result.scores)]
+        lines = [(f"{name} {score:.2f}" if self.show_score else str(name), (255, 255, 255))
+                 for name, score in zip(result.class_names, result.scores)]
         if isinstance(result, ActionPrediction):
             lines.insert(0, (f"frames {result.start_frame}-{result.end_frame}", (180, 220, 255)))
         if lines:
-            _text_panel(scene, lines, (0, 0), self.text_scale or _line_width(scene) / 3)
+            _text_panel(scene, lines, (0, 0), self.text_scale or (self.thickness or _line_width(scene)) / 3)
         return scene
 
 
@@ -250,17 +262,37 @@ class SemanticMaskAnnotator:
         return scene
 
 
-def annotate(scene: np.ndarray, result: Result, **style: Any) -> np.ndarray:
-    """Draw any result with its default annotators; ``style`` goes to them (e.g. ``show_score=False``)."""
+STYLE_KEYS = ("line_width", "labels", "conf", "opacity", "min_conf", "text_scale", "legend")
+
+
+def annotate(scene: np.ndarray, result: Result, *, line_width: int | None = None, labels: bool = True,
+             conf: bool = True, **style: Any) -> np.ndarray:
+    """Draw any result with its default annotators.
+
+    ``line_width``, ``labels`` and ``conf`` are the predict-style options of the module docstring; ``style`` holds
+    the annotators' own (``opacity``, ``min_conf``, ``text_scale``, ``legend``). An unknown name is a TypeError
+    listing the valid ones, so a misspelt option never draws the default silently.
+    """
+    unknown = sorted(set(style) - set(STYLE_KEYS))
+    if unknown:
+        raise TypeError(f"unknown drawing option(s) {', '.join(unknown)}; valid: {', '.join(STYLE_KEYS)}")
+    if line_width is not None and (isinstance(line_width, bool) or not isinstance(line_width, (int, np.integer))
+                                   or line_width < 1):
+        raise ValueError(f"line_width must be a positive number of pixels, got {line_width!r}")
     if isinstance(result, Detections):
         MaskAnnotator(**_pick(style, "opacity")).annotate(scene, result)
-        BoxAnnotator(**_pick(style, "thickness")).annotate(scene, result)
-        KeypointAnnotator(**_pick(style, "min_conf")).annotate(scene, result)
-        return LabelAnnotator(**_pick(style, "text_scale", "show_score")).annotate(scene, result)
-    if isinstance(result, Classification):
-        return ClassificationAnnotator(**_pick(style, "text_scale")).annotate(scene, result)
+        BoxAnnotator(line_width).annotate(scene, result)
+        KeypointAnnotator(**_pick(style, "min_conf"), thickness=line_width).annotate(scene, result)
+        if not labels:
+            return scene
+        return LabelAnnotator(**_pick(style, "text_scale"), show_score=conf, thickness=line_width).annotate(
+            scene, result)
+    if isinstance(result, Classification):  # the top-k panel is the result itself: labels=False keeps it
+        return ClassificationAnnotator(**_pick(style, "text_scale"), show_score=conf,
+                                       thickness=line_width).annotate(scene, result)
     if isinstance(result, SemanticMask):
-        return SemanticMaskAnnotator(**_pick(style, "opacity", "legend")).annotate(scene, result)
+        legend = style.get("legend", True) and labels
+        return SemanticMaskAnnotator(**_pick(style, "opacity"), legend=legend).annotate(scene, result)
     raise TypeError(f"no annotator for {type(result).__name__}")
 
 

@@ -68,7 +68,7 @@ class MultiStream:
 
     def __init__(self, sources: dict[str, Any] | list[Any], predictor: Any, *,
                  on_error: StreamErrorHandler | None = None, prefetch: int = 4, reconnect: int | None = None,
-                 idle_wait: float = 0.005):
+                 vid_stride: int = 1, idle_wait: float = 0.005):
         """
         Args:
             sources: ``{name: source}``, or a list of sources named by ``stream_name`` (made unique with -2, -3).
@@ -79,6 +79,7 @@ class MultiStream:
                 and the other streams go on either way.
             prefetch: frames decoded ahead per file source.
             reconnect: attempts to reopen a live source that drops (see ``open_source``).
+            vid_stride: every N-th frame of each video or stream (see ``open_source``).
             idle_wait: seconds to wait for a live frame when no stream has one ready.
         """
         self.predictor = predictor
@@ -86,7 +87,7 @@ class MultiStream:
         self._tracking = hasattr(predictor, "new_tracker")
         self.on_error = on_error
         self.errors: list[tuple[str, VisionkitError]] = []
-        self.prefetch, self.reconnect, self.idle_wait = prefetch, reconnect, idle_wait
+        self.prefetch, self.reconnect, self.vid_stride, self.idle_wait = prefetch, reconnect, vid_stride, idle_wait
         self._streams: dict[str, _Stream] = {}
         self._lock = threading.Lock()
         items = sources.items() if isinstance(sources, dict) else ((None, s) for s in sources)
@@ -116,7 +117,7 @@ class MultiStream:
             elif name in self._streams:
                 raise OptionError(f"a stream named {name!r} is already running")
             handler = self._handler(name)
-            src = open_source(source, handler, self.reconnect)
+            src = open_source(source, handler, self.reconnect, self.vid_stride)
             frames = BackgroundIterator(iter(src), maxsize=self.prefetch, latest_only=src.live,
                                         name=f"decode-{name}")
             tracker = self.predictor.new_tracker() if self._tracking else None

@@ -265,7 +265,7 @@ class Predictor:
         return self.predict([inputs])[0]
 
     def stream(self, source: Any, on_error: ErrorHandler | None = None, prefetch: int = 4,
-               reconnect: int | None = None) -> Iterator[tuple[Frame, Result]]:
+               reconnect: int | None = None, vid_stride: int = 1) -> Iterator[tuple[Frame, Result]]:
         """Yield ``(frame, result)`` for every frame of any source (see ``visionkit.open_source``).
 
         ``on_error`` receives a ``SourceError`` for each bad item of a multi-item source and the run goes on;
@@ -273,8 +273,9 @@ class Predictor:
         (0 = in this thread); for live sources (camera, stream URL) only the newest frame is kept, so results
         never fall behind the scene. With ``workers`` > 1, that many batches are in inference at once and
         results still come out in frame order. ``reconnect`` overrides the predictor's (see ``__init__``).
+        ``vid_stride`` N: every N-th frame of videos and streams, with their source frame index and timestamp.
         """
-        src: Source = open_source(source, on_error, self.reconnect if reconnect is None else reconnect)
+        src: Source = open_source(source, on_error, self.reconnect if reconnect is None else reconnect, vid_stride)
         frames: Iterator[Frame] = iter(src)
         if prefetch > 0 and (src.live or len(src) > 1):
             frames = iter(BackgroundIterator(frames, maxsize=prefetch, latest_only=src.live, name="decode"))

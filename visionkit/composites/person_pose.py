@@ -79,10 +79,10 @@ class PersonPose:
         frame = read_image(image) if isinstance(image, (str, Path)) else to_bgr(image)
         return self._add_poses(frame, self.persons(frame))
 
-    def stream(self, source: Any, on_error: ErrorHandler | None = None,
-               prefetch: int = 4) -> Iterator[tuple[Frame, Detections]]:
+    def stream(self, source: Any, on_error: ErrorHandler | None = None, prefetch: int = 4,
+               vid_stride: int = 1) -> Iterator[tuple[Frame, Detections]]:
         """``(frame, people with poses)`` for every frame of any source (see ``Predictor.stream``)."""
-        for frame, detections in self.persons.stream(source, on_error, prefetch):
+        for frame, detections in self.persons.stream(source, on_error, prefetch, vid_stride=vid_stride):
             yield frame, self._add_poses(frame.image, detections)
 
     def warmup(self) -> PersonPose:

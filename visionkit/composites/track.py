@@ -37,12 +37,55 @@ def tracker_catalog() -> list[dict[str, Any]]:
 def tracker_settings(kind: str) -> dict[str, Any]:
     """ultralytics' shipped defaults for ``kind`` (its ``cfg/trackers/<kind>.yaml``)."""
     if kind not in TRACKERS:
-        raise OptionError(f"unknown tracker {kind!r}: expected one of {', '.join(TRACKERS)}")
+        raise OptionError(f"unknown tracker {kind!r}: expected one of {', '.join(TRACKERS)} or a tracker YAML file "
+                          f"(.yaml)")
     ultralytics_offline()
     import ultralytics
     from ultralytics.utils import YAML
 
     return dict(YAML.load(Path(ultralytics.__file__).parent / "cfg" / "trackers" / f"{kind}.yaml"))
+
+
+TRACKER_YAML_SUFFIXES = (".yaml", ".yml")
+
+
+def is_tracker_yaml(tracker: Any) -> bool:
+    """Whether ``tracker`` names a settings file (ultralytics-style YAML) rather than a tracker type."""
+    return isinstance(tracker, (str, Path)) and Path(tracker).suffix.lower() in TRACKER_YAML_SUFFIXES
+
+
+def read_tracker_yaml(path: str | Path) -> tuple[str, dict[str, Any]]:
+    """``(tracker type, settings)`` of an ultralytics-style tracker YAML (e.g. a copy of its ``bytetrack.yaml``
+    with other thresholds): ``tracker_type`` picks the tracker, the other keys are its settings, checked as
+    ``Tracker`` checks them; settings the file leaves out keep ultralytics' defaults. The file is data: read with
+    ``yaml.safe_load``, so no tag in it can build an object. Every problem is one ``OptionError`` naming the file.
+    """
+    import yaml
+
+    try:
+        text = Path(path).expanduser().read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        reason = e.strerror if isinstance(e, OSError) else "not UTF-8 text"
+        raise OptionError(f"{path}: cannot read the tracker settings ({reason})") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        raise OptionError(f"{path}: not valid YAML{where} ({getattr(e, 'problem', None) or e})") from None
+    if not isinstance(data, dict):
+        raise OptionError(f"{path}: tracker settings must be a mapping of names to values, as in ultralytics' "
+                          f"bytetrack.yaml; got {type(data).__name__}")
+    params = {str(k): v for k, v in data.items()}
+    kind = params.pop("tracker_type", None)
+    if kind not in TRACKERS:
+        got = "has no tracker_type" if kind is None else f"tracker_type {kind!r} is not a tracker visionkit runs"
+        raise OptionError(f"{path}: {got}; set tracker_type to {' or '.join(TRACKERS)}")
+    try:
+        _check_params(kind, tracker_settings(kind), params)
+    except OptionError as e:
+        raise OptionError(f"{path}: {e}") from None
+    return kind, params
 
 
 class Tracker:
@@ -135,7 +178,11 @@ def _check_params(kind: str, settings: dict[str, Any], params: Mapping[Any, Any]
     valid = sorted(k for k in settings if k != "tracker_type")
     unknown = sorted(k for k in params if k not in valid)
     if unknown:
-        raise OptionError(f"unknown {kind} parameter(s) {', '.join(unknown)}; valid: {', '.join(valid)}")
+        import difflib
+
+        close = sorted({m for k in unknown for m in difflib.get_close_matches(k, valid, n=1)})
+        hint = f"did you mean {', '.join(close)}? " if close else ""
+        raise OptionError(f"unknown {kind} parameter(s) {', '.join(unknown)}; {hint}valid: {', '.join(valid)}")
     for name, value in params.items():
         default = settings[name]
         if isinstance(default, bool):
@@ -144,6 +191,10 @@ def _check_params(kind: str, settings: dict[str, Any], params: Mapping[Any, Any]
             ok = (isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
                   and value >= 0)
             wanted = "a finite number >= 0"
+            if name.endswith("_thresh"):  # scores, IoU and cosine similarities: fractions
+                ok, wanted = ok and value <= 1, "a number between 0 and 1"
+            elif isinstance(default, int):  # track_buffer: a number of frames
+                ok, wanted = ok and float(value).is_integer(), "a whole number >= 0"
         else:
             ok, wanted = isinstance(value, str), "a string"
         if not ok:
@@ -160,15 +211,18 @@ class TrackingPredictor:
 
     task = "track"
 
-    def __init__(self, model: str | Path | None = None, *, tracker: str = "bytetrack",
+    def __init__(self, model: str | Path | None = None, *, tracker: str | Path = "bytetrack",
                  tracker_params: dict[str, Any] | None = None, **detector_options: Any):
+        """``tracker``: bytetrack, botsort, or an ultralytics-style YAML file (``read_tracker_yaml``);
+        ``tracker_params`` override single settings of either (e.g. ``{"track_buffer": 60}``)."""
         self.detector = Predictor("detect", model, **detector_options)
         if tracker_params is not None and (not isinstance(tracker_params, Mapping)
                                            or not all(isinstance(k, str) for k in tracker_params)):
             raise OptionError(f"tracker_params must map tracker setting names to values (e.g. "
                               f"{{'track_buffer': 60}}), got {tracker_params!r}")
-        self.tracker_kind = tracker
-        self.tracker_params = dict(tracker_params or {})
+        kind, from_file = read_tracker_yaml(tracker) if is_tracker_yaml(tracker) else (str(tracker), {})
+        self.tracker_kind = kind
+        self.tracker_params = {**from_file, **(tracker_params or {})}
         self._live = self.new_tracker()  # validates the tracker settings now, not on the first frame
 
     def new_tracker(self) -> Tracker:
@@ -198,16 +252,16 @@ class TrackingPredictor:
         return self._live.update(detections, frame)
 
     def stream(self, source: Any, on_error: ErrorHandler | None = None, prefetch: int = 4,
-               tracker: Tracker | None = None) -> Iterator[tuple[Frame, Detections]]:
+               tracker: Tracker | None = None, vid_stride: int = 1) -> Iterator[tuple[Frame, Detections]]:
         """``(frame, tracked detections)`` per frame. Each video of a multi-input source starts a fresh
         tracker; a folder or glob of images is tracked as one sequence (e.g. MOTChallenge ``img1/``).
 
         ``tracker``: go on with this one (e.g. loaded with ``load_state`` to continue a run that was stopped)
         instead of a fresh one; it is updated in place, so its ``state_dict()`` afterwards is where the stream
-        ended, ready to be saved for the next run."""
+        ended, ready to be saved for the next run. ``vid_stride``: see ``Predictor.stream``."""
         tracker = tracker if tracker is not None else self.new_tracker()
         current: str | None = None
-        for frame, detections in self.detector.stream(source, on_error, prefetch):
+        for frame, detections in self.detector.stream(source, on_error, prefetch, vid_stride=vid_stride):
             sequence = frame.source if frame.is_video else "<images>"
             if current is not None and sequence != current:
                 tracker.reset()

@@ -142,6 +142,18 @@ def output_stem(source: str) -> str:
     return (source.replace(" ", "") if camera else Path(source).stem) or "stream"
 
 
+def write_image(path: Path, image: np.ndarray, params: tuple[int, ...] = ()) -> None:
+    """Encode ``image`` (BGR) by ``path``'s suffix and write it, as a SinkError on failure; ``params``: OpenCV's
+    ``imwrite`` flags (e.g. JPEG quality)."""
+    ok, buf = cv2.imencode(path.suffix, image, list(params))
+    try:
+        if not ok:
+            raise OSError(0, "encoding failed")
+        buf.tofile(path)
+    except OSError as e:
+        raise SinkError(f"cannot write {path}: {e.strerror}") from None
+
+
 def _open_for_writing(path: Path) -> Any:
     try:
         return open(path, "w", encoding="utf-8")
@@ -189,13 +201,7 @@ class AnnotatedSink(Sink):
         if target.suffix.lower() not in (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"):
             target = target.with_suffix(".jpg")
         target = self._unique(target)
-        ok, buf = cv2.imencode(target.suffix, image)
-        try:
-            if not ok:
-                raise OSError(0, "encoding failed")
-            buf.tofile(target)
-        except OSError as e:
-            raise SinkError(f"cannot write {target}: {e.strerror}") from None
+        write_image(target, image)
         self.written.append(target)
 
     def _unique(self, target: Path) -> Path:
@@ -349,6 +355,11 @@ def _write_atomically(path: str | Path, write: Callable[[Path], object]) -> Path
     finally:
         tmp.unlink(missing_ok=True)
     return path
+
+
+def write_text(path: str | Path, text: str) -> None:
+    """Write a small text file atomically, as a SinkError on failure."""
+    _write_atomically(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
 
 
 def write_json(path: str | Path, data: Any) -> None:

@@ -68,7 +68,7 @@ class Frame:
     source: str
     index: int = 0
     timestamp: float | None = None  # seconds: position in a video file, or monotonic capture time when live
-    fps: float | None = None  # frame rate of the video it came from, when known
+    fps: float | None = None  # frames per second the source yields, when known (the video's / vid_stride)
     is_video: bool = False
 
     @property
@@ -141,13 +141,16 @@ class VideoSource(Source):
     ``on_error`` (raised without one) once the frames before it have been yielded. A live source that drops is
     reopened up to ``reconnect`` times with exponential backoff; frames go on under the same name, with
     ``index`` still counting and timestamps still increasing, so per-stream state (a tracker) carries over.
+    ``vid_stride`` N yields every N-th frame (0, N, 2N...); ``index`` and ``timestamp`` stay those of the source
+    frame, so outputs line up with the video (a MOT file's frame numbers, a JSONL's timestamps).
     """
 
     def __init__(self, target: str | int, live: bool = False, on_error: ErrorHandler | None = None,
-                 reconnect: int | None = None):
+                 reconnect: int | None = None, vid_stride: int = 1):
         self.target = target
         self.live = live
         self.on_error = on_error
+        self.vid_stride = check_vid_stride(vid_stride)
         attempts = reconnect_attempts(reconnect)
         self.reconnect = attempts if live else 0
         self.name = f"camera {target}" if isinstance(target, int) else str(target)
@@ -182,7 +185,8 @@ class VideoSource(Source):
         return cap
 
     def __len__(self) -> int:
-        return self.frame_count
+        """The frames this source yields (every ``vid_stride``-th of the video's); 0 when unknown."""
+        return -(-self.frame_count // self.vid_stride)
 
     def files(self) -> Iterator[Path]:
         if not self.live:
@@ -191,18 +195,24 @@ class VideoSource(Source):
     def __iter__(self) -> Iterator[Frame]:
         cap, self._cap = (self._cap if self._cap is not None else self._open()), None  # a second pass reopens
         index, start = 0, time.monotonic()
+        rate = self.fps / self.vid_stride if self.fps else None  # so a video of these frames plays in real time
         dropped: float | None = None  # when the drop being recovered from happened
         attempt = 0
         try:
             while cap is not None:
-                ok, image = cap.read()
+                skip = index % self.vid_stride != 0  # a frame between two strides: demuxed, never converted
+                ok = cap.grab()
+                image = None if skip or not ok else cap.retrieve()[1]
+                if ok and skip:
+                    index += 1
+                    continue
                 if ok and image is not None:
                     if dropped is not None:
                         log.warning("%s: reconnected after %.1f s (attempt %d of %d), going on from frame %d",
                                     self.name, time.monotonic() - dropped, attempt, self.reconnect, index)
                         dropped, attempt = None, 0
                     stamp = time.monotonic() - start if self.live else cap.get(cv2.CAP_PROP_POS_MSEC) / 1000.0
-                    yield Frame(image, self.name, index, stamp, self.fps, is_video=True)
+                    yield Frame(image, self.name, index, stamp, rate, is_video=True)
                     index += 1
                     continue
                 cap.release()
@@ -259,6 +269,13 @@ def reconnect_attempts(reconnect: int | None) -> int:
     return reconnect
 
 
+def check_vid_stride(vid_stride: Any) -> int:
+    """``vid_stride`` as a positive int (1 = every frame), or OptionError."""
+    if isinstance(vid_stride, bool) or not isinstance(vid_stride, (int, np.integer)) or vid_stride < 1:
+        raise OptionError(f"vid_stride must be a positive integer (1 = every frame), got {vid_stride!r}")
+    return int(vid_stride)
+
+
 def probe_frame_count(path: str | Path) -> int:
     """The frame count a video's header gives (0 when unknown or unreadable), with the file open only meanwhile:
     progress bars over many videos need it, and keeping every capture open would exhaust file descriptors."""
@@ -274,10 +291,11 @@ class MultiSource(Source):
     thousand files need one descriptor at a time). A bad input goes to ``on_error`` and the rest go on."""
 
     def __init__(self, specs: list[Any], on_error: ErrorHandler | None, name: str = "",
-                 reconnect: int | None = None):
+                 reconnect: int | None = None, vid_stride: int = 1):
         self.specs = specs
         self.on_error = on_error
         self.reconnect = reconnect
+        self.vid_stride = check_vid_stride(vid_stride)
         self.name = name or f"{len(specs)} inputs"
         self._length: int | None = None
 
@@ -294,7 +312,7 @@ class MultiSource(Source):
         """Frames in all inputs (probed from video headers once, each file opened only for that); an unreadable
         video counts as one item."""
         if self._length is None:
-            self._length = sum(_item_length(spec) for spec in self.specs)
+            self._length = sum(_item_length(spec, self.vid_stride) for spec in self.specs)
         return self._length
 
     def files(self) -> Iterator[Path]:
@@ -306,7 +324,7 @@ class MultiSource(Source):
 
     def __iter__(self) -> Iterator[Frame]:
         for i, spec in enumerate(self.specs):
-            source = self._try(lambda s=spec: _single(s, self.on_error, self.reconnect))
+            source = self._try(lambda s=spec: _single(s, self.on_error, self.reconnect, self.vid_stride))
             if source is None:
                 continue
             frames = iter(source)
@@ -319,10 +337,10 @@ class MultiSource(Source):
                 yield frame
 
 
-def _item_length(spec: Any) -> int:
+def _item_length(spec: Any, vid_stride: int) -> int:
     if isinstance(spec, Source):
         return len(spec)
-    return max(probe_frame_count(spec), 1) if _is_video_spec(spec) else 1
+    return max(-(-probe_frame_count(spec) // vid_stride), 1) if _is_video_spec(spec) else 1
 
 
 def _is_video_spec(spec: Any) -> bool:
@@ -346,7 +364,8 @@ def is_live(spec: Any) -> bool:
                                               and not is_image_url(str(spec)))
 
 
-def _single(spec: Any, on_error: ErrorHandler | None = None, reconnect: int | None = None) -> Source:
+def _single(spec: Any, on_error: ErrorHandler | None = None, reconnect: int | None = None,
+            vid_stride: int = 1) -> Source:
     if isinstance(spec, Source):
         return spec
     if not isinstance(spec, (str, Path, int)) or isinstance(spec, bool):
@@ -355,10 +374,11 @@ def _single(spec: Any, on_error: ErrorHandler | None = None, reconnect: int | No
         return UrlImageSource(spec)
     if is_live(spec):
         index = camera_index(spec)
-        return VideoSource(str(spec) if index is None else index, live=True, on_error=on_error, reconnect=reconnect)
+        return VideoSource(str(spec) if index is None else index, live=True, on_error=on_error, reconnect=reconnect,
+                           vid_stride=vid_stride)
     path = user_path(spec, SourceError)
     if path.suffix.lower() in VIDEO_SUFFIXES:
-        return VideoSource(str(path), on_error=on_error)
+        return VideoSource(str(path), on_error=on_error, vid_stride=vid_stride)
     if not path.exists():
         raise SourceError(f"{path}: no such file or directory")
     if path.suffix.lower() not in IMAGE_SUFFIXES and path.is_file():
@@ -367,7 +387,7 @@ def _single(spec: Any, on_error: ErrorHandler | None = None, reconnect: int | No
             read_image(path)
         except SourceError:
             try:
-                return VideoSource(str(path), on_error=on_error)
+                return VideoSource(str(path), on_error=on_error, vid_stride=vid_stride)
             except SourceError:
                 raise SourceError(f"{path}: neither an image nor a video OpenCV can decode") from None
     return ImageSource(path)
@@ -390,23 +410,27 @@ def _expand(spec: str | Path) -> list[Path] | None:
     return None
 
 
-def open_source(spec: Any, on_error: ErrorHandler | None = None, reconnect: int | None = None) -> Source:
+def open_source(spec: Any, on_error: ErrorHandler | None = None, reconnect: int | None = None,
+                vid_stride: int = 1) -> Source:
     """Open any accepted input (see the module docstring).
 
     With ``on_error`` set, a bad item of a multi-item source (directory, glob, list) is passed to it and the
     run goes on, and so is a failure after the first frame (a video that ends early, a stream lost for good);
     without it, the first of these raises ``SourceError``. A single input that cannot be opened always raises.
     ``reconnect``: attempts to reopen a camera or stream that drops (None = 5, 0 = off); files ignore it.
+    ``vid_stride``: videos, cameras and streams yield every N-th frame, each with its source index and timestamp
+    (ultralytics' ``vid_stride``); still images ignore it. A ``Source`` given as ``spec`` keeps its own.
     """
     reconnect = reconnect_attempts(reconnect)
+    vid_stride = check_vid_stride(vid_stride)
     if isinstance(spec, Source):
         return spec
     if isinstance(spec, (list, tuple)):
-        return MultiSource(list(spec), on_error, reconnect=reconnect)
+        return MultiSource(list(spec), on_error, reconnect=reconnect, vid_stride=vid_stride)
     if isinstance(spec, (np.ndarray, bool)) or not isinstance(spec, (str, Path, int)):
         return ArraySource(spec)
     if isinstance(spec, (str, Path)) and not str(spec).startswith(URL_SCHEMES):  # a URL's "?" starts its query
         files = _expand(spec)
         if files is not None:
-            return MultiSource(files, on_error, name=str(spec))
-    return _single(spec, on_error, reconnect)
+            return MultiSource(files, on_error, name=str(spec), vid_stride=vid_stride)
+    return _single(spec, on_error, reconnect, vid_stride)

@@ -145,7 +145,7 @@ class OptionType:
         integer = "a positive integer" if self.low == 1 and self.high == math.inf else f"an integer {bounds}"
         return {"number": f"a number {bounds}", "integer": integer, "flag": "true or false",
                 "size": f"{integer} or an (h, w) pair of them" if self.low > 0 else f"{integer} (0 = no limit)",
-                "ids": "a class id or a list of class ids (integers >= 0)"}[self.kind]
+                "ids": "a class id or name, or a list of them (ids are integers >= 0)"}[self.kind]
 
     def check(self, name: str, value: Any) -> Any:
         checked = self._normalise(value)
@@ -162,11 +162,12 @@ class OptionType:
             return float(value) if ok and self.low <= float(value) <= self.high else None
         if self.kind == "integer":
             return int(value) if _is_int(value) and self.low <= value <= self.high else None
-        if self.kind == "ids":
-            ids = [value] if _is_int(value) else value
-            if not isinstance(ids, (list, tuple, np.ndarray)) or not all(_is_int(i) and i >= 0 for i in ids):
+        if self.kind == "ids":  # names stay names until the model's class list resolves them (check_against_model)
+            ids = [value] if _is_int(value) or isinstance(value, str) else value
+            if not isinstance(ids, (list, tuple, np.ndarray)) or not all(
+                    (_is_int(i) and i >= 0) or (isinstance(i, str) and i.strip()) for i in ids):
                 return None
-            return [int(i) for i in ids]
+            return [int(i) if _is_int(i) else i.strip() for i in ids]
         # size: one side, or an (h, w) pair when the backend takes rectangles (low > 0: 0 is never a size)
         if _is_int(value):
             return int(value) if self.low <= value <= self.high else None
@@ -249,18 +250,45 @@ def merge_options(cls: type[Backend], entry: ModelEntry, given: dict[str, Any], 
 def check_against_model(backend: Backend, given: dict[str, Any]) -> None:
     """The caller's options that only the loaded model can judge: ``imgsz`` on a model whose file fixes its input
     size (accepted only when it repeats that size: the model cannot run at another), and class ids beyond the
-    model's class list (they would silently match nothing)."""
+    model's class list (they would silently match nothing). Class names are turned into the model's ids here, in
+    the backend's options (the ids its postprocess filters by)."""
     name = backend.entry.name
     size = given.get("imgsz")
     if size is not None and backend.input_hw is not None and as_hw(size) != backend.input_hw:
         h, w = backend.input_hw
         raise OptionError(f"imgsz {size}: {name} has a fixed {h}x{w} input ({backend.weights.name}); "
                           f"leave imgsz out or give {h if h == w else (h, w)}")
-    ids = given.get("classes")
+    if given.get("classes") is None:
+        return
+    ids = backend.options["classes"] = class_ids(given["classes"], backend.class_names, name)
     n = len(backend.class_names)
     if ids and max(ids) >= n:
         bad = ", ".join(str(i) for i in ids if i >= n)
         raise OptionError(f"classes {bad}: {name} has {n} classes (ids 0-{n - 1})")
+
+
+def class_ids(classes: list[int | str], names: list[str], model: str) -> list[int]:
+    """``classes`` (ids and/or names) as the ids of ``names``: a name matches exactly, else ignoring case; an
+    unknown one is an ``OptionError`` that offers the closest names of the model."""
+    import difflib
+
+    by_lower: dict[str, list[int]] = {}
+    for i, n in enumerate(names):
+        by_lower.setdefault(str(n).lower(), []).append(i)
+    ids: list[int] = []
+    for c in classes:
+        if not isinstance(c, str):
+            ids.append(c)
+        elif c in names:
+            ids.append(names.index(c))
+        elif len(by_lower.get(c.lower(), ())) == 1:
+            ids.append(by_lower[c.lower()][0])
+        else:
+            close = difflib.get_close_matches(c.lower(), list(by_lower), n=3, cutoff=0.6)
+            shown = ", ".join(map(str, names[:8])) + (f", ... ({len(names)} in all)" if len(names) > 8 else "")
+            hint = f"did you mean {', '.join(close)}?" if close else f"its classes: {shown}"
+            raise OptionError(f"classes: {model} has no class {c!r}; {hint}")
+    return ids
 
 
 class TrainedRunBackend(Backend):

@@ -44,8 +44,12 @@ def build_yolo(yaml: str, path: Path, calib: list[np.ndarray], bias_shift: float
     x = np.stack([box(image=im) for im in calib])[..., ::-1].transpose(0, 3, 1, 2)
     x = torch.from_numpy(np.ascontiguousarray(x)).float() / 255
     calibrate_bn(net, lambda: net(x))
-    for seq in net.model[-1].cv3:  # last conv of each level's class branch
+    head = net.model[-1]
+    for seq in getattr(head, "cv3", ()):  # last conv of each level's class branch (classifiers have none)
         seq[-1].bias.data += bias_shift
-    net.names = dict(enumerate(load_class_names("coco80")))
+    nc = int(head.nc if hasattr(head, "nc") else head.linear.out_features)
+    # COCO's names for an 80-class head, "person" for a pose head (1 class), else numbered classes.
+    names = load_class_names("coco80") if nc == 80 else ["person"] if nc == 1 else [f"class{i}" for i in range(nc)]
+    net.names = dict(enumerate(names))
     yolo.save(path)  # ultralytics' own checkpoint format (fp16 weights + metadata), as `yolo train` writes
     return path

@@ -14,6 +14,7 @@ runs on the same cores and would otherwise wait for the spinning threads to yiel
 from __future__ import annotations
 
 import importlib
+import importlib.util
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -93,7 +94,10 @@ class Runtime(ABC):
 
     @classmethod
     def available(cls) -> bool:
-        return importlib.util.find_spec(cls.module) is not None
+        try:
+            return importlib.util.find_spec(cls.module) is not None
+        except (ValueError, ImportError):  # a module set to None in sys.modules (import blocked) or half-installed
+            return False
 
     @classmethod
     def require(cls) -> None:

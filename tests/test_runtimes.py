@@ -12,9 +12,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from random_models import build_yolo
 
 import visionkit
-from random_models import build_yolo
 from visionkit.errors import OptionError, WeightsError
 
 IMGSZ = 320  # small: the parity of the pipelines does not depend on the size, the test time does

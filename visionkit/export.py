@@ -78,7 +78,8 @@ def export(model: str | Path, task: str = "detect", *, format: str = "onnx", pre
         raise OptionError("precision fp16: only OpenVINO IR stores fp16 weights (--format openvino)")
     if precision != "int8" and (data is not None or val is not None):
         raise OptionError("--data and --val calibrate and check an int8 export: give --precision int8 with them")
-    onnx = export_onnx(model, task, weights, trust_weights=trust_weights)
+    onnx = export_onnx(model, task, weights, trust_weights=trust_weights, warn_if_onnx=format == "onnx" and
+                       precision == "fp32")
     metadata = _onnx_metadata(onnx)
     if precision == "int8":
         return _export_int8(model, task, onnx, metadata, format, data, val, max_drop, output, weights,

@@ -347,7 +347,7 @@ def _catalog_entry_of_file(task: str, path: Path, cls: type[Backend]) -> catalog
 
 
 def export_onnx(model: str | Path, task: str = "detect", weights: str | Path | None = None,
-                trust_weights: bool = False) -> Path:
+                trust_weights: bool = False, warn_if_onnx: bool = True) -> Path:
     """The ONNX file ``runtime="onnx"`` runs for ``model`` (a catalog name or a .pt file), exported once by the
     model family's own exporter and cached; for deploying the model elsewhere (ONNX Runtime, TensorRT, OpenVINO).
     ``trust_weights`` as for ``Predictor``.
@@ -357,7 +357,8 @@ def export_onnx(model: str | Path, task: str = "detect", weights: str | Path | N
     entry, cls, path = _resolve_model(task, model, fallback=weights is None)
     local, verified = resolve_verified(entry, weights if weights is not None else path)
     if local.suffix.lower() == ".onnx":
-        log.warning("%s is already an ONNX model: nothing to export", local)
+        if warn_if_onnx:
+            log.warning("%s is already an ONNX model: nothing to export", local)
         return local
     if "onnx" not in cls.runtimes(local.suffix.lower()) or cls.RUNTIME != "torch":
         raise OptionError(f"{entry.name} ({cls.name} backend) does not export to ONNX")

@@ -7,7 +7,7 @@ from __future__ import annotations
 import logging
 import math
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -119,45 +119,57 @@ def _quiet_ultralytics() -> Iterator[None]:
         LOGGER.setLevel(level)
 
 
+def cached_onnx(weights: Path, key: str, build: Callable[[Path], Path]) -> Path:
+    """The ONNX export of ``weights`` in visionkit's cache, made by ``build(scratch_dir) -> file`` on first use.
+
+    Keyed by the weights' sha256 and ``key`` (the exporter and its version), so a changed file or exporter gives a
+    new export; built in a scratch folder beside the target and renamed into place, so an interrupted export never
+    leaves a half file behind, and never written into a weights folder.
+    """
+    import tempfile
+
+    from ..weights import cache_dir, sha256_of
+
+    target = cache_dir() / "onnx" / f"{weights.stem}-{sha256_of(weights)[:16]}-{key}.onnx"
+    if target.is_file():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=target.parent, prefix=".export-") as tmp:
+        try:
+            built = build(Path(tmp))
+        except WeightsError:
+            raise
+        except Exception as e:
+            raise_if_interrupted(e)
+            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            first = first.replace(tmp, str(weights.parent))  # name the user's file, not the scratch copy
+            raise WeightsError(f"cannot export {weights} to ONNX: {first}") from e
+        os.replace(built, target)
+    return target
+
+
 def export_ultralytics_onnx(weights: Path) -> Path:
     """An ultralytics checkpoint exported to ONNX by ultralytics' own exporter, built once and cached.
 
     The export has a dynamic input size and no NMS inside, so the letterbox (rectangular, like the reference's)
-    and NMS stay ultralytics' own ops; only the network moves to ONNX Runtime, which runs these small convnets
-    about 1.4x (one thread) to 2x (all cores) faster than PyTorch on a CPU. Keyed by the checkpoint's sha256
-    and the ultralytics version, so a changed file or exporter gives a new export; written atomically, so an
-    interrupted export never leaves a half file behind.
+    and NMS stay ultralytics' own ops; only the network moves to another runtime, which runs these small convnets
+    about 1.4x (one thread) to 2x (all cores) faster than PyTorch on a CPU.
     """
     import shutil
-    import tempfile
 
     ultralytics_offline()
     import ultralytics
     from ultralytics import YOLO
 
-    from ..weights import cache_dir, sha256_of
-
-    key = f"{sha256_of(weights)[:16]}-ultralytics{ultralytics.__version__}"
-    target = cache_dir() / "onnx" / f"{weights.stem}-{key}.onnx"
-    if target.is_file():
-        return target
-
-    target.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=target.parent, prefix=".export-") as tmp:
-        source = Path(tmp) / weights.name  # the exporter writes next to its input: keep it out of a weights folder
+    def build(tmp: Path) -> Path:
+        source = tmp / weights.name  # the exporter writes next to its input: keep it out of a weights folder
         shutil.copyfile(weights, source)
         if not is_trusted(weights):  # the exporter unpickles the copy itself: it must hold nothing but a model
             check_checkpoint(source, label=f"cannot export {weights} to ONNX")
-        try:
-            with _quiet_ultralytics():
-                exported = YOLO(str(source)).export(format="onnx", dynamic=True, simplify=False, device="cpu")
-        except Exception as e:
-            raise_if_interrupted(e)
-            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-            first = first.replace(str(source), str(weights))  # name the user's file, not the scratch copy
-            raise WeightsError(f"cannot export {weights} to ONNX: {first}") from e
-        os.replace(exported, target)
-    return target
+        with _quiet_ultralytics():
+            return Path(YOLO(str(source)).export(format="onnx", dynamic=True, simplify=False, device="cpu"))
+
+    return cached_onnx(weights, f"ultralytics{ultralytics.__version__}", build)
 
 
 def load_state_dict(model: Any, weights: Path, arch: str) -> None:
@@ -177,32 +189,19 @@ def load_state_dict(model: Any, weights: Path, arch: str) -> None:
 
 def export_torch_onnx(model: Any, weights: Path, input_shape: tuple[int, ...], label: str) -> Path:
     """A torchvision-style network exported by ``torch.onnx.export`` at ``input_shape`` with a free batch axis,
-    built once and cached (keyed by the weights' sha256, ``label`` and the torch version), written atomically.
-    For runtimes other than PyTorch: ONNX Runtime runs the file, OpenVINO reads it directly."""
-    import tempfile
-
+    built once and cached (``cached_onnx``; keyed by ``label`` and the torch version too). For runtimes other than
+    PyTorch: ONNX Runtime runs the file, OpenVINO reads it directly."""
     import torch
 
-    from ..weights import cache_dir, sha256_of
+    def build(tmp: Path) -> Path:
+        scratch = tmp / "model.onnx"
+        with _no_warnings():
+            torch.onnx.export(model.float().cpu().eval(), torch.zeros(input_shape), str(scratch), dynamo=False,
+                              input_names=["images"], output_names=["output0"], opset_version=17,
+                              dynamic_axes={"images": {0: "batch"}, "output0": {0: "batch"}})
+        return scratch
 
-    key = f"{sha256_of(weights)[:16]}-{label}-torch{torch.__version__.split('+')[0]}"
-    target = cache_dir() / "onnx" / f"{weights.stem}-{key}.onnx"
-    if target.is_file():
-        return target
-    target.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=target.parent, prefix=".export-") as tmp:
-        scratch = Path(tmp) / target.name
-        try:
-            with _no_warnings():
-                torch.onnx.export(model.float().cpu().eval(), torch.zeros(input_shape), str(scratch), dynamo=False,
-                                  input_names=["images"], output_names=["output0"], opset_version=17,
-                                  dynamic_axes={"images": {0: "batch"}, "output0": {0: "batch"}})
-        except Exception as e:
-            raise_if_interrupted(e)
-            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-            raise WeightsError(f"cannot export {weights} to ONNX: {first}") from e
-        os.replace(scratch, target)
-    return target
+    return cached_onnx(weights, f"{label}-torch{torch.__version__.split('+')[0]}", build)
 
 
 @contextmanager

@@ -103,11 +103,12 @@ def test_vid_stride_keeps_source_frame_numbers_and_timestamps(clip: Path, tmp_pa
     _ok("detect", clip, "-m", SSD, "--json", "all.jsonl", cwd=tmp_path)
     _ok("detect", clip, "-m", SSD, "--vid-stride", "4", "--json", "strided.jsonl", "--save", "out", "--save-txt",
         cwd=tmp_path)
-    every = {r["frame"]: r for r in assert_jsonl_valid(tmp_path / "all.jsonl")}
+    every = {r["frame_index"]: r for r in assert_jsonl_valid(tmp_path / "all.jsonl")}
     strided = assert_jsonl_valid(tmp_path / "strided.jsonl")
-    assert [r["frame"] for r in strided] == [0, 4, 8, 12]
+    assert [r["frame_index"] for r in strided] == [0, 4, 8, 12]
     for r in strided:  # the same frame of the source: same time, same detections
-        assert r["timestamp"] == every[r["frame"]]["timestamp"] and r["detections"] == every[r["frame"]]["detections"]
+        same = every[r["frame_index"]]
+        assert r["timestamp"] == same["timestamp"] and r["detections"] == same["detections"]
     labels = sorted(p.name for p in (tmp_path / "out/labels").iterdir())
     assert set(labels) <= {f"ball_{i}.txt" for i in (0, 4, 8, 12)} and labels
     frames, _, _ = count_frames(tmp_path / "out/ball.mp4")

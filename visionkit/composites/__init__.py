@@ -50,7 +50,7 @@ class Composite(Protocol):
 
 def composite_for(task: str) -> Callable[..., Any] | None:
     """The factory ``load`` uses for ``task``, or None when the task is a plain Predictor."""
-    target = COMPOSITES.get(task)
+    target = COMPOSITES.get(task) if isinstance(task, str) else None
     if target is None:
         return None
     module, _, name = target.partition(":")

@@ -82,6 +82,10 @@ class ActionPredictor:
         return self.clips.backend
 
     @property
+    def trust_weights(self) -> bool:
+        return self.clips.trust_weights
+
+    @property
     def reconnect(self) -> int:
         return self.clips.reconnect
 

@@ -5,10 +5,10 @@ otherwise pick bf16 by itself on CPUs that have it, which moves boxes by pixels)
 explicitly, and ``int8`` runs a file that was quantized (``visionkit export --precision int8``), never a silent
 on-the-fly quantization. A runtime that cannot honour a precision on a device refuses it in one line.
 
-Threading is one policy for every runtime: ``Device.threads`` (set by the Predictor from its ``workers``) is the
-intra-op thread count of each session; None leaves the runtime's own default (all cores). Busy-waiting worker
-threads are off where the runtime has them (ONNX Runtime), because the stage after the model (NMS, mask decoding)
-runs on the same cores and would otherwise wait for the spinning threads to yield.
+Threading is one policy for every runtime (``apply_thread_policy``): ``Device.threads`` (set by the Predictor from
+its ``workers``) is the intra-op thread count of each session; None leaves the runtime's own default (all cores).
+Busy-waiting worker threads are off where the runtime has them (ONNX Runtime), because the stage after the model
+(NMS, mask decoding) runs on the same cores and would otherwise wait for the spinning threads to yield.
 """
 
 from __future__ import annotations
@@ -134,31 +134,18 @@ class Runtime(ABC):
         return wanted
 
 
-_torch_models = 0  # models built in this process that run on PyTorch (they want torch's intra-op threads)
-
-
 def apply_thread_policy(device: Device) -> None:
-    """PyTorch's process-wide intra-op threads, set for the model about to be built on ``device``.
-
-    A model on another runtime uses torch only for its codec's light glue (NMS, box scaling), and torch's threads
-    there compete with the engine's own for the same cores: measured on 2 cores, NMS took 21-32 ms on 2 torch threads
-    and 1.4-1.8 ms on 1. So torch gets one thread while no PyTorch model is loaded in the process; a PyTorch model
-    (or ``workers`` > 1, which fixes ``device.threads``) sets it back to its share of the cores.
+    """PyTorch's intra-op threads for a model about to be built: its share of the cores when ``workers`` > 1 fixes
+    ``device.threads`` (PyTorch's count is process-wide; the other runtimes take theirs per session), else left as
+    the process has it. visionkit does not lower it behind the user's back for a model on another runtime, although
+    that runtime's codec glue (NMS) runs faster on one torch thread next to a busy engine: the user's own torch code
+    in the same process would pay for it. Spin-waiting is off in ONNX Runtime instead, which removes most of that
+    contention (NMS after ONNX Runtime: 21-32 ms with spinning threads, 3-8 ms without, on 2 cores).
     """
-    global _torch_models
-    if device.type != "cpu":
-        return
-    import torch
+    if device.type == "cpu" and device.threads:
+        import torch
 
-    from ..device import cpu_cores
-
-    if device.runtime == "torch":
-        _torch_models += 1
-        torch.set_num_threads(device.threads or cpu_cores())
-    elif device.threads:
         torch.set_num_threads(device.threads)
-    elif _torch_models == 0:
-        torch.set_num_threads(1)
 
 
 def get_runtime(name: str) -> type[Runtime]:

@@ -36,7 +36,8 @@ class TorchSession(Session):
             outputs: the module's return value -> the list of output tensors (default: as returned, listed).
             per_call_state: the module caches state of the last input on itself (ultralytics' heads keep the anchors
                 of the last input shape), so concurrent calls each borrow a copy that shares the weights.
-            channels_last: feed inputs in channels-last memory order (oneDNN's faster CPU layout).
+            channels_last: the module was put in channels-last memory order (oneDNN's faster CPU layout; inputs
+                stay as they come, as ultralytics' own predictor feeds them).
         """
         super().__init__(precision, [], [], target="CUDA" if device.type == "cuda" else "CPU")
         import torch
@@ -45,7 +46,6 @@ class TorchSession(Session):
         self.device = device
         self.dtype = getattr(torch, _DTYPES[precision])
         self._outputs = outputs or _as_list
-        self._channels_last = channels_last
         self._pool: Pool[Any] | None = Pool(lambda: _shared_copy(module)) if per_call_state else None
 
     def to_device(self, x: Any) -> Any:
@@ -56,11 +56,7 @@ class TorchSession(Session):
             return [self.to_device(v) for v in x]
         t = torch.from_numpy(x) if isinstance(x, np.ndarray) else x
         t = t.to(self.device.torch, non_blocking=True)
-        if t.is_floating_point():
-            t = t.to(self.dtype)
-            if self._channels_last and t.ndim == 4:
-                t = t.contiguous(memory_format=torch.channels_last)
-        return t
+        return t.to(self.dtype) if t.is_floating_point() else t
 
     def run(self, inputs: Sequence[Any]) -> list[Any]:
         import torch

@@ -112,8 +112,14 @@ def _epoch_line(trainer: Any) -> None:
 
 def _ultralytics_train(net: Any, **arguments: Any) -> None:
     """``net.train(**arguments)``; ultralytics' own failures (bad data, a file it cannot read) as one line."""
+    import warnings
+
     try:
-        net.train(**arguments)
+        with warnings.catch_warnings():
+            # ultralytics' Ray Tune callback touches ray.train's session when ray is installed (the batch extra),
+            # which warns about its deprecation on every run: not the user's concern.
+            warnings.filterwarnings("ignore", module=r"ray\.")
+            net.train(**arguments)
     except (KeyboardInterrupt, OptionError, DataError):
         raise
     except Exception as e:

@@ -43,6 +43,7 @@ __version__ = "0.1.0"
 _LAZY = {
     ".batch": ("read_results",),
     ".catalog": ("ModelEntry", "list_models"),
+    ".heatmap": ("Heatmap", "heatmap_of"),
     ".interpret": ("attack_report", "explain"),
     ".io.sources": ("Frame", "open_source"),
     ".multistream": ("MultiStream", "StreamResult"),
@@ -77,8 +78,9 @@ def available_models(task: str | None = None) -> list[str]:
 
 
 __all__ = [
-    "ActionPrediction", "Classification", "DataError", "Detections", "Frame", "ModelEntry", "ModelNotFoundError",
+    "ActionPrediction", "Classification", "DataError", "Detections", "Frame", "Heatmap", "ModelEntry",
+    "ModelNotFoundError",
     "MultiStream", "OptionError", "PersonPose", "Predictor", "Result", "ResultFormatError", "SemanticMask", "SinkError",
     "SourceError", "Speed", "StreamResult", "VisionkitError", "WeightsError", "attack_report", "available_models",
-    "explain", "export_onnx", "list_models", "load", "open_source", "read_results", "train",
+    "explain", "export_onnx", "heatmap_of", "list_models", "load", "open_source", "read_results", "train",
 ]

@@ -190,6 +190,13 @@ def _add_track_task_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--events", metavar="FILE",
                    help="write crossed/entered/left events (track id, class, frame, timestamp) to FILE as JSONL, "
                         "as they happen")
+    g.add_argument("--heatmap", metavar="PNG_OR_DIR",
+                   help="heat map of where tracks stay (track-centre occupancy), drawn on saved/shown frames and "
+                        "written as a PNG over the last frame; a folder: DIR/<stream>.png per video or stream")
+    g.add_argument("--batch-streams", action="store_true", dest="batch_streams",
+                   help="several sources: one forward pass per step with a frame of every stream (batch = the "
+                        "number of streams unless --batch is given; for a GPU) instead of one pass per frame, two "
+                        "at once on a multi-core CPU (the default)")
     g = p.add_argument_group("tracker state")
     g.add_argument("--resume-state", metavar="FILE", dest="resume_state",
                    help="continue the tracks (and ids) of a run that wrote FILE with --save-state")
@@ -438,9 +445,9 @@ def _workers(args: argparse.Namespace) -> int | None:
 
     if getattr(args, "workers", None) is not None:
         return args.workers
-    if getattr(args, "gt", None):
-        return None
     source = getattr(args, "source", None)
+    if getattr(args, "gt", None) or isinstance(source, list):  # a list: several streams (MultiStream)
+        return None
     if source is None or is_live(source):
         return 1
     is_glob = any(c in source for c in "*?[")
@@ -614,6 +621,7 @@ def _save_dir(args: argparse.Namespace) -> Any:
 
 def _open_sinks(args: argparse.Namespace, model: str, guard: Any) -> list[Any]:
     """The outputs asked for, all under ``guard``. If one cannot be opened, those opened before it are closed."""
+    from .heatmap import HeatmapSink
     from .io.sinks import AnnotatedSink, CocoResultsSink, JsonlSink, MotSink
 
     openers = []
@@ -623,6 +631,8 @@ def _open_sinks(args: argparse.Namespace, model: str, guard: Any) -> list[Any]:
         openers.append(lambda: CocoResultsSink(args.coco, guard))
     if getattr(args, "mot", None):
         openers.append(lambda: MotSink(args.mot, guard))
+    if getattr(args, "heatmap", None):  # before --save: it draws on the frames that sink writes
+        openers.append(lambda: HeatmapSink(args.heatmap, guard))
     if args.save:  # last: a refused file above leaves no empty run folder behind
         openers.append(lambda: AnnotatedSink(_save_dir(args), guard))
     sinks: list[Any] = []
@@ -696,6 +706,8 @@ def _run_track(args: argparse.Namespace) -> int:
     sources = args.source
     if len(sources) > 1:
         return _run_multistream(args, sources)
+    if args.batch_streams:
+        raise OptionError("--batch-streams batches several sources: give two or more")
     args.source = sources[0] if sources else None
     return _run_task(args)
 
@@ -703,6 +715,7 @@ def _run_track(args: argparse.Namespace) -> int:
 def _run_multistream(args: argparse.Namespace, sources: list[str]) -> int:
     from dataclasses import replace
 
+    from .heatmap import HeatmapSink
     from .io.sinks import AnnotatedSink, MotSink, RecordSink
     from .io.sources import is_live
     from .multistream import MultiStream
@@ -711,8 +724,9 @@ def _run_multistream(args: argparse.Namespace, sources: list[str]) -> int:
         raise OptionError("--resume-state and --save-state take one source (a tracker state is one stream's)")
     if args.show:
         raise OptionError("--show takes one source; use --save DIR for several")
-    args.source = None  # no --workers guess from a source: the streams share one batched forward pass
-    if args.batch == 1:  # the default: one forward pass per step for all the streams
+    if args.heatmap and Path(args.heatmap).suffix.lower() == ".png":
+        raise OptionError("--heatmap with several streams takes a folder (DIR/<stream>.png), not one .png file")
+    if args.batch_streams and args.batch == 1:  # one forward pass per step for all the streams
         args.batch = len(sources)
     predictor = _load(args)
     counting = _Counting.from_args(args)
@@ -736,10 +750,12 @@ def _run_multistream(args: argparse.Namespace, sources: list[str]) -> int:
         records = RecordSink(args.json, guard, task=args.task, model=predictor.entry.name) if args.json else None
         if args.mot:  # a folder: <stream>.txt per stream
             sinks.append(MotSink(args.mot, guard))
+        if args.heatmap:  # first: it draws on the frames the annotated sink writes
+            sinks.insert(0, HeatmapSink(args.heatmap, guard))
         if counting is not None:
             counting.open(guard)
         for item in streams:
-            frame = replace(item.frame, source=item.stream)  # outputs are named by stream
+            frame = replace(item.frame, source=item.stream, is_video=True)  # outputs by stream: <stream>.mp4
             result = item.result
             annotated = result.plot(frame.image) if args.save else None
             if counting is not None:

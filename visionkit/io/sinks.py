@@ -403,6 +403,15 @@ def write_json(path: str | Path, data: Any) -> None:
     _write_atomically(path, lambda tmp: tmp.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8"))
 
 
+def write_image(path: str | Path, image: np.ndarray) -> Path:
+    """Write an image (its format from the suffix) atomically, as a SinkError on failure."""
+    path = Path(path)
+    ok, buf = cv2.imencode(path.suffix or ".png", image)
+    if not ok:
+        raise SinkError(f"cannot write {path}: OpenCV cannot encode {path.suffix or 'an image'}")
+    return _write_atomically(path, buf.tofile)
+
+
 def copy_file(source: Path, path: str | Path) -> Path:
     """Copy ``source`` to ``path`` atomically, as a SinkError on failure."""
     return _write_atomically(path, lambda tmp: shutil.copyfile(source, tmp))

@@ -198,6 +198,6 @@ def test_cli_batch_streams_heatmap(data: Path, tmp_path: Path, capsys: pytest.Ca
     assert main(["track", str(clip), str(pets), *run, "--heatmap", str(tmp_path / "one.png")]) == 2
     assert main(["track", str(clip), *run, "--batch-streams"]) == 2
     assert capsys.readouterr().err.splitlines() == [
-        "visionkit: error: --heatmap with several streams takes a folder (DIR/<stream>.png), not one .png file",
+        "visionkit: error: --heatmap with several streams takes a folder (DIR/<stream>.png), not one image file",
         "visionkit: error: --batch-streams batches several sources: give two or more"]
     assert not (tmp_path / "one.png").exists()

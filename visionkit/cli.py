@@ -193,6 +193,7 @@ def _add_track_task_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--heatmap", metavar="PNG_OR_DIR",
                    help="heat map of where tracks stay (track-centre occupancy), drawn on saved/shown frames and "
                         "written as a PNG over the last frame; a folder: DIR/<stream>.png per video or stream")
+    g = p.add_argument_group("several sources")
     g.add_argument("--batch-streams", action="store_true", dest="batch_streams",
                    help="several sources: one forward pass per step with a frame of every stream (batch = the "
                         "number of streams unless --batch is given; for a GPU) instead of one pass per frame, two "
@@ -258,8 +259,8 @@ def build_parser() -> argparse.ArgumentParser:
                            formatter_class=argparse.RawDescriptionHelpFormatter)
         if task == "track":  # several sources: one model, one tracker per stream (MultiStream)
             p.add_argument("source", nargs="*", metavar="SOURCE", help=SOURCE_HELP + "; several: tracked as "
-                           "separate streams batched through one model (--save DIR: DIR/<stream>.mp4, --mot: a "
-                           "folder of <stream>.txt, --json: records with a stream field)")
+                           "separate streams through one model, one tracker each (--save DIR: DIR/<stream>.mp4, "
+                           "--mot and --heatmap: a folder of <stream>.txt/.png, --json: records with a stream field)")
         else:
             p.add_argument("source", nargs="?", metavar="SOURCE", help=SOURCE_HELP)
         _add_model_options(p, task)
@@ -716,6 +717,7 @@ def _run_multistream(args: argparse.Namespace, sources: list[str]) -> int:
     from dataclasses import replace
 
     from .heatmap import HeatmapSink
+    from .io.images import IMAGE_SUFFIXES
     from .io.sinks import AnnotatedSink, MotSink, RecordSink
     from .io.sources import is_live
     from .multistream import MultiStream
@@ -724,8 +726,8 @@ def _run_multistream(args: argparse.Namespace, sources: list[str]) -> int:
         raise OptionError("--resume-state and --save-state take one source (a tracker state is one stream's)")
     if args.show:
         raise OptionError("--show takes one source; use --save DIR for several")
-    if args.heatmap and Path(args.heatmap).suffix.lower() == ".png":
-        raise OptionError("--heatmap with several streams takes a folder (DIR/<stream>.png), not one .png file")
+    if args.heatmap and Path(args.heatmap).suffix.lower() in IMAGE_SUFFIXES:
+        raise OptionError("--heatmap with several streams takes a folder (DIR/<stream>.png), not one image file")
     if args.batch_streams and args.batch == 1:  # one forward pass per step for all the streams
         args.batch = len(sources)
     predictor = _load(args)

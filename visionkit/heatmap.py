@@ -28,6 +28,7 @@ import cv2
 import numpy as np
 
 from .errors import SinkError
+from .io.images import IMAGE_SUFFIXES
 from .io.sinks import OutputGuard, Sink, output_stem, sequence_key, write_image
 from .io.sources import Frame
 from .results import Detections, Result
@@ -121,17 +122,22 @@ def heatmap_of(stream: Iterable[tuple[Frame, Detections]], **options: Any) -> He
 
 class HeatmapSink(Sink):
     """A heat map per sequence, drawn onto its annotated frames, each written at ``close`` as a PNG over the last
-    frame. ``path``: a ``.png`` file for a run over one sequence, or a folder that gets ``<stream>.png`` per
-    sequence (as ``MotSink`` does with ``.txt``)."""
+    frame. ``path``: an image file (``.png``; ``.jpg``... in that format) for a run over one sequence, or a folder
+    that gets ``<stream>.png`` per sequence (as ``MotSink`` does with ``.txt``)."""
 
     def __init__(self, path: str | Path, guard: OutputGuard | None = None, **heatmap_options: Any):
         self.path = self.location = Path(path)
         self.guard = guard or OutputGuard()
         self.options = heatmap_options
         self.maps: dict[str, tuple[Heatmap, str]] = {}  # sequence key -> its heat map, the source it is named by
-        self._single = self.path.suffix.lower() == ".png"
+        self._single = self.path.suffix.lower() in IMAGE_SUFFIXES
         if self._single:
             self.guard.claim(self.path)  # a refused path fails before the run, not after it
+            return
+        try:
+            self.path.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise SinkError(f"cannot create output directory {self.path}: {e.strerror}") from None
 
     def write(self, frame: Frame, result: Result, annotated: np.ndarray | None = None) -> None:
         key = sequence_key(frame)

@@ -20,7 +20,8 @@ stream count, in reverse order every other round, and each ratio is taken within
 the rounds is reported (with the lowest and highest).
 
 Total FPS = frames of all streams / wall time of the loop (after warm-up); ms per step = the median time between
-one stream's consecutive results (for multistream, between consecutive steps).
+one stream's consecutive results (for multistream, between consecutive steps). "One at a time" is one
+``visionkit track`` process alone (the N=1 processes row): N streams one after the other get its FPS.
 
     python benchmarks/bench_multistream.py --frames 40 --rounds 3     # writes benchmarks/results/multistream.json
 """
@@ -133,19 +134,25 @@ def measure(args: argparse.Namespace, pt: Path, clip: Path, tmp: Path) -> dict[i
 
 def figures(runs: dict[int, dict[str, list[tuple]]]) -> list[dict]:
     """One row per stream count and case: median FPS and ms per step over the rounds, and for the multistream
-    cases the per-round ratios to the other pipelines (median, lowest, highest)."""
+    cases the per-round ratios of total FPS to the other pipelines' and to one stream at a time (one
+    ``visionkit track`` process alone, the N=1 processes row of the same round): median, lowest, highest."""
     rows = []
+    alone = runs.get(1, {}).get("processes")
     for n, by_case in runs.items():
         for case, got in by_case.items():
             row = {"streams": n, "case": case, "pipeline": CASES[case],
                    "fps": round(statistics.median(g[0] for g in got), 2), "fps_runs": [round(g[0], 2) for g in got],
-                   "ms_per_step": round(statistics.median(g[1] for g in got), 1)}
+                   "ms_per_step": round(statistics.median(g[1] for g in got), 1),
+                   "ms_runs": [round(g[1], 1) for g in got]}
             if case in ("per-frame", "batched"):
-                for other in ("processes", "ultralytics", "per-frame"):
-                    if other in by_case and other != case:
-                        ratios = [a[0] / b[0] for a, b in zip(got, by_case[other])]
-                        row[f"ratio_vs_{other}"] = {"median": round(statistics.median(ratios), 3),
-                                                    "min": round(min(ratios), 3), "max": round(max(ratios), 3)}
+                others = {f"ratio_vs_{o}": by_case[o] for o in ("processes", "ultralytics", "per-frame")
+                          if o in by_case and o != case}
+                if alone is not None:
+                    others["ratio_vs_one_at_a_time"] = alone
+                for key, reference in others.items():
+                    ratios = [a[0] / b[0] for a, b in zip(got, reference)]
+                    row[key] = {"median": round(statistics.median(ratios), 3), "min": round(min(ratios), 3),
+                                "max": round(max(ratios), 3)}
             rows.append(row)
     return rows
 
@@ -155,9 +162,11 @@ def table(rows: list[dict]) -> str:
         r = row.get(f"ratio_vs_{other}")
         return f"{r['median']:.2f} ({r['min']:.2f}-{r['max']:.2f})" if r else ""
 
-    return markdown_table(("streams", "pipeline", "total FPS", "ms per step", "vs processes", "vs ultralytics"),
+    return markdown_table(("streams", "pipeline", "total FPS", "ms per step", "vs N processes", "vs ultralytics",
+                           "vs one at a time"),
                           [(r["streams"], r["pipeline"], f"{r['fps']:.1f}", f"{r['ms_per_step']:.0f}",
-                            ratio(r, "processes"), ratio(r, "ultralytics")) for r in rows])
+                            ratio(r, "processes"), ratio(r, "ultralytics"), ratio(r, "one_at_a_time"))
+                           for r in rows])
 
 
 def main() -> None:

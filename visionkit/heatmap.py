@@ -11,7 +11,7 @@ Every frame adds one to the cell under each track's box centre (or ``anchor="bot
 a cell's count is track-frames: a person standing still for 10 s at 25 fps adds 250 where one walking through adds
 a few. Only tracked detections count (``track_ids`` set), as for lines and zones: one-frame false positives never
 become tracks, so they leave no heat. Counts are kept on a grid of ``cell``-pixel cells (a 1080p stream costs
-0.5 MB, not 8) and spread by a Gaussian of ``spread`` times the frame's longer side only when drawn, so the
+1 MB, not 16) and spread by a Gaussian of ``spread`` times the frame's longer side only when drawn, so the
 counts stay exact and the look can change without rerunning.
 
 ``HeatmapSink`` is the CLI's ``--heatmap``: one heat map per sequence (video, camera, stream), each drawn onto that

@@ -1,25 +1,35 @@
-"""Many streams, one machine: N copies of the demo video tracked three ways, total FPS and per-stream latency.
+"""Many streams, one machine: N copies of the demo video tracked four ways, total FPS and time per step.
 
-  multistream         ``visionkit.MultiStream([clip] * N, TrackingPredictor(pt, batch_size=N))`` in one process:
-                      one batched forward pass per step for all N streams, one tracker per stream
-  processes           N ``visionkit track clip --model pt --workers 1`` processes at once (each loads the model;
-                      FPS from each one's summary line, which starts after its warm-up)
-  ultralytics threads ultralytics' recipe for several streams: one thread per stream, each with its own
-                      ``YOLO(pt)`` and ``model.track(source, stream=True, persist=True)``
+  multistream, pass per frame   ``visionkit.MultiStream([clip] * N, TrackingPredictor(pt))`` in one process: one
+                                tracker per stream, each frame its own forward pass, two passes at once on
+                                single-threaded workers (the predictor's ``workers``), overlapping the trackers
+                                (``visionkit track A B ...``)
+  multistream, --batch-streams  the same with ``batch_size=N``: one batched forward pass per step for all N streams
+                                (``visionkit track A B ... --batch-streams``; what a GPU wants)
+  processes                     N ``visionkit track clip --model pt`` processes at once (each loads the model; each
+                                with its default workers; FPS from each one's summary line, which starts after its
+                                warm-up, summed)
+  ultralytics threads           ultralytics' recipe for several streams: one thread per stream, each with its own
+                                ``YOLO(pt)`` and ``model.track(source, stream=True, persist=True)``
 
 Model: the seeded random-weight YOLOv8n that bench_track.py uses (official YOLOv8 weights are not available
-offline), PyTorch on the CPU, imgsz 640, conf 0.1, ByteTrack. No drawing or encoding: detection + tracking only.
-Every case runs in fresh processes (the model is built first, in this one).
-Total FPS = frames of all streams / wall time of the loop (after warm-up); latency = the median wall time from
-the start of a step (a frame of every stream handed in) to its results; for processes and threads, the median
-time per frame of one stream.
+offline), PyTorch (or ``--runtime onnx``: ONNX Runtime for the visionkit cases) on the CPU, imgsz 640, conf 0.1,
+ByteTrack. No drawing or encoding: detection + tracking only. Every case runs in fresh processes (the model is
+built first, in this one). The machine is shared, so the cases alternate: every round runs each case once per
+stream count, in reverse order every other round, and each ratio is taken within a round, then the median over
+the rounds is reported (with the lowest and highest).
 
-    python benchmarks/bench_multistream.py --frames 40
+Total FPS = frames of all streams / wall time of the loop (after warm-up); ms per step = the median time between
+one stream's consecutive results (for multistream, between consecutive steps). "One at a time" is one
+``visionkit track`` process alone (the N=1 processes row): N streams one after the other get its FPS.
+
+    python benchmarks/bench_multistream.py --frames 40 --rounds 3     # writes benchmarks/results/multistream.json
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import re
 import statistics
@@ -30,25 +40,29 @@ import threading
 import time
 from pathlib import Path
 
-from _common import add_figures_option, print_table, setup_env
+from _common import markdown_table, setup_env
 
 setup_env()
 
+JSON_PATH = Path(__file__).resolve().parent / "results" / "multistream.json"
+CASES = {"per-frame": "multistream, pass per frame", "batched": "multistream, --batch-streams",
+         "processes": "N visionkit track processes", "ultralytics": "ultralytics, one thread per stream"}
 
 
-def in_fresh_process(case: str, pt: Path, clip: Path, n: int, conf: float) -> tuple[float, float]:
+def in_fresh_process(case: str, pt: Path, clip: Path, n: int, conf: float, runtime: str) -> tuple[float, float]:
     """Run ``case`` in a fresh process, as the N processes are: this one (which built the random model through
     ultralytics' training code) runs PyTorch inference 3-4x slower than a fresh one on this machine."""
-    out = subprocess.run([sys.executable, __file__, "--worker", case, str(pt), str(clip), str(n), str(conf)],
-                         capture_output=True, text=True, check=True).stdout.split()
+    out = subprocess.run([sys.executable, __file__, "--worker", case, str(pt), str(clip), str(n), str(conf),
+                          runtime], capture_output=True, text=True, check=True).stdout.split()
     return float(out[0]), float(out[1])
 
 
-def multistream_worker(pt: Path, clip: Path, n: int, conf: float) -> tuple[float, float]:
+def multistream_worker(pt: Path, clip: Path, n: int, conf: float, runtime: str, batched: bool) -> tuple[float, float]:
     from visionkit import MultiStream
     from visionkit.composites.track import TrackingPredictor
 
-    tracking = TrackingPredictor(str(pt), device="cpu", runtime="torch", conf=conf, batch_size=n).warmup()
+    tracking = TrackingPredictor(str(pt), device="cpu", runtime=runtime, conf=conf, batch_size=n if batched else 1,
+                                 workers=None).warmup()
     frames, steps = 0, []
     start = last = time.perf_counter()
     for step in MultiStream([clip] * n, tracking).steps():
@@ -59,10 +73,10 @@ def multistream_worker(pt: Path, clip: Path, n: int, conf: float) -> tuple[float
     return frames / (time.perf_counter() - start), statistics.median(steps) * 1e3
 
 
-def run_processes(pt: Path, clip: Path, n: int, conf: float, tmp: Path) -> tuple[float, float]:
+def run_processes(pt: Path, clip: Path, n: int, conf: float, runtime: str, tmp: Path) -> tuple[float, float]:
     cli = Path(sys.executable).with_name("visionkit")
-    procs = [subprocess.Popen([str(cli), "track", str(clip), "--model", str(pt), "--runtime", "torch", "--device",
-                               "cpu", "--conf", str(conf), "--workers", "1", "--quiet", "--mot", str(tmp / f"{i}.txt")],
+    procs = [subprocess.Popen([str(cli), "track", str(clip), "--model", str(pt), "--runtime", runtime, "--device",
+                               "cpu", "--conf", str(conf), "--quiet", "--exist-ok", "--mot", str(tmp / f"{i}.txt")],
                               stderr=subprocess.PIPE, text=True) for i in range(n)]
     fps = []
     for p in procs:
@@ -74,7 +88,7 @@ def run_processes(pt: Path, clip: Path, n: int, conf: float, tmp: Path) -> tuple
     return sum(fps), statistics.median(1e3 / f for f in fps)
 
 
-def ultralytics_threads_worker(pt: Path, clip: Path, n: int, conf: float) -> tuple[float, float]:
+def ultralytics_threads_worker(pt: Path, clip: Path, n: int, conf: float, runtime: str) -> tuple[float, float]:
     from ultralytics import YOLO
 
     models = [YOLO(str(pt)) for _ in range(n)]
@@ -100,40 +114,98 @@ def ultralytics_threads_worker(pt: Path, clip: Path, n: int, conf: float) -> tup
     return sum(counts) / (time.perf_counter() - start), statistics.median(per_frame) * 1e3
 
 
+def measure(args: argparse.Namespace, pt: Path, clip: Path, tmp: Path) -> dict[int, dict[str, list[tuple]]]:
+    """``{n: {case: [(fps, ms per step) per round]}}``, the cases alternating within each round."""
+    cases = [c for c in CASES if c != "ultralytics" or not args.no_ultralytics]
+    counts = [int(s) for s in args.streams.split(",")]
+    runs: dict[int, dict[str, list[tuple]]] = {n: {c: [] for c in cases} for n in counts}
+    for r in range(args.rounds):
+        for n in counts:
+            for case in cases if r % 2 == 0 else cases[::-1]:
+                if case == "processes":
+                    got = run_processes(pt, clip, n, args.conf, args.runtime, tmp)
+                else:
+                    got = in_fresh_process(case, pt, clip, n, args.conf, args.runtime)
+                runs[n][case].append(got)
+                print(f"round {r + 1} N={n} {CASES[case]}: {got[0]:.1f} FPS total, {got[1]:.0f} ms per step",
+                      file=sys.stderr)
+    return runs
+
+
+def figures(runs: dict[int, dict[str, list[tuple]]]) -> list[dict]:
+    """One row per stream count and case: median FPS and ms per step over the rounds, and for the multistream
+    cases the per-round ratios of total FPS to the other pipelines' and to one stream at a time (one
+    ``visionkit track`` process alone, the N=1 processes row of the same round): median, lowest, highest."""
+    rows = []
+    alone = runs.get(1, {}).get("processes")
+    for n, by_case in runs.items():
+        for case, got in by_case.items():
+            row = {"streams": n, "case": case, "pipeline": CASES[case],
+                   "fps": round(statistics.median(g[0] for g in got), 2), "fps_runs": [round(g[0], 2) for g in got],
+                   "ms_per_step": round(statistics.median(g[1] for g in got), 1),
+                   "ms_runs": [round(g[1], 1) for g in got]}
+            if case in ("per-frame", "batched"):
+                others = {f"ratio_vs_{o}": by_case[o] for o in ("processes", "ultralytics", "per-frame")
+                          if o in by_case and o != case}
+                if alone is not None:
+                    others["ratio_vs_one_at_a_time"] = alone
+                for key, reference in others.items():
+                    ratios = [a[0] / b[0] for a, b in zip(got, reference)]
+                    row[key] = {"median": round(statistics.median(ratios), 3), "min": round(min(ratios), 3),
+                                "max": round(max(ratios), 3)}
+            rows.append(row)
+    return rows
+
+
+def table(rows: list[dict]) -> str:
+    def ratio(row: dict, other: str) -> str:
+        r = row.get(f"ratio_vs_{other}")
+        return f"{r['median']:.2f} ({r['min']:.2f}-{r['max']:.2f})" if r else ""
+
+    return markdown_table(("streams", "pipeline", "total FPS", "ms per step", "vs N processes", "vs ultralytics",
+                           "vs one at a time"),
+                          [(r["streams"], r["pipeline"], f"{r['fps']:.1f}", f"{r['ms_per_step']:.0f}",
+                            ratio(r, "processes"), ratio(r, "ultralytics"), ratio(r, "one_at_a_time"))
+                           for r in rows])
+
+
 def main() -> None:
     if len(sys.argv) > 1 and sys.argv[1] == "--worker":
-        case, pt, clip, n, conf = sys.argv[2:7]
-        worker = multistream_worker if case == "multistream" else ultralytics_threads_worker
-        print(*worker(Path(pt), Path(clip), int(n), float(conf)))
+        case, pt, clip, n, conf, runtime = sys.argv[2:8]
+        worker_args = (Path(pt), Path(clip), int(n), float(conf), runtime)
+        if case == "ultralytics":
+            print(*ultralytics_threads_worker(*worker_args))
+        else:
+            print(*multistream_worker(*worker_args, batched=case == "batched"))
         return
     from bench_track import clip_and_model
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--frames", type=int, default=40, help="frames of vtest.avi per stream (default: 40)")
     parser.add_argument("--streams", default="1,2,4", help="stream counts (default: 1,2,4)")
+    parser.add_argument("--rounds", type=int, default=3, help="alternating rounds (default: 3)")
     parser.add_argument("--conf", type=float, default=0.1)
+    parser.add_argument("--runtime", choices=("torch", "onnx"), default="torch",
+                        help="visionkit's runtime (ultralytics runs the .pt on PyTorch either way)")
     parser.add_argument("--no-ultralytics", action="store_true", help="skip the one-thread-per-stream recipe")
-    add_figures_option(parser, "multistream")
+    parser.add_argument("--json", type=Path, default=JSON_PATH, help=f"figures file (default: {JSON_PATH})")
     args = parser.parse_args()
-    rows = []
     with tempfile.TemporaryDirectory() as tmp_dir:
         tmp = Path(tmp_dir)
         clip, pt = clip_and_model(args.frames, tmp, seed=0, boost=4.5)
-        print(f"{args.frames} frames of vtest.avi per stream; random YOLOv8n, PyTorch, CPU, {os.cpu_count()} cores",
-              file=sys.stderr)
-        for n in (int(s) for s in args.streams.split(",")):
-            cases = [("multistream (one process, batch N)",
-                      lambda n=n: in_fresh_process("multistream", pt, clip, n, args.conf)),
-                     ("N visionkit track processes", lambda n=n: run_processes(pt, clip, n, args.conf, tmp))]
-            if not args.no_ultralytics:
-                cases.append(("ultralytics, one thread per stream",
-                              lambda n=n: in_fresh_process("ultralytics", pt, clip, n,
-                                                           args.conf)))
-            for name, run in cases:
-                fps, latency = run()
-                rows.append((n, name, f"{fps:.1f}", f"{latency:.0f}"))
-                print(f"N={n} {name}: {fps:.1f} FPS total, {latency:.0f} ms per step/frame", file=sys.stderr)
-    print_table(args, ("streams", "pipeline", "total FPS", "latency ms (median)"), rows)
+        setting = (f"{args.frames} frames of vtest.avi per stream; random YOLOv8n, "
+                   f"{'PyTorch' if args.runtime == 'torch' else 'ONNX Runtime'}, CPU, {os.cpu_count()} cores")
+        print(setting, file=sys.stderr)
+        load_before = os.getloadavg()[0]
+        runs = measure(args, pt, clip, tmp)
+    rows = figures(runs)
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps({
+        "benchmark": "multistream", "setting": setting, "runtime": args.runtime, "frames": args.frames,
+        "rounds": args.rounds, "load_average": [round(load_before, 1), round(os.getloadavg()[0], 1)],
+        "rows": rows, "markdown": table(rows)}, indent=2) + "\n")
+    print(table(rows))
+    print(f"figures written to {args.json}", file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -18,8 +18,10 @@ from fault_harness import Fault, Stop, assert_jsonl_valid, assert_mot_valid, che
 from visionkit.composites.track import Tracker
 
 MODEL = "ssd_mobilenet_v1_coco"
+PETS_FIRST = "PETS09-S2L1/img1/000001.jpg"
 CASES = ["state of another tracker", "state not json", "state missing", "line of 3 numbers", "zone of 2 points",
-         "events without line", "resume with two sources", "missing source among several", "SIGTERM saves state"]
+         "events without line", "resume with two sources", "missing source among several", "heatmap file, two sources",
+         "batch-streams, one source", "heatmap folder is a file", "heatmap over the input", "SIGTERM saves state"]
 
 
 def _fault(case: str, tmp: Path, video: Path) -> Fault:
@@ -47,6 +49,19 @@ def _fault(case: str, tmp: Path, video: Path) -> Fault:
     if case == "missing source among several":
         return Fault(case, ["track", video, tmp / "none.mp4", "-m", MODEL, "--mot", tmp / "mot"], 1,
                      f"{tmp / 'none.mp4'}", [video])
+    if case == "heatmap file, two sources":
+        return Fault(case, ["track", video, video, "-m", MODEL, "--mot", tmp / "mot", "--heatmap", tmp / "h.png"], 2,
+                     "--heatmap with several streams takes a folder", [video])
+    if case == "batch-streams, one source":
+        return Fault(case, [*run, "--batch-streams"], 2, "--batch-streams batches several sources", [video])
+    if case == "heatmap folder is a file":
+        jsonl.write_text("")
+        return Fault(case, [*run, "--heatmap", jsonl], 1, f"cannot create output directory {jsonl}", [video, jsonl])
+    if case == "heatmap over the input":
+        image = tmp / "still.png"
+        image.write_bytes((video.parent.parent / PETS_FIRST).read_bytes())
+        return Fault(case, ["track", image, "-m", MODEL, "--heatmap", image], 2,
+                     f"{image} is an input of this run", [video, image])
     assert case == "SIGTERM saves state"
     stop = Stop(signal.SIGTERM, lambda _: jsonl.is_file() and len(jsonl.read_text().splitlines()) >= 20)
 

@@ -31,8 +31,9 @@ def sources(data: Path) -> dict[str, list[Path]]:
     return {"pets": pets[:24], "mot17": sorted((data / MOT17 / "img1").iterdir()), "pets-late": pets[10:30]}
 
 
-def _tracking(batch: int) -> TrackingPredictor:
-    return TrackingPredictor("ssd_mobilenet_v1_coco", device="cpu", classes=[1], batch_size=batch).warmup()
+def _tracking(batch: int, workers: int = 1) -> TrackingPredictor:
+    return TrackingPredictor("ssd_mobilenet_v1_coco", device="cpu", classes=[1], batch_size=batch,
+                             workers=workers).warmup()
 
 
 @pytest.fixture(scope="module")
@@ -41,12 +42,13 @@ def alone(shared_weights: Path, sources: dict[str, list[Path]]) -> dict[str, lis
     return {name: [(f.index, _signature(d)) for f, d in tracking.stream(files)] for name, files in sources.items()}
 
 
-@pytest.mark.parametrize("batch", [1, 2, 4])
+@pytest.mark.parametrize(("batch", "workers"), [(1, 1), (2, 1), (4, 1), (1, 2), (2, 2)])
 def test_streams_match_single_runs(sources: dict[str, list[Path]], alone: dict[str, list], data: Path,
-                                   tmp_path: Path, batch: int) -> None:
+                                   tmp_path: Path, batch: int, workers: int) -> None:
     """Three streams (two overlapping cuts of PETS09, MOT17) interleaved through one model: each stream's ids and
-    boxes, and its MOT file and TrackEval score, are those of the stream run alone; at batch 1, 2 and 4."""
-    tracking = _tracking(batch)
+    boxes, and its MOT file and TrackEval score, are those of the stream run alone; at batch 1, 2 and 4 (one
+    pass per frame, two passes a step, one a step), with one or two passes in flight at once."""
+    tracking = _tracking(batch, workers)
     got: dict[str, list] = {}
     steps = []
     with MultiStream(sources, tracking) as streams, \
@@ -162,3 +164,40 @@ def test_cli_several_sources(data: Path, tmp_path: Path) -> None:
     assert per_stream["clip"] == per_stream["clip-2"] == list(range(30))
     assert 5 <= len(per_stream["cut"]) < 30
     assert {r["source"] for r in records} == {str(clip), str(copy), str(cut)}
+
+
+def test_cli_batch_streams_heatmap(data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The demo video and a PETS09 image sequence as two streams, with --batch-streams (one pass per step) and
+    without (one pass per frame): out/<stream>.mp4 per stream (the image sequence too), identical MOT files either
+    way, equal to each stream run alone, and one heat map PNG per stream, the frame size of its stream."""
+    from fault_harness import assert_video_valid
+
+    from visionkit.cli import main
+
+    clip = _clip(data, tmp_path / "hall.avi", frames=12)
+    pets = tmp_path / "pets"
+    pets.mkdir()
+    for image in sorted((data / PETS / "img1").iterdir())[:12]:
+        (pets / image.name).write_bytes(image.read_bytes())
+    run = ["--model", "ssd_mobilenet_v1_coco", "--classes", "1", "--quiet"]
+    for name in ("hall", "pets"):
+        source = clip if name == "hall" else pets
+        assert main(["track", str(source), *run, "--mot", str(tmp_path / f"{name}.txt")]) == 0
+    for mode in ("batched", "per-frame"):
+        out = tmp_path / mode
+        flags = ["--batch-streams"] if mode == "batched" else []
+        assert main(["track", str(clip), str(pets), *run, *flags, "--save", str(out / "out"), "--mot",
+                     str(out / "mot"), "--heatmap", str(out / "heat")]) == 0
+        assert sorted(p.name for p in (out / "out").iterdir()) == ["hall.mp4", "pets.mp4"]
+        assert assert_video_valid(out / "out" / "hall.mp4") == assert_video_valid(out / "out" / "pets.mp4") == 12
+        for name in ("hall", "pets"):
+            assert (out / "mot" / f"{name}.txt").read_text() == (tmp_path / f"{name}.txt").read_text() != ""
+        shapes = {p.stem: cv2.imread(str(p)).shape for p in (out / "heat").iterdir()}
+        assert shapes == {"hall": (360, 480, 3), "pets": (576, 768, 3)}
+    capsys.readouterr()
+    assert main(["track", str(clip), str(pets), *run, "--heatmap", str(tmp_path / "one.png")]) == 2
+    assert main(["track", str(clip), *run, "--batch-streams"]) == 2
+    assert capsys.readouterr().err.splitlines() == [
+        "visionkit: error: --heatmap with several streams takes a folder (DIR/<stream>.png), not one image file",
+        "visionkit: error: --batch-streams batches several sources: give two or more"]
+    assert not (tmp_path / "one.png").exists()

@@ -46,9 +46,10 @@ _LAZY = {
     ".batch": ("read_results",),
     ".batch.schema": ("results_to_frame",),
     ".catalog": ("ModelEntry", "list_models"),
+    ".heatmap": ("Heatmap", "heatmap_of"),
     ".interpret": ("attack_report", "explain"),
     ".io.sources": ("Frame", "open_source"),
-    ".multistream": ("MultiStream", "StreamResult"),
+    ".composites.multistream": ("MultiStream", "StreamResult"),
     ".composites.person_pose": ("PersonPose",),
     ".predictor": ("Predictor", "export_onnx", "load"),
     ".results": ("ActionPrediction", "Classification", "Detections", "Result", "SemanticMask", "Speed"),
@@ -80,9 +81,10 @@ def available_models(task: str | None = None) -> list[str]:
 
 
 __all__ = [
-    "ActionPrediction", "Classification", "DataError", "Detections", "Frame", "ModelEntry", "ModelNotFoundError",
+    "ActionPrediction", "Classification", "DataError", "Detections", "Frame", "Heatmap", "ModelEntry",
+    "ModelNotFoundError",
     "MultiStream", "OptionError", "PersonPose", "Predictor", "Result", "ResultFormatError", "SemanticMask", "SinkError",
     "SourceError", "Speed", "StreamResult", "VisionkitError", "WeightsError", "attack_report", "available_models",
-    "explain", "export_onnx", "list_models", "load", "open_source", "read_results", "results_to_frame",
-    "train",
+    "explain", "export_onnx", "heatmap_of", "list_models", "load", "open_source", "read_results",
+    "results_to_frame", "train",
 ]

@@ -242,6 +242,14 @@ def _add_track_task_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--events", metavar="FILE",
                    help="write crossed/entered/left events (track id, class, frame, timestamp) to FILE as JSONL, "
                         "as they happen")
+    g.add_argument("--heatmap", metavar="PNG_OR_DIR",
+                   help="heat map of where tracks stay (track-centre occupancy), drawn on saved/shown frames and "
+                        "written as a PNG over the last frame; a folder: DIR/<stream>.png per video or stream")
+    g = p.add_argument_group("several sources")
+    g.add_argument("--batch-streams", action="store_true", dest="batch_streams",
+                   help="several sources: one forward pass per step with a frame of every stream (batch = the "
+                        "number of streams unless --batch is given; for a GPU) instead of one pass per frame, two "
+                        "at once on a multi-core CPU (the default)")
     g = p.add_argument_group("tracker state")
     g.add_argument("--resume-state", metavar="FILE", dest="resume_state",
                    help="continue the tracks (and ids) of a run that wrote FILE with --save-state")
@@ -304,9 +312,9 @@ def build_parser() -> argparse.ArgumentParser:
                            formatter_class=argparse.RawDescriptionHelpFormatter)
         if task == "track":  # several sources: one model, one tracker per stream (MultiStream)
             p.add_argument("source", nargs="*", metavar="SOURCE", help=SOURCE_HELP.format(SAMPLES["video"]) +
-                           "; several: tracked as "
-                           "separate streams batched through one model (--save DIR: DIR/<stream>.mp4, --mot: a "
-                           "folder of <stream>.txt, --json: records with a stream field)")
+                           "; several: tracked as separate streams through one model, one tracker each (--save "
+                           "DIR: DIR/<stream>.mp4, --mot and --heatmap: a folder of <stream>.txt/.png, --json: "
+                           "records with a stream field)")
         else:
             p.add_argument("source", nargs="?", metavar="SOURCE",
                            help=SOURCE_HELP.format(SAMPLES["video" if task in VIDEO_TASKS else "image"]))
@@ -506,9 +514,9 @@ def _workers(args: argparse.Namespace) -> int | None:
 
     if getattr(args, "workers", None) is not None:
         return args.workers
-    if getattr(args, "gt", None):
-        return None
     source = getattr(args, "source", None)
+    if getattr(args, "gt", None) or isinstance(source, list):  # a list: several streams (MultiStream)
+        return None
     if source is None or is_live(source):
         return 1
     is_glob = any(c in source for c in "*?[")
@@ -716,6 +724,7 @@ def _folder_openers(args: argparse.Namespace, guard: Any) -> list[Callable[[], A
 
 def _open_sinks(args: argparse.Namespace, predictor: Any, guard: Any) -> list[Any]:
     """The outputs asked for, all under ``guard``. If one cannot be opened, those opened before it are closed."""
+    from .heatmap import HeatmapSink
     from .io.coco_sink import CocoResultsSink
     from .io.sinks import JsonlSink, MotSink
 
@@ -727,6 +736,8 @@ def _open_sinks(args: argparse.Namespace, predictor: Any, guard: Any) -> list[An
         openers.append(lambda: CocoResultsSink(args.coco, guard, class_names=predictor.class_names))
     if getattr(args, "mot", None):
         openers.append(lambda: MotSink(args.mot, guard))
+    if getattr(args, "heatmap", None):  # before --save: it draws on the frames that sink writes
+        openers.append(lambda: HeatmapSink(args.heatmap, guard))
     openers += _folder_openers(args, guard)
     sinks: list[Any] = []
     try:
@@ -807,6 +818,8 @@ def _run_track(args: argparse.Namespace) -> int:
     sources = args.source
     if len(sources) > 1:
         return _run_multistream(args, sources)
+    if args.batch_streams:
+        raise OptionError("--batch-streams batches several sources: give two or more")
     args.source = sources[0] if sources else None
     return _run_task(args)
 
@@ -814,16 +827,19 @@ def _run_track(args: argparse.Namespace) -> int:
 def _run_multistream(args: argparse.Namespace, sources: list[str]) -> int:
     from dataclasses import replace
 
+    from .composites.multistream import MultiStream
+    from .heatmap import HeatmapSink
+    from .io.images import IMAGE_SUFFIXES
     from .io.sinks import MotSink, RecordSink
     from .io.sources import is_live
-    from .multistream import MultiStream
 
     if args.resume_state or args.save_state:
         raise OptionError("--resume-state and --save-state take one source (a tracker state is one stream's)")
     if args.show:
         raise OptionError("--show takes one source; use --save DIR for several")
-    args.source = None  # no --workers guess from a source: the streams share one batched forward pass
-    if args.batch == 1:  # the default: one forward pass per step for all the streams
+    if args.heatmap and Path(args.heatmap).suffix.lower() in IMAGE_SUFFIXES:
+        raise OptionError("--heatmap with several streams takes a folder (DIR/<stream>.png), not one image file")
+    if args.batch_streams and args.batch == 1:  # one forward pass per step for all the streams
         args.batch = len(sources)
     predictor = _load(args)
     counting = _Counting.from_args(args)
@@ -849,10 +865,12 @@ def _run_multistream(args: argparse.Namespace, sources: list[str]) -> int:
         if args.mot:  # a folder: <stream>.txt per stream
             sinks.append(MotSink(args.mot, guard))
         sinks += [open_table() for open_table in _table_sinks(args, predictor.entry.name, guard)]
+        if args.heatmap:  # first: it draws on the frames the annotated sink writes
+            sinks.insert(0, HeatmapSink(args.heatmap, guard))
         if counting is not None:
             counting.open(guard)
         for item in streams:
-            frame = replace(item.frame, source=item.stream)  # outputs are named by stream
+            frame = replace(item.frame, source=item.stream, is_video=True)  # outputs by stream: <stream>.mp4
             result = item.result
             annotated = result.plot(frame.image, **style) if args.save else None
             if counting is not None:

@@ -82,9 +82,11 @@ def anchors(detections: Detections, anchor: str = "bottom") -> np.ndarray:
     return np.column_stack([x, y])
 
 
-def _tracked(detections: Detections) -> np.ndarray:
-    if detections.track_ids is None:
-        raise OptionError("lines and zones count tracks: the detections need track ids (use the track task)")
+def track_ids_of(detections: Detections) -> np.ndarray:
+    """The detections' track ids; an ``OptionError`` for untracked ones (lines, zones and heat maps count tracks)."""
+    if getattr(detections, "track_ids", None) is None:
+        raise OptionError("lines, zones and heat maps count tracks: the detections need track ids (use the track "
+                          "task)")
     return detections.track_ids
 
 
@@ -112,7 +114,7 @@ class LineCounter:
 
     def update(self, detections: Detections, image_shape: tuple[int, int]) -> list[dict[str, Any]]:
         """Events (``crossed``, direction in/out) of this frame's tracks."""
-        ids = _tracked(detections)
+        ids = track_ids_of(detections)
         (ax, ay), (bx, by) = self.shape.pixels(image_shape)
         d = np.array([bx - ax, by - ay])
         length = float(np.hypot(*d))
@@ -166,7 +168,7 @@ class ZoneCounter:
     def update(self, detections: Detections, image_shape: tuple[int, int], frame: int,
                timestamp: float | None) -> list[dict[str, Any]]:
         """Events (``entered``, ``left`` with the dwell time) of this frame's tracks."""
-        ids = _tracked(detections)
+        ids = track_ids_of(detections)
         polygon = self.shape.pixels(image_shape).astype(np.float32).reshape(-1, 1, 2)
         events = []
         for tid, (x, y), name in zip(ids.tolist(), anchors(detections, self.anchor).tolist(),

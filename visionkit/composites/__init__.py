@@ -3,6 +3,7 @@
     tracking   detector -> ByteTrack/BoT-SORT per stream             (``track.TrackingPredictor``)
     action     frames -> sliding window -> clip classifier            (``action.ActionPredictor``)
     pose       detector -> single-person pose model per person box   (``person_pose.PersonPose``)
+    streams    many sources through one predictor, state per stream  (``multistream.MultiStream``; API only)
 
 Each follows ``Composite``, the Predictor's own surface (``task``, ``entry``, ``class_names``, ``warmup``, calling it
 on an image, ``stream`` over a source), so sinks, the CLI, batch engines and ``MultiStream`` take any of them where

@@ -142,18 +142,6 @@ def output_stem(source: str) -> str:
     return (source.replace(" ", "") if camera else Path(source).stem) or "stream"
 
 
-def write_image(path: Path, image: np.ndarray, params: tuple[int, ...] = ()) -> None:
-    """Encode ``image`` (BGR) by ``path``'s suffix and write it, as a SinkError on failure; ``params``: OpenCV's
-    ``imwrite`` flags (e.g. JPEG quality)."""
-    ok, buf = cv2.imencode(path.suffix, image, list(params))
-    try:
-        if not ok:
-            raise OSError(0, "encoding failed")
-        buf.tofile(path)
-    except OSError as e:
-        raise SinkError(f"cannot write {path}: {e.strerror}") from None
-
-
 def _open_for_writing(path: Path) -> Any:
     try:
         return open(path, "w", encoding="utf-8")
@@ -365,6 +353,16 @@ def write_text(path: str | Path, text: str) -> None:
 def write_json(path: str | Path, data: Any) -> None:
     """Write a JSON document atomically, as a SinkError on failure."""
     _write_atomically(path, lambda tmp: tmp.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8"))
+
+
+def write_image(path: str | Path, image: np.ndarray, params: tuple[int, ...] = ()) -> Path:
+    """Write an image (BGR; its format from the suffix) atomically, as a SinkError on failure; ``params``:
+    OpenCV's ``imwrite`` flags (e.g. JPEG quality)."""
+    path = Path(path)
+    ok, buf = cv2.imencode(path.suffix or ".png", image, list(params))
+    if not ok:
+        raise SinkError(f"cannot write {path}: OpenCV cannot encode {path.suffix or 'an image'}")
+    return _write_atomically(path, buf.tofile)
 
 
 def copy_file(source: Path, path: str | Path) -> Path:

@@ -1,5 +1,5 @@
-"""Many streams through one model: frames of N sources batched into one forward pass per step, results routed
-back to each stream's own tracker.
+"""Many streams through one model: frames of N sources gathered in steps (one frame per stream), run in batched
+forward passes, results routed back to each stream's own tracker.
 
     streams = visionkit.MultiStream({"door": "rtsp://cam1/live", "hall": "hall.mp4"}, tracking)
     for item in streams:                      # StreamResult(stream, frame, result), in step order
@@ -12,6 +12,14 @@ for detect/pose/segment predictors, and for a ``TrackingPredictor`` its ``detect
 ``new_tracker()`` per stream. So a stream's tracks depend on its own frames alone: ids and boxes are those of
 running that stream by itself, whatever the other streams and the batch composition (the detector's result for
 an image must not depend on the batch it is in; tested with SSD MobileNet at batch 1, 2, 4).
+
+A step's frames go through the model in forward passes of the predictor's ``batch_size``: ``batch_size`` >= the
+number of streams is one batched pass per step (what a GPU wants: one fp16 pass for N streams), 1 is one pass per
+frame. The passes are pipelined as ``Predictor.stream`` pipelines batches: they run in ``workers`` threads (the
+predictor's ``workers``; on a CPU each with cores / workers threads of PyTorch or ONNX Runtime), while this thread
+gathers the next step's frames and runs the trackers of the passes before, in order (a tracker sees its stream's
+frames in order, so the ids do not change). Without that overlap a batch of N costs about N single
+passes on a few CPU cores and the trackers wait for it: N separate processes were faster.
 
 Each source is read in its own thread (``BackgroundIterator``). A step takes the next frame of every file source
 (every frame is processed) and the newest frame of every live source that has one (older ones are dropped, so a
@@ -29,10 +37,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .errors import OptionError, VisionkitError
-from .io.sources import Frame, open_source
-from .io.threads import BackgroundIterator
-from .results import Result
+from ..errors import OptionError, VisionkitError
+from ..io.sources import Frame, open_source
+from ..io.threads import BackgroundIterator, ordered_map
+from ..results import Result
 
 StreamErrorHandler = Callable[[str, VisionkitError], None]
 
@@ -61,6 +69,7 @@ def stream_name(source: Any) -> str:
 class _Stream:
     def __init__(self, name: str, spec: Any, live: bool, frames: BackgroundIterator[Frame], tracker: Any):
         self.name, self.spec, self.live, self.frames, self.tracker = name, spec, live, frames, tracker
+        self.removed = False  # set by ``remove``: results of its frames still in flight are not yielded
 
 
 class MultiStream:
@@ -130,6 +139,7 @@ class MultiStream:
             stream = self._streams.pop(name, None)
         if stream is None:
             raise OptionError(f"no stream named {name!r} is running")
+        stream.removed = True
         stream.frames.close()
 
     def tracker(self, name: str) -> Any:
@@ -170,8 +180,10 @@ class MultiStream:
             if self._streams.get(stream.name) is stream:
                 del self._streams[stream.name]
 
-    def steps(self) -> Iterator[list[StreamResult]]:
-        """One list per forward pass: the results of that step's frames, one per stream that had a frame."""
+    def _passes(self) -> Iterator[tuple[bool, list[tuple[_Stream, Frame]]]]:
+        """Each step's frames cut into forward passes of at most ``batch_size``, until no stream is left; the
+        flag marks a step's last pass."""
+        size = max(int(getattr(self._detector, "batch_size", 1)), 1)
         while True:
             with self._lock:
                 if not self._streams:
@@ -179,17 +191,35 @@ class MultiStream:
             ready = self._next_frames()
             if not ready:
                 time.sleep(self.idle_wait)
-                continue
-            results = self._detector.predict([frame.image for _, frame in ready])
-            out = []
-            for (stream, frame), result in zip(ready, results):
+            for start in range(0, len(ready), size):
+                yield start + size >= len(ready), ready[start:start + size]
+
+    def _forward(self, unit: tuple[bool, list[tuple[_Stream, Frame]]]) -> list[Result]:
+        return self._detector.predict([frame.image for _, frame in unit[1]])
+
+    def steps(self) -> Iterator[list[StreamResult]]:
+        """One list per step: the results of that step's frames, one per stream that had a frame.
+
+        Up to ``workers`` + 1 forward passes are in flight: a live source's frame is the newest when its step is
+        gathered, which is at most that many passes before its results."""
+        warmup = getattr(self._detector, "warmup", None)
+        if warmup is not None:
+            warmup()  # built before the workers start: building may lower ``workers`` (a GPU runs one batch)
+        workers = max(int(getattr(self._detector, "workers", 1)), 1)
+        out: list[StreamResult] = []
+        for (last, unit), results in ordered_map(self._forward, self._passes(), workers, name="multistream"):
+            for (stream, frame), result in zip(unit, results):
+                if stream.removed:
+                    continue
                 if stream.tracker is not None:
                     speed = result.speed
                     result = stream.tracker.update(result, frame.image)
                     result.speed = speed
                 result.frame_index = frame.index
                 out.append(StreamResult(stream.name, frame, result))
-            yield out
+            if last and out:
+                yield out
+                out = []
 
     def __iter__(self) -> Iterator[StreamResult]:
         for step in self.steps():
@@ -208,6 +238,6 @@ class MultiStream:
 
 
 def _as_error(name: str, error: OSError) -> VisionkitError:
-    from .errors import SourceError
+    from ..errors import SourceError
 
     return SourceError(f"stream {name}: {error.strerror or error}")

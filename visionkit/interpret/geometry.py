@@ -89,7 +89,13 @@ def letterbox_geometry(backend: Any, image_hw: tuple[int, int]) -> Geometry:
     blank image of that size (so rect/stride/fixed-size rules stay the backend's), the rest from LetterBox's rule:
     scale to fit, round, centre with ``round(pad - 0.1)`` on the leading sides."""
     h, w = image_hw
-    h_in, w_in = (int(v) for v in backend.preprocess([np.zeros((h, w, 3), np.uint8)]).shape[2:4])
+    return fit_geometry(image_hw, tuple(int(v) for v in backend.preprocess([np.zeros((h, w, 3), np.uint8)]).shape[2:4]))
+
+
+def fit_geometry(image_hw: tuple[int, int], input_hw: tuple[int, int]) -> Geometry:
+    """ultralytics' LetterBox (``auto=False``, centred) of an image onto ``input_hw``: scale to fit, round, centre
+    with ``round(pad - 0.1)`` on the leading sides."""
+    (h, w), (h_in, w_in) = image_hw, input_hw
     r = min(h_in / h, w_in / w)
     nw, nh = round(w * r), round(h * r)
     left, top = round((w_in - nw) / 2 - 0.1), round((h_in - nh) / 2 - 0.1)

@@ -28,7 +28,7 @@ from ..device import Device
 from ..errors import WeightsError
 from ..results import Detections, SemanticMask, Speed
 from .base import Backend
-from .pose import _crop_regions, as_boxes
+from .pose import as_boxes, crop_regions
 
 SELFIE_CLASSES = ["background", "person"]
 # BlazePose's 33 landmarks; the model outputs 39, the last 6 being auxiliary ROI points MediaPipe tracks with.
@@ -227,7 +227,7 @@ class TFLiteBlazePose(_TFLiteBackend):
         t0 = time.perf_counter()
         # Not clipped to the image: a person at the border stays centred in the crop, the outside zero-padded as
         # MediaPipe's ImageToTensorCalculator does (a clipped crop would shift a neighbour into the middle).
-        regions = _crop_regions(xyxy, image.shape[:2], clip=False)
+        regions = crop_regions(xyxy, image.shape[:2], clip=False)
         inputs = self._inputs(image, regions)
         t1 = time.perf_counter()
         landmarks, presence = self.forward((inputs, regions))

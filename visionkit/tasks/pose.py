@@ -176,7 +176,7 @@ class OnnxMoveNet(Backend):
         """
         xyxy = as_boxes(xyxy)
         t0 = time.perf_counter()
-        regions = _crop_regions(xyxy, image.shape[:2])
+        regions = crop_regions(xyxy, image.shape[:2])
         inputs = self._inputs(image, regions)
         t1 = time.perf_counter()
         raw = self.forward((inputs, regions))
@@ -197,7 +197,7 @@ def as_boxes(xyxy: Any) -> np.ndarray:
     return xyxy
 
 
-def _crop_regions(xyxy: np.ndarray, image_hw: tuple[int, int], scale: float = MOVENET_CROP_SCALE,
+def crop_regions(xyxy: np.ndarray, image_hw: tuple[int, int], scale: float = MOVENET_CROP_SCALE,
                   clip: bool = True) -> np.ndarray:
     """(n, 4) integer pixel regions (x0, y0, x1, y1): each box grown by ``scale`` about its centre, clipped to the
     image (``clip``; else a region may reach past the border, to be padded); never empty, so a degenerate or

@@ -30,6 +30,7 @@ import numpy as np
 
 from ..errors import OptionError, SinkError, SourceError
 from ..io.images import read_image
+from ..results import Detections
 from .differentiable import Differentiable, differentiable
 from .scoring import scorer
 from .targets import class_index
@@ -150,6 +151,15 @@ def load_samples(task: str, data: str | Path, limit: int | None = None) -> tuple
     return [Sample(images / gt.loadImgs(i)[0]["file_name"], i) for i in ids], gt
 
 
+def attack_kind(predictor: Any) -> str:
+    """How a predictor is attacked and scored: its task, except that an instance segmentation model (YOLO-seg:
+    boxes with masks) is attacked and scored as the detector it also is (vanishing PGD, COCO box mAP)."""
+    if predictor.task == "segment" and isinstance(predictor.predict([np.zeros((32, 32, 3), np.uint8)])[0],
+                                                  Detections):
+        return "detect"
+    return predictor.task
+
+
 def classifier_attack(d: Differentiable, image: np.ndarray, label: int, method: str, eps: float, steps: int,
                       target: int | None = None) -> np.ndarray:
     """The adversarial uint8 BGR copy of ``image`` by torchattacks' FGSM or PGD (alpha 2.5 eps / steps, random
@@ -183,7 +193,10 @@ def dense_attack(d: Differentiable, predictor: Any, image: np.ndarray, eps: floa
     alpha = eps if steps == 1 else 2.5 * eps / steps
     for _ in range(steps):
         x.requires_grad_(True)
-        (grad,) = torch.autograd.grad(loss(d(x)), x)
+        value = loss(d(x))
+        if not value.requires_grad:  # the model sees nothing to attack (e.g. no person crop)
+            return image
+        (grad,) = torch.autograd.grad(value, x)
         x = (x0 + (x.detach() - alpha * grad.sign() - x0).clamp(-eps, eps)).clamp(0, 1)
     return to_uint8(x)[0]
 
@@ -237,7 +250,8 @@ def attack_report(predictor: Any, data: str | Path, method: str = "fgsm", eps: l
         raise OptionError(f"--targeted is for classifiers; a {predictor.task} attack is untargeted")
     target = None if targeted is None else class_index(targeted, predictor.class_names)
     views = {"none": lambda im: im, **{t: input_transform(t) for t in transforms or []}}
-    samples, gt = load_samples(predictor.task, data, limit)
+    kind = attack_kind(predictor)
+    samples, gt = load_samples(kind, data, limit)
     if not samples:
         raise SourceError(f"{data}: no labelled images to attack")
     out = Path(save) if save else None
@@ -246,7 +260,7 @@ def attack_report(predictor: Any, data: str | Path, method: str = "fgsm", eps: l
             out.mkdir(parents=True, exist_ok=True)
         except OSError as e:
             raise SinkError(f"cannot create the report folder {out}: {e.strerror or e}") from None
-    scorers = {v: scorer(predictor.task, len(eps), gt, predictor) for v in views}
+    scorers = {v: scorer(kind, len(eps), gt, predictor) for v in views}
     target_hits = np.zeros(len(eps))
     saved: list[str] = []
     for n, (s, image, advs) in enumerate(_adversarials(predictor, samples, method, eps, steps, target)):
@@ -258,7 +272,7 @@ def attack_report(predictor: Any, data: str | Path, method: str = "fgsm", eps: l
             if v == "none" and out is not None and n < triptychs:
                 saved.append(str(save_triptych(out / f"triptych_{n}_{s.path.stem}.png", image, advs[-1],
                                                results[0], results[-1], eps[-1])))
-    report = AttackReport(predictor.entry.name, method, METRICS[predictor.task], eps,
+    report = AttackReport(predictor.entry.name, method, METRICS[kind], eps,
                           {v: sc.scores() for v, sc in scorers.items()}, len(samples),
                           1 if method == "fgsm" else steps, None if target is None else predictor.class_names[target],
                           None if target is None else (target_hits / len(samples)).tolist(), saved)

@@ -61,9 +61,11 @@ class MoveNetCrops(Differentiable):
         size = self.backend.input_hw
         crops = [letterboxed(x[:, :, y0:y1, x0:x1], fit_geometry((int(y1 - y0), int(x1 - x0)), size), 0.0)
                  for x0, y0, x1, y1 in self._regions(tuple(x.shape[2:]))]
-        return torch.cat(crops) * 255
+        return torch.cat(crops) * 255 if crops else x.new_zeros((0, 3, *size))
 
     def run(self, x: torch.Tensor) -> torch.Tensor:
+        if not len(x):  # no person to see
+            return x.new_zeros((0, NUM_KEYPOINTS, 3))
         # the converted graph has a fixed batch of 1
         return torch.cat([self.network(c[None].permute(0, 2, 3, 1)).reshape(1, NUM_KEYPOINTS, 3) for c in x])
 

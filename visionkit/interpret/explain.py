@@ -15,13 +15,13 @@ from .results import Explanation
 from .targets import select_targets
 
 GRADIENT_FREE = ("occlusion", "rise")
-# Default method per task. Grad-CAM averages each channel's gradient over the whole map, so for a detector it
+# Default method per result kind. Grad-CAM averages each channel's gradient over the whole map, so for a detector it
 # lights up every object of the box's class (on zidane.jpg the left person's map peaked on the right person);
 # HiResCAM keeps the gradient where it is (gradient x activation per pixel), so a box's map stays on its object
-# (97-99 % of the mass inside each box there); a person box of a pose model likewise. For classifiers and semantic
+# (97-99 % of the mass inside each box there); a pose or instance-mask box likewise. For classifiers and semantic
 # segmentation (pytorch-grad-cam's segmentation tutorial) Grad-CAM is the reference. A backend gradients cannot
 # cross (e.g. a TFLite file) is explained gradient-free, with RISE (GRADIENT_FREE_DEFAULT).
-DEFAULT_METHOD = {"classify": "gradcam", "detect": "hirescam", "pose": "hirescam", "segment": "gradcam"}
+DEFAULT_METHOD = {"classification": "gradcam", "detections": "hirescam", "semantic_mask": "gradcam"}
 GRADIENT_FREE_DEFAULT = "rise"
 METHODS = (*CAM_METHODS, "saliency", *GRADIENT_FREE)
 
@@ -51,13 +51,13 @@ def explain(predictor: Predictor, image: Any, method: str | None = None, target:
             feature maps before the head.
         method_options: occlusion: window, stride; rise: samples, cells, keep, seed.
     """
-    if method is None:
-        method = DEFAULT_METHOD.get(predictor.task, "gradcam") if has_differentiable(predictor) else \
-            GRADIENT_FREE_DEFAULT
-    if method not in METHODS:
+    if method is not None and method not in METHODS:
         raise OptionError(f"unknown explanation method {method!r}: expected one of {', '.join(METHODS)}")
     bgr = load_image(image)
     prediction = predictor.predict([bgr])[0]
+    if method is None:  # instance segmentation (boxes with masks) is explained per box, as detection
+        method = DEFAULT_METHOD.get(prediction.kind, "gradcam") if has_differentiable(predictor) else \
+            GRADIENT_FREE_DEFAULT
     targets = select_targets(prediction, predictor.class_names, target, max_targets)
     used_layers = list(layers or [])
     if not targets:

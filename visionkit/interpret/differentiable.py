@@ -121,7 +121,9 @@ class Letterboxed(Differentiable):
 
     def run(self, x: torch.Tensor) -> Any:
         out = self.network(x)
-        return out[0] if isinstance(out, (list, tuple)) else out
+        while isinstance(out, (list, tuple)):  # e.g. -seg in eval mode: ((candidates, prototypes), features)
+            out = out[0]
+        return out
 
     def score(self, target: Target, geometry: Geometry) -> Callable[[Any], torch.Tensor]:
         box = geometry.boxes_to_input(np.array([target.box]))[0]

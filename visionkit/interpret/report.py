@@ -39,8 +39,10 @@ def _label(result: Result) -> str:
         return f"{name} {score:.2f}"
     if isinstance(result, SemanticMask):  # the three largest classes
         return ", ".join(f"{n} {v:.0%}" for n, v in list(result.pixel_share().items())[:3])
-    what = "people" if getattr(result, "keypoints", None) is not None else "objects"
-    return f"{len(result)} {what} (score >= {DISPLAY_CONF})"  # type: ignore[arg-type]
+    n = len(result)  # type: ignore[arg-type]
+    pose = getattr(result, "keypoints", None) is not None
+    what = ("person" if n == 1 else "people") if pose else ("object" if n == 1 else "objects")
+    return f"{n} {what} (score >= {DISPLAY_CONF})"
 
 
 def _panel(image: np.ndarray, caption: str, height: int) -> np.ndarray:

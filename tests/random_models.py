@@ -53,3 +53,25 @@ def build_yolo(yaml: str, path: Path, calib: list[np.ndarray], bias_shift: float
     net.names = dict(enumerate(names))
     yolo.save(path)  # ultralytics' own checkpoint format (fp16 weights + metadata), as `yolo train` writes
     return path
+
+
+def build_yolo_pose(yaml: str, path: Path, calib: list[np.ndarray], bias_shift: float = BIAS_SHIFT) -> Path:
+    """A seeded random one-class ultralytics pose model, made image-dependent (see test_parity_detect), saved as
+    ultralytics' own checkpoint format."""
+    from ultralytics import YOLO
+    from ultralytics.data.augment import LetterBox
+    from ultralytics.nn.tasks import PoseModel
+
+    torch.manual_seed(0)
+    yolo = YOLO(yaml)
+    net = PoseModel(yaml, nc=1, verbose=False)  # yolo11-pose.yaml says nc 80; COCO pose models have 1 class
+    net.names, net.task, net.args = {0: "person"}, "pose", yolo.model.args  # what YOLO(yaml) sets on its model
+    yolo.model = net
+    box = LetterBox(640, auto=False)
+    batch = np.stack([box(image=im) for im in calib])[..., ::-1].transpose(0, 3, 1, 2)  # BHWC BGR -> BCHW RGB
+    x = torch.from_numpy(np.ascontiguousarray(batch))
+    calibrate_bn(net, lambda: net(x.float() / 255))
+    for seq in net.model[-1].cv3:
+        seq[-1].bias.data += bias_shift
+    yolo.save(path)
+    return path

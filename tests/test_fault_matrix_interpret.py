@@ -28,6 +28,15 @@ CASES: list[tuple[str, Case]] = [
     ("attack-unknown-transform", lambda t, d, bus: Fault(
         "transform", ["attack", "detect", d / "coco_val2017", "--model", "yolov5n", "--transforms", "sharpen"], 2,
         "unknown input transform 'sharpen'")),
+    ("attack-targeted-segmenter", lambda t, d, bus: Fault(
+        "segtargeted", ["attack", "segment", d / "camvid", "--model", "deeplabv3_mnv2_257", "--targeted", "car"], 2,
+        "--targeted is for classifiers; a segment attack is untargeted")),
+    ("attack-segment-without-labels", lambda t, d, bus: Fault(
+        "seglabels", ["attack", "segment", d / "coco_val2017", "--model", "deeplabv3_mnv2_257"], 1,
+        "no labels/ folder")),
+    ("attack-pose-without-keypoints", lambda t, d, bus: Fault(
+        "posegt", ["attack", "pose", d / "camvid", "--model", "movenet_lightning", "--detector", "none"], 1,
+        "no annotations/person_keypoints*.json")),
     ("explain-missing-image", lambda t, d, bus: Fault(
         "missing", ["explain", "classify", t / "nope.jpg", "--model", "mobilenet_v2_quant"], 1, "nope.jpg")),
     ("explain-save-is-a-file", lambda t, d, bus: Fault(

@@ -14,7 +14,7 @@ import cv2
 import numpy as np
 import pytest
 import torch
-from random_models import calibrate_bn
+from random_models import build_yolo_pose, calibrate_bn
 from test_cli import run
 from test_parity_detect import assert_same_as_ultralytics
 
@@ -27,7 +27,6 @@ MOVENET = "movenet_lightning"
 # shared/weights/MANIFEST.md: onnxruntime on crops of 1.25 x the GT box, 22 persons with >= 5 labelled keypoints.
 REFERENCE_PCK = {0.1: 0.780, 0.2: 0.869}
 CONF, IOU = 0.1, 0.6
-CLASS_BIAS_SHIFT = 6.0  # as in test_parity_detect: enough random boxes clear CONF to make the comparison mean something
 
 
 @pytest.fixture(autouse=True)
@@ -52,33 +51,11 @@ def images(assets: Path) -> dict[str, np.ndarray]:
 
 
 # ------------------------------------------------------------------------------------- parity: ultralytics
-def _random_yolo_pose(yaml: str, path: Path, calib: list[np.ndarray]) -> Path:
-    """A seeded random one-class ultralytics pose model, made image-dependent (see test_parity_detect), saved as
-    ultralytics' own checkpoint format."""
-    from ultralytics import YOLO
-    from ultralytics.data.augment import LetterBox
-    from ultralytics.nn.tasks import PoseModel
-
-    torch.manual_seed(0)
-    yolo = YOLO(yaml)
-    net = PoseModel(yaml, nc=1, verbose=False)  # yolo11-pose.yaml says nc 80; COCO pose models have 1 class
-    net.names, net.task, net.args = {0: "person"}, "pose", yolo.model.args  # what YOLO(yaml) sets on its model
-    yolo.model = net
-    box = LetterBox(640, auto=False)
-    batch = np.stack([box(image=im) for im in calib])[..., ::-1].transpose(0, 3, 1, 2)  # BHWC BGR -> BCHW RGB
-    x = torch.from_numpy(np.ascontiguousarray(batch))
-    calibrate_bn(net, lambda: net(x.float() / 255))
-    for seq in net.model[-1].cv3:
-        seq[-1].bias.data += CLASS_BIAS_SHIFT
-    yolo.save(path)
-    return path
-
-
 @pytest.fixture(scope="module", params=["yolov8n-pose.yaml", "yolo11n-pose.yaml"], ids=["yolov8n-pose", "yolo11n-pose"])
 def yolo_pose(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory,
               images: dict[str, np.ndarray]) -> Path:
     path = tmp_path_factory.mktemp("pose") / request.param.replace(".yaml", "-random.pt")
-    return _random_yolo_pose(request.param, path, list(images.values()))
+    return build_yolo_pose(request.param, path, list(images.values()))
 
 
 @pytest.mark.parametrize("image_name", ["bus.jpg", "zidane.jpg"])

@@ -432,7 +432,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-EXPLAIN_TASKS = ("classify", "detect", "pose", "segment")  # attack: classify and detect
+EXPLAIN_TASKS = ("classify", "detect", "pose", "segment")
 
 
 def _add_explain_parsers(sub: Any) -> None:
@@ -444,7 +444,7 @@ def _add_explain_parsers(sub: Any) -> None:
                                    "scorecam, saliency) need a PyTorch model or an ONNX model onnx2torch converts "
                                    "(yolov5n); occlusion, rise and eigencam also run on any ONNX model.")
     x.add_argument("task", choices=EXPLAIN_TASKS, metavar="TASK",
-                   help="classify, detect, pose or segment (pose and segment: gradient-free methods)")
+                   help="classify, detect, pose or segment")
     x.add_argument("source", metavar="SOURCE", help="an image file")
     x.add_argument("--method", choices=("gradcam", "gradcam++", "hirescam", "layercam", "eigencam", "scorecam",
                                         "saliency", "occlusion", "rise"),
@@ -459,17 +459,21 @@ def _add_explain_parsers(sub: Any) -> None:
                    help="explain at most N boxes (default: 10)")
     _add_model_options(x, "TASK", streams=False)
     x.add_argument("--conf", type=_fraction, help="detect, pose: minimum score of an explained box")
+    _add_detector_option(x)
     x.add_argument("--save", metavar="DIR", default="explain", help="folder for the overlay PNGs (default: explain)")
     x.add_argument("--json", metavar="FILE", help="also write the explanation (maps as 8-bit arrays) to FILE")
     x.set_defaults(handler=_run_explain)
 
     a = sub.add_parser("attack", help="how easily is a model fooled: FGSM/PGD score vs eps, curve and triptychs",
                        description="Adversarial perturbations on the 0..255 image the user sees, scored by the "
-                                   "model's own pipeline: top-1 (classify: DATA has labels.csv and images/) or COCO "
+                                   "model's own pipeline: top-1 (classify: DATA has labels.csv and images/), COCO "
                                    "mAP50-95 (detect: DATA has images/ and annotations/instances*.json; a PGD "
-                                   "vanishing attack on the detection scores). Prints a table, writes report.json, "
+                                   "vanishing attack on the detection scores), OKS mAP (pose: annotations/"
+                                   "person_keypoints*.json; a PGD moving the keypoints) or mIoU (segment: CamVid "
+                                   "images/ and labels/; a PGD on the per-pixel logits). Prints a table, writes "
+                                   "report.json, "
                                    "curve.png and triptychs (original | amplified perturbation | adversarial).")
-    a.add_argument("task", choices=EXPLAIN_TASKS[:2], metavar="TASK", help="classify or detect")
+    a.add_argument("task", choices=EXPLAIN_TASKS, metavar="TASK", help="classify, detect, pose or segment")
     a.add_argument("data", metavar="DATA", help="labelled folder (see above)")
     a.add_argument("--method", default="fgsm", choices=("fgsm", "pgd"), help="attack (default: fgsm)")
     a.add_argument("--eps", default="1/255,2/255,4/255,8/255",
@@ -483,6 +487,7 @@ def _add_explain_parsers(sub: Any) -> None:
     a.add_argument("--limit", type=_positive_int, help="attack only the first N images")
     a.add_argument("--triptychs", type=int, default=3, metavar="N", help="triptychs to save (default: 3)")
     _add_model_options(a, "TASK", streams=False)
+    _add_detector_option(a)
     a.add_argument("--save", metavar="DIR", default="attack", help="folder for report.json, curve.png, triptychs "
                                                                    "(default: attack)")
     a.set_defaults(handler=_run_attack)
@@ -1290,12 +1295,20 @@ def _interrupted(stop: KeyboardInterrupt) -> int:
 
 
 def _interpret_predictor(args: argparse.Namespace, evaluate: bool = False, **options: Any) -> Any:
+    """The predictor explained or attacked; a single-person pose model runs top-down on --detector's people (at
+    evaluation settings for an attack, as `visionkit eval pose` scores it)."""
     from . import Predictor
+    from .composites.person_pose import NO_DETECTOR, PersonPose, default_person_detector
 
-    return Predictor(args.task, args.model, weights=args.weights, device=args.device, runtime=args.runtime,
-                     precision=args.precision,
-                     batch_size=args.batch, evaluate=evaluate,
-                     trust_weights=args.trust_weights, **{k: v for k, v in options.items() if v is not None})
+    common = {"device": args.device, "trust_weights": args.trust_weights}
+    model = Predictor(args.task, args.model, weights=args.weights, runtime=args.runtime, precision=args.precision,
+                      batch_size=args.batch, evaluate=evaluate, **common,
+                      **{k: v for k, v in options.items() if v is not None})
+    if args.task != "pose" or not model.runs_in_boxes or args.detector == NO_DETECTOR:
+        return model
+    people = {"classes": [0], "max_det": 20} if evaluate else {"classes": [0]}
+    return PersonPose(Predictor("detect", args.detector or default_person_detector(), evaluate=evaluate, **common,
+                                **people), model)
 
 
 def _run_explain(args: argparse.Namespace) -> int:
@@ -1322,7 +1335,7 @@ def _run_attack(args: argparse.Namespace) -> int:
     from .interpret.attack import attack_report, parse_eps
 
     # mAP is scored at the model's evaluation settings (e.g. conf 0.001), as `visionkit eval detect` does.
-    predictor = _interpret_predictor(args, evaluate=args.task == "detect")
+    predictor = _interpret_predictor(args, evaluate=args.task in ("detect", "pose"))
     transforms = [t for t in args.transforms.split(",") if t.strip()]
     report = attack_report(predictor, args.data, args.method, parse_eps(args.eps), args.steps, args.targeted,
                            transforms, args.save, args.triptychs, args.limit)

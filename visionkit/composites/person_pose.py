@@ -74,6 +74,14 @@ class PersonPose:
     def class_names(self) -> list[str]:
         return self.pose.class_names
 
+    @property
+    def batch_size(self) -> int:
+        return self.persons.batch_size
+
+    def predict(self, images: list[Any]) -> list[Detections]:
+        """People and their poses in each image, in order (as ``Predictor.predict``)."""
+        return [self(im) for im in images]
+
     def __call__(self, image: Any) -> Detections:
         """People and their poses in one image (path, BGR array or PIL image)."""
         frame = read_image(image) if isinstance(image, (str, Path)) else to_bgr(image)

@@ -98,7 +98,7 @@ def _predict_mask(predictor: Any, path: Path) -> SemanticMask:
     return result
 
 
-def _read_label(path: Path) -> np.ndarray:
+def read_label(path: Path) -> np.ndarray:
     """A single-channel label image (mode L: the pixel value is the class id), or a SourceError naming it."""
     from PIL import Image, UnidentifiedImageError
 
@@ -164,24 +164,13 @@ def evaluate_camvid(predictor: Any, root: str | Path,
     images = sorted((root / "images").glob("*.png"))
     if not images:
         raise SourceError(f"{root / 'images'}: no CamVid .png images")
-    names = predictor.class_names
-    missing = sorted(set(VOC_TO_SCORED) - set(names))
-    if missing:
-        raise OptionError(f"CamVid scoring maps VOC car, bus and person; {predictor.entry.name} lacks "
-                          f"{', '.join(missing)}")
-    to_scored_gt = np.zeros(256, np.uint8)
-    to_scored_gt[CAMVID_UNLABELLED:] = IGNORE_INDEX
-    for name, k in CAMVID_TO_SCORED.items():
-        to_scored_gt[CAMVID_CLASSES.index(name)] = k
-    to_scored_pred = np.zeros(max(len(names), 256), np.uint8)
-    for name, k in VOC_TO_SCORED.items():
-        to_scored_pred[names.index(name)] = k
+    to_scored_gt, to_scored_pred, scored = camvid_maps(predictor.class_names, predictor.entry.name)
     matrix = ConfusionMatrix(len(CAMVID_SCORED))
     for path in images:
         label_path = root / "labels" / path.name
         if not label_path.is_file():
             raise SourceError(f"{label_path}: missing label for {path.name}")
-        label = _read_label(label_path)
+        label = read_label(label_path)
         prediction = _predict_mask(predictor, path).class_map
         if label.shape != prediction.shape:
             raise SourceError(f"{label_path}: label is {label.shape[1]}x{label.shape[0]}, its image "
@@ -191,4 +180,20 @@ def evaluate_camvid(predictor: Any, root: str | Path,
             progress(1)
     protocol = ("CamVid at source size: VOC car+bus -> Car, VOC person -> Pedestrian+Bicyclist, other classes -> "
                 "other, Unlabelled ignored; mIoU = mean of car and person IoU")
-    return _score(matrix, CAMVID_SCORED, [1, 2], len(images), protocol)
+    return _score(matrix, CAMVID_SCORED, scored, len(images), protocol)
+
+
+def camvid_maps(names: list[str], model: str) -> tuple[np.ndarray, np.ndarray, list[int]]:
+    """Lookup tables CamVid label -> scored class and VOC prediction -> scored class, and the scored classes that
+    make the mIoU (car, person); an OptionError when the model lacks a VOC class the mapping needs."""
+    missing = sorted(set(VOC_TO_SCORED) - set(names))
+    if missing:
+        raise OptionError(f"CamVid scoring maps VOC car, bus and person; {model} lacks {', '.join(missing)}")
+    to_scored_gt = np.zeros(256, np.uint8)
+    to_scored_gt[CAMVID_UNLABELLED:] = IGNORE_INDEX
+    for name, k in CAMVID_TO_SCORED.items():
+        to_scored_gt[CAMVID_CLASSES.index(name)] = k
+    to_scored_pred = np.zeros(max(len(names), 256), np.uint8)
+    for name, k in VOC_TO_SCORED.items():
+        to_scored_pred[names.index(name)] = k
+    return to_scored_gt, to_scored_pred, [1, 2]

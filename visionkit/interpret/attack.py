@@ -7,6 +7,10 @@ predictor's own stages, exactly as a clean image is (eps = 0 therefore reproduce
   classifiers  torchattacks' FGSM / PGD (untargeted, or targeted at one class) on the image -> logits function
   detectors    PGD on the detection scores (a vanishing attack: every raw candidate's best class score is pushed
                down), scored by COCO mAP50-95 with pycocotools
+  pose         PGD on a soft OKS (each keypoint's confidence x OKS kernel to where it was: keypoints move, their
+               confidence drops), scored by COCO keypoint OKS mAP; MoveNet top-down on its person crops
+  segment      PGD on the per-pixel logits (minus the cross-entropy against the clean labels), scored by mIoU
+               (CamVid with a VOC model: car and person, as ``visionkit eval segment --camvid``)
 
 ``transforms`` add the robustness view: the same score with a simple input transform (JPEG re-encoding, blur,
 resize) in front of the model. It is a diagnostic of how fragile the perturbation is, not a defence: an attacker
@@ -26,11 +30,16 @@ import numpy as np
 
 from ..errors import OptionError, SinkError, SourceError
 from ..io.images import read_image
+from ..results import Detections
 from .differentiable import Differentiable, differentiable
-from .targets import class_index, yolo_candidates
+from .scoring import scorer
+from .targets import class_index
 
-# Raw candidates scoring below this are left alone by the vanishing attack (they are no detection anyway).
-VANISH_FLOOR = 0.01
+METRICS = {"classify": "top1", "detect": "map50-95", "pose": "oks-map50-95", "segment": "miou"}
+# Crop-based pose models are attacked in the crops of the people found with at least this score (the interactive
+# threshold): scored at evaluation settings the detector also reports up to 20 faint boxes per image, each crop
+# one more forward and backward pass per step, for people that barely weigh in the OKS mAP.
+ATTACKED_PERSON_SCORE = 0.25
 
 
 def parse_eps(text: str) -> list[float]:
@@ -81,7 +90,7 @@ class AttackReport:
 
     model: str
     method: str
-    metric: str  # "top1" or "map50-95"
+    metric: str  # METRICS: top1, map50-95, oks-map50-95 or miou
     eps: list[float]
     scores: dict[str, list[float]]
     images: int
@@ -115,8 +124,9 @@ class AttackReport:
 
 def load_samples(task: str, data: str | Path, limit: int | None = None) -> tuple[list[Sample], Any]:
     """The images of DATA: for classify a folder with labels.csv (file,class_index) and its images in images/ (or
-    beside it); for detect a COCO folder with images/ and annotations/instances*.json. Returns the samples and,
-    for detection, the pycocotools ground truth."""
+    beside it); for detect (pose) a COCO folder with images/ and annotations/instances*.json
+    (person_keypoints*.json); for segment a CamVid folder with images/ and labels/. Returns the samples and the
+    ground truth (pycocotools index; for segment the labels folder)."""
     root = Path(data)
     if not root.is_dir():
         raise SourceError(f"{root}: not a folder (attack data is a labelled folder, see `visionkit attack --help`)")
@@ -126,14 +136,28 @@ def load_samples(task: str, data: str | Path, limit: int | None = None) -> tuple
 
         rows = read_labels(root / "labels.csv")[:limit]
         return [Sample(images / f, c) for f, c in rows], None
+    if task == "segment":
+        if not (root / "labels").is_dir():
+            raise SourceError(f"{root}: no labels/ folder (a segmentation attack takes CamVid's images/ + labels/)")
+        return [Sample(p, n) for n, p in enumerate(sorted(images.glob("*.png"))[:limit])], root / "labels"
     from ..eval.coco import load_coco
 
-    found = sorted((root / "annotations").glob("instances*.json")) if (root / "annotations").is_dir() else []
+    pattern = "person_keypoints*.json" if task == "pose" else "instances*.json"
+    found = sorted((root / "annotations").glob(pattern)) if (root / "annotations").is_dir() else []
     if not found:
-        raise SourceError(f"{root}: no annotations/instances*.json (COCO ground truth) for a detection attack")
+        raise SourceError(f"{root}: no annotations/{pattern} (COCO ground truth) for a {task} attack")
     gt = load_coco(found[0])
     ids = sorted(gt.getImgIds())[:limit]
     return [Sample(images / gt.loadImgs(i)[0]["file_name"], i) for i in ids], gt
+
+
+def attack_kind(predictor: Any) -> str:
+    """How a predictor is attacked and scored: its task, except that an instance segmentation model (YOLO-seg:
+    boxes with masks) is attacked and scored as the detector it also is (vanishing PGD, COCO box mAP)."""
+    if predictor.task == "segment" and isinstance(predictor.predict([np.zeros((32, 32, 3), np.uint8)])[0],
+                                                  Detections):
+        return "detect"
+    return predictor.task
 
 
 def classifier_attack(d: Differentiable, image: np.ndarray, label: int, method: str, eps: float, steps: int,
@@ -154,20 +178,25 @@ def classifier_attack(d: Differentiable, image: np.ndarray, label: int, method: 
     return to_uint8(attack(x, y))[0]
 
 
-def vanishing_attack(d: Differentiable, image: np.ndarray, eps: float, steps: int) -> np.ndarray:
-    """PGD (L-inf, step 2.5 eps / steps) that lowers every raw candidate's best class score above VANISH_FLOOR:
-    the detector stops seeing objects. ``method`` fgsm is this with one step of size eps."""
+def dense_attack(d: Differentiable, predictor: Any, image: np.ndarray, eps: float, steps: int) -> np.ndarray:
+    """PGD (L-inf, step 2.5 eps / steps; one step of size eps = FGSM) descending the Differentiable's
+    ``adversarial_loss`` from the clean image: detectors vanish, poses drift, segment labels flip."""
     import torch
 
     x0 = d.image_tensor([image])
+    clean = predictor.predict([image])[0]
+    if hasattr(clean, "xyxy"):
+        d.focus_all(image.shape[:2], clean.xyxy[clean.scores >= ATTACKED_PERSON_SCORE])
+    with torch.no_grad():
+        loss = d.adversarial_loss(d(x0))
     x = x0.clone()
     alpha = eps if steps == 1 else 2.5 * eps / steps
     for _ in range(steps):
         x.requires_grad_(True)
-        _, scores = yolo_candidates(d(x))
-        best = scores.amax(-1)
-        loss = (best * (best > VANISH_FLOOR)).sum()
-        (grad,) = torch.autograd.grad(loss, x)
+        value = loss(d(x))
+        if not value.requires_grad:  # the model sees nothing to attack (e.g. no person crop)
+            return image
+        (grad,) = torch.autograd.grad(value, x)
         x = (x0 + (x.detach() - alpha * grad.sign() - x0).clamp(-eps, eps)).clamp(0, 1)
     return to_uint8(x)[0]
 
@@ -193,7 +222,7 @@ def _adversarials(predictor: Any, samples: list[Sample], method: str, eps: list[
             elif predictor.task == "classify":
                 advs.append(classifier_attack(d, image, s.label, method, e, steps, target))
             else:
-                advs.append(vanishing_attack(d, image, e, 1 if method == "fgsm" else steps))
+                advs.append(dense_attack(d, predictor, image, e, 1 if method == "fgsm" else steps))
         yield s, image, advs
 
 
@@ -218,10 +247,11 @@ def attack_report(predictor: Any, data: str | Path, method: str = "fgsm", eps: l
         raise OptionError(f"steps must be a positive integer, got {steps}")
     eps = sorted(set(eps or parse_eps("1/255,2/255,4/255,8/255")) | {0.0})
     if targeted is not None and predictor.task != "classify":
-        raise OptionError("--targeted is for classifiers; a detector attack is a vanishing attack")
+        raise OptionError(f"--targeted is for classifiers; a {predictor.task} attack is untargeted")
     target = None if targeted is None else class_index(targeted, predictor.class_names)
     views = {"none": lambda im: im, **{t: input_transform(t) for t in transforms or []}}
-    samples, gt = load_samples(predictor.task, data, limit)
+    kind = attack_kind(predictor)
+    samples, gt = load_samples(kind, data, limit)
     if not samples:
         raise SourceError(f"{data}: no labelled images to attack")
     out = Path(save) if save else None
@@ -230,44 +260,25 @@ def attack_report(predictor: Any, data: str | Path, method: str = "fgsm", eps: l
             out.mkdir(parents=True, exist_ok=True)
         except OSError as e:
             raise SinkError(f"cannot create the report folder {out}: {e.strerror or e}") from None
-    hits = {v: np.zeros(len(eps)) for v in views}
+    scorers = {v: scorer(kind, len(eps), gt, predictor) for v in views}
     target_hits = np.zeros(len(eps))
-    rows: dict[str, list[list[dict[str, Any]]]] = {v: [[] for _ in eps] for v in views}
     saved: list[str] = []
     for n, (s, image, advs) in enumerate(_adversarials(predictor, samples, method, eps, steps, target)):
         for v, fn in views.items():
             results = predictor.predict([fn(a) for a in advs])
             for i, r in enumerate(results):
-                if gt is None:
-                    hits[v][i] += int(r.class_ids[0] == s.label)
-                    target_hits[i] += int(v == "none" and target is not None and r.class_ids[0] == target)
-                else:
-                    rows[v][i].extend(_coco_rows(r, s.label))
+                scorers[v].add(i, s, r)
+                target_hits[i] += int(v == "none" and target is not None and r.class_ids[0] == target)
             if v == "none" and out is not None and n < triptychs:
                 saved.append(str(save_triptych(out / f"triptych_{n}_{s.path.stem}.png", image, advs[-1],
                                                results[0], results[-1], eps[-1])))
-    if gt is None:
-        scores = {v: (h / len(samples)).tolist() for v, h in hits.items()}
-    else:
-        from ..eval.coco import coco_map
-
-        ids = [s.label for s in samples]
-        scores = {v: [coco_map(gt, r, ids) for r in rs] for v, rs in rows.items()}
-    report = AttackReport(predictor.entry.name, method, "top1" if gt is None else "map50-95", eps, scores,
-                          len(samples), 1 if method == "fgsm" else steps, None if target is None else
-                          predictor.class_names[target], None if target is None else
-                          (target_hits / len(samples)).tolist(), saved)
+    report = AttackReport(predictor.entry.name, method, METRICS[kind], eps,
+                          {v: sc.scores() for v, sc in scorers.items()}, len(samples),
+                          1 if method == "fgsm" else steps, None if target is None else predictor.class_names[target],
+                          None if target is None else (target_hits / len(samples)).tolist(), saved)
     if out is not None:
         from ..io.sinks import write_json
 
         write_json(out / "report.json", report.to_dict())
         save_curve(out / "curve.png", report)
     return report
-
-
-def _coco_rows(result: Any, image_id: int) -> list[dict[str, Any]]:
-    from ..eval.coco import coco_category_id
-
-    return [{"image_id": image_id, "category_id": coco_category_id(str(n)),
-             "bbox": [float(b[0]), float(b[1]), float(b[2] - b[0]), float(b[3] - b[1])], "score": float(s)}
-            for b, s, n in zip(result.xyxy, result.scores, result.class_names)]

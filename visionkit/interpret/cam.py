@@ -18,21 +18,13 @@ import numpy as np
 import torch
 
 from ..errors import OptionError
-from .differentiable import Differentiable
-from .geometry import Geometry, input_geometry
-from .targets import BoxScore, Target
+from .differentiable import Differentiable, OnInput
+from .geometry import input_geometry
+from .targets import Target
 
 # visionkit's method names -> pytorch-grad-cam's classes.
 CAM_METHODS = {"gradcam": "GradCAM", "gradcam++": "GradCAMPlusPlus", "hirescam": "HiResCAM", "layercam": "LayerCAM",
                "eigencam": "EigenCAM", "scorecam": "ScoreCAM"}
-
-
-def _cam_target(task: str, target: Target, geometry: Geometry) -> Any:
-    from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
-
-    if task == "classify":
-        return ClassifierOutputTarget(target.class_id)
-    return BoxScore(geometry.boxes_to_input(np.array([target.box]))[0], target.class_id)
 
 
 def layers_named(network: torch.nn.Module, names: list[str]) -> list[torch.nn.Module]:
@@ -47,23 +39,24 @@ def layers_named(network: torch.nn.Module, names: list[str]) -> list[torch.nn.Mo
 
 def cam_maps(d: Differentiable, image: np.ndarray, targets: list[Target], method: str,
              layers: list[str] | None = None) -> np.ndarray:
-    """(n, H, W) maps in 0..1 on ``image`` (BGR uint8), one per target, by a pytorch-grad-cam method."""
+    """(n, H, W) maps in 0..1 on ``image`` (BGR uint8), one per target, by a pytorch-grad-cam method (EigenCAM,
+    class-agnostic, gives each target the map of the input it is seen in)."""
     import pytorch_grad_cam
 
     hw = image.shape[:2]
-    with torch.no_grad():
-        x = d.preprocess(d.image_tensor([image]))
-    x.requires_grad_(True)  # so gradients reach the activations even when the network's weights are frozen
-    geometry = input_geometry(d.backend, hw, tuple(x.shape[2:]))
+    x = d.image_tensor([image])
     target_layers = layers_named(d.network, layers) if layers else d.layers
     cam_class = getattr(pytorch_grad_cam, CAM_METHODS[method])
-    cam_targets = [_cam_target(d.backend.task, t, geometry) for t in targets]
-    with cam_class(model=d.network, target_layers=target_layers) as cam:
-        if method == "eigencam":  # class-agnostic: the activations' first principal component, one map for all
-            maps = np.repeat(cam(input_tensor=x, targets=cam_targets[:1]), len(targets), axis=0)
-        else:
-            maps = np.concatenate([cam(input_tensor=x, targets=[t]) for t in cam_targets])
-    return geometry.maps_to_image(maps, hw)
+    maps = []
+    with cam_class(model=OnInput(d), target_layers=target_layers) as cam:
+        for t in targets:
+            d.focus(hw, t)
+            with torch.no_grad():
+                inp = d.preprocess(x)
+            inp.requires_grad_(True)  # so gradients reach the activations even when the weights are frozen
+            geometry = d.geometry(hw, tuple(inp.shape[2:]))
+            maps.append(geometry.maps_to_image(cam(input_tensor=inp, targets=[d.score(t, geometry)]), hw)[0])
+    return np.stack(maps) if maps else np.zeros((0, *hw), np.float32)
 
 
 def saliency_maps(d: Differentiable, image: np.ndarray, targets: list[Target]) -> np.ndarray:
@@ -73,15 +66,17 @@ def saliency_maps(d: Differentiable, image: np.ndarray, targets: list[Target]) -
 
     hw = image.shape[:2]
     x = d.image_tensor([image]).requires_grad_(True)
-    geometry = input_geometry(d.backend, hw, tuple(d.preprocess(x).shape[2:]))
-    scorers = [_cam_target(d.backend.task, t, geometry) for t in targets]
+    maps = []
+    for t in targets:
+        d.focus(hw, t)
+        with torch.no_grad():
+            input_hw = tuple(d.preprocess(x).shape[2:])
+        scorer = d.score(t, d.geometry(hw, input_hw))
 
-    def scores(batch: torch.Tensor) -> torch.Tensor:
-        out = d(batch)
-        return torch.stack([torch.stack([s(o) for s in scorers]) for o in out])
+        def score(batch: torch.Tensor, scorer: Any = scorer) -> torch.Tensor:
+            return torch.stack([scorer(o) for o in d(batch)])
 
-    saliency = Saliency(scores)
-    maps = [saliency.attribute(x, target=j, abs=True)[0].amax(0).detach().cpu().numpy() for j in range(len(targets))]
+        maps.append(Saliency(score).attribute(x, abs=True)[0].amax(0).detach().cpu().numpy())
     return scale_cam_image(np.stack(maps)) if maps else np.zeros((0, *hw), np.float32)
 
 

@@ -24,7 +24,11 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import OptionError, WeightsError
-from .geometry import input_geometry
+from .geometry import Geometry, input_geometry
+from .targets import BoxScore, PoseBoxScore, Target, soft_oks, yolo_candidates, yolo_keypoints
+
+# Raw candidates scoring below this are left alone by the vanishing attack (they are no detection anyway).
+VANISH_FLOOR = 0.01
 
 Builder = Callable[[Any], "Differentiable"]
 _BUILDERS: dict[tuple[str, str], Builder] = {}
@@ -33,8 +37,11 @@ _BUILDERS: dict[tuple[str, str], Builder] = {}
 class Differentiable(torch.nn.Module):
     """image (B, 3, H, W) RGB in 0..1 -> the backend's raw output, differentiable end to end.
 
-    ``layers`` are the network's modules whose activations CAMs read by default (the last feature maps before
-    the head). A classifier's raw output must be logits (what attacks' cross-entropy needs).
+    Two steps: ``preprocess`` builds the model input as an NCHW tensor (what CAMs size their maps on), ``run``
+    feeds it to the network and returns what targets and attacks score: a classifier's logits (what attacks'
+    cross-entropy needs), a detector head's raw candidates, a segmenter's (B, C, h, w) logits over the image, a
+    single-person pose model's (R, 17, 3) keypoints. ``layers`` are the network's modules whose activations CAMs
+    read by default (the last feature maps before the head).
     """
 
     def __init__(self, backend: Any, network: torch.nn.Module, layers: list[torch.nn.Module]):
@@ -43,13 +50,37 @@ class Differentiable(torch.nn.Module):
         self.network = network
         self.layers = layers
         self.dtype = next(network.parameters()).dtype
+        self.in_boxes = False  # crop-based pose models: one crop per person box (top-down), else the whole image
 
     def preprocess(self, x: torch.Tensor) -> torch.Tensor:
         """What the backend's preprocess does to the image, in torch."""
         raise NotImplementedError
 
+    def run(self, x: torch.Tensor) -> Any:
+        """The network on a preprocessed input."""
+        return self.network(x)
+
     def forward(self, x: torch.Tensor) -> Any:
-        return self.network(self.preprocess(x))
+        return self.run(self.preprocess(x))
+
+    def focus(self, image_hw: tuple[int, int], target: Target) -> None:
+        """Point ``preprocess`` at the part of the image ``target`` is seen in; nothing to do but for crop-based
+        models, which see one region per person."""
+
+    def geometry(self, image_hw: tuple[int, int], input_hw: tuple[int, int]) -> Geometry:
+        """Where the model input's pixels come from in the image (as focused)."""
+        return input_geometry(self.backend, image_hw, input_hw)
+
+    def score(self, target: Target, geometry: Geometry) -> Callable[[Any], torch.Tensor]:
+        """A pytorch-grad-cam target: ``target``'s scalar score on one image's ``run`` output."""
+        raise NotImplementedError
+
+    def focus_all(self, image_hw: tuple[int, int], xyxy: np.ndarray) -> None:
+        """Point ``preprocess`` at every box of a prediction (crop-based models; nothing to do for the others)."""
+
+    def adversarial_loss(self, clean: Any) -> Callable[[Any], torch.Tensor]:
+        """What an untargeted attack minimises, given the clean image's ``forward`` output."""
+        raise OptionError(f"no attack is defined for {self.backend.task} models of the {self.backend.name} backend")
 
     def image_tensor(self, images: list[np.ndarray]) -> torch.Tensor:
         """BGR uint8 images of one size -> the (B, 3, H, W) RGB 0..1 tensor ``forward`` takes, on the device."""
@@ -57,22 +88,81 @@ class Differentiable(torch.nn.Module):
         return torch.from_numpy(x).to(self.backend.device.torch)
 
 
+class OnInput(torch.nn.Module):
+    """``d.run`` as a module: what pytorch-grad-cam calls on the preprocessed input."""
+
+    def __init__(self, d: Differentiable):
+        super().__init__()
+        self.d = d
+
+    def forward(self, x: torch.Tensor) -> Any:
+        return self.d.run(x)
+
+
+def letterboxed(x: torch.Tensor, g: Geometry, value: float) -> torch.Tensor:
+    """ultralytics' LetterBox in torch: resize to the geometry's scale (bilinear, as its cv2.INTER_LINEAR), pad
+    the rest of ``g.input_hw`` with ``value``."""
+    h, w = x.shape[2:]
+    h_in, w_in = g.input_hw
+    nw, nh = round(w * g.sx), round(h * g.sy)
+    if (nh, nw) != (h, w):
+        x = F.interpolate(x, size=(nh, nw), mode="bilinear", align_corners=False)
+    left, top = int(g.tx), int(g.ty)
+    return F.pad(x, (left, w_in - nw - left, top, h_in - nh - top), value=value)
+
+
 class Letterboxed(Differentiable):
-    """YOLO: ultralytics' letterbox (fit, centre, pad 114), bilinear as its cv2.INTER_LINEAR resize."""
+    """YOLO: ultralytics' letterbox (fit, centre, pad 114), bilinear as its cv2.INTER_LINEAR resize; ``run`` gives
+    the head's raw candidates (ultralytics' extra outputs, e.g. -seg prototypes, dropped)."""
 
     def preprocess(self, x: torch.Tensor) -> torch.Tensor:
-        h, w = x.shape[2:]
-        g = input_geometry(self.backend, (h, w), (h, w))
-        h_in, w_in = g.input_hw
-        nw, nh = round(w * g.sx), round(h * g.sy)
-        if (nh, nw) != (h, w):
-            x = F.interpolate(x, size=(nh, nw), mode="bilinear", align_corners=False)
-        left, top = int(g.tx), int(g.ty)
-        x = F.pad(x, (left, w_in - nw - left, top, h_in - nh - top), value=114 / 255)
-        return x.to(self.dtype)
+        hw = tuple(x.shape[2:])
+        return letterboxed(x, input_geometry(self.backend, hw, hw), 114 / 255).to(self.dtype)
+
+    def run(self, x: torch.Tensor) -> Any:
+        out = self.network(x)
+        while isinstance(out, (list, tuple)):  # e.g. -seg in eval mode: ((candidates, prototypes), features)
+            out = out[0]
+        return out
+
+    def score(self, target: Target, geometry: Geometry) -> Callable[[Any], torch.Tensor]:
+        box = geometry.boxes_to_input(np.array([target.box]))[0]
+        nc = len(self.backend.class_names)
+        if self.backend.task == "pose":
+            return PoseBoxScore(box, target.class_id, nc, tuple(self.backend.kpt_shape))
+        return BoxScore(box, target.class_id, nc)
+
+    def adversarial_loss(self, clean: Any) -> Callable[[Any], torch.Tensor]:
+        """Detectors (and -seg): the vanishing attack, every raw candidate's best class score above VANISH_FLOOR
+        pushed down. -pose: also each such candidate's keypoints pushed off where they were (soft OKS)."""
+        nc = len(self.backend.class_names)
+        boxes, scores = yolo_candidates(clean, nc)
+        live = (scores.amax(-1) > VANISH_FLOOR).float()
+        if self.backend.task != "pose":
+            return lambda out: (yolo_candidates(out, nc)[1].amax(-1) * live).sum()
+        shape = tuple(self.backend.kpt_shape)
+        ref = yolo_keypoints(clean, nc, shape)
+        area = ((boxes[..., 2] - boxes[..., 0]) * (boxes[..., 3] - boxes[..., 1]))[..., None]
+
+        def loss(out: Any) -> torch.Tensor:
+            kpts = yolo_keypoints(out, nc, shape)
+            conf = kpts[..., 2] if shape[1] == 3 else torch.ones_like(kpts[..., 0])
+            similar = soft_oks(kpts[..., :2], ref[..., :2], conf, area)
+            return (yolo_candidates(out, nc)[1].amax(-1) * live * (1 + similar)).sum()
+
+        return loss
 
 
-class Transformed(Differentiable):
+class Classifier(Differentiable):
+    """A classifier: ``run`` gives logits, a target is its class's logit."""
+
+    def score(self, target: Target, geometry: Geometry) -> Callable[[Any], torch.Tensor]:
+        from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
+
+        return ClassifierOutputTarget(target.class_id)
+
+
+class Transformed(Classifier):
     """A classifier whose preprocessing is a torch transform that takes float tensors (torchvision's presets:
     resize, centre crop, normalize)."""
 
@@ -84,7 +174,7 @@ class Transformed(Differentiable):
         return self.transform(x).to(self.dtype)
 
 
-class Trained(Differentiable):
+class Trained(Classifier):
     """A ``visionkit train`` classifier: its card's preprocessing (grey or RGB, square resize, normalise) in torch.
     Grey is OpenCV's BGR2GRAY weighting; the resize is bilinear (antialiased when shrinking, as INTER_AREA)."""
 
@@ -109,14 +199,41 @@ def register_differentiable(task: str, backend_name: str) -> Callable[[Builder],
     return add
 
 
+def model_backend(predictor: Any) -> Any:
+    """The backend of the model a predictor explains: its own, or a top-down pose pipeline's pose model's."""
+    return getattr(predictor, "pose", predictor).backend
+
+
+def runtime_of(backend: Any) -> str:
+    """The runtime a backend's model runs on: its session's, or (no session) the family's own."""
+    session = getattr(backend, "session", None)
+    return str(session.runtime) if session is not None else str(backend.RUNTIME)
+
+
+def _builder_key(backend: Any) -> tuple[str, str]:
+    """Which builder differentiates ``backend``: its own, except that a PyTorch family run on another runtime has
+    no module to differentiate, so its exported ONNX file (``backend.weights``) is taken as that runtime's family
+    (an ultralytics detector on ONNX Runtime is an onnx-yolo detector to onnx2torch)."""
+    if backend.RUNTIME == "torch" and runtime_of(backend) != "torch" and str(backend.weights).endswith(".onnx"):
+        return backend.task, f"onnx-{'yolo' if backend.name == 'ultralytics' else backend.name}"
+    return backend.task, backend.name
+
+
+def has_differentiable(predictor: Any) -> bool:
+    return _builder_key(model_backend(predictor)) in _BUILDERS
+
+
 def differentiable(predictor: Any, method: str = "gradient methods") -> Differentiable:
-    """The ``Differentiable`` of a predictor's backend, or an OptionError that says which methods still work."""
-    backend = predictor.backend
-    builder = _BUILDERS.get((backend.task, backend.name))
+    """The ``Differentiable`` of a predictor's backend, or an OptionError that says which methods still work. For
+    a top-down pose pipeline (``PersonPose``) it is the pose model's, seeing each person box's crop."""
+    backend = model_backend(predictor)
+    builder = _BUILDERS.get(_builder_key(backend))
     if builder is None:
         raise OptionError(f"{method} need a model that gradients can cross; {predictor.entry.name} "
                           f"({backend.name} backend) has none: use a gradient-free method (occlusion, rise, eigencam)")
-    return builder(backend)
+    d = builder(backend)
+    d.in_boxes = hasattr(predictor, "persons")
+    return d
 
 
 def last_feature_layers(network: torch.nn.Module, example: torch.Tensor) -> list[torch.nn.Module]:
@@ -164,15 +281,19 @@ def head_inputs(graph_module: torch.fx.GraphModule) -> list[torch.nn.Module]:
 
 @cache
 def converted_onnx(path: Path) -> torch.fx.GraphModule:
-    """An ONNX file as a torch module (onnx2torch), converted once per file."""
+    """An ONNX file as a torch module (onnx2torch), converted once per file; QDQ graphs as fake quantization."""
     import warnings
 
+    import onnx
     from onnx2torch import convert
 
+    from .quantized import fold_weight_dequantization, register_qdq_converters
+
+    register_qdq_converters()
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            return convert(str(path)).eval()
+            return convert(fold_weight_dequantization(onnx.load(str(path)))).eval()
     except Exception as e:
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise WeightsError(f"{path}: onnx2torch cannot convert it for gradient methods ({first})") from None
@@ -185,6 +306,8 @@ def _onnx_yolo(backend: Any) -> Differentiable:
 
 
 @register_differentiable("detect", "ultralytics")
+@register_differentiable("pose", "ultralytics")
+@register_differentiable("segment", "ultralytics")
 def _ultralytics_yolo(backend: Any) -> Differentiable:
     layers = backend.model.model
     return Letterboxed(backend, backend.model, [layers[i] for i in layers[-1].f])
@@ -202,3 +325,6 @@ def _torchvision_classifier(backend: Any) -> Differentiable:
     crop = backend.crop_hw
     example = torch.zeros(1, 3, *crop, device=backend.device.torch, dtype=backend.dtype)
     return Transformed(backend, backend.model, last_feature_layers(backend.model, example), backend.transforms)
+
+
+from . import dense  # noqa: E402,F401  (registers the pose and semantic segmentation builders)

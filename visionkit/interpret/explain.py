@@ -9,18 +9,20 @@ import numpy as np
 from ..errors import OptionError
 from ..predictor import Predictor
 from .cam import CAM_METHODS, cam_maps, onnx_eigencam, saliency_maps
-from .differentiable import differentiable
+from .differentiable import differentiable, has_differentiable, model_backend, runtime_of
 from .occlusion import occlusion_maps, rise_maps
 from .results import Explanation
 from .targets import select_targets
 
 GRADIENT_FREE = ("occlusion", "rise")
-# Default method per task. Grad-CAM averages each channel's gradient over the whole map, so for a detector it
+# Default method per result kind. Grad-CAM averages each channel's gradient over the whole map, so for a detector it
 # lights up every object of the box's class (on zidane.jpg the left person's map peaked on the right person);
 # HiResCAM keeps the gradient where it is (gradient x activation per pixel), so a box's map stays on its object
-# (97-99 % of the mass inside each box there). For classifiers Grad-CAM is the reference.
-# Pose and segmentation backends have no Differentiable: they are explained gradient-free, RISE by default.
-DEFAULT_METHOD = {"classify": "gradcam", "detect": "hirescam", "pose": "rise", "segment": "rise"}
+# (97-99 % of the mass inside each box there); a pose or instance-mask box likewise. For classifiers and semantic
+# segmentation (pytorch-grad-cam's segmentation tutorial) Grad-CAM is the reference. A backend gradients cannot
+# cross (e.g. a TFLite file) is explained gradient-free, with RISE (GRADIENT_FREE_DEFAULT).
+DEFAULT_METHOD = {"classification": "gradcam", "detections": "hirescam", "semantic_mask": "gradcam"}
+GRADIENT_FREE_DEFAULT = "rise"
 METHODS = (*CAM_METHODS, "saliency", *GRADIENT_FREE)
 
 
@@ -39,20 +41,23 @@ def explain(predictor: Predictor, image: Any, method: str | None = None, target:
 
     Args:
         method: gradcam, gradcam++, hirescam, layercam, eigencam, scorecam (pytorch-grad-cam), saliency (captum),
-            occlusion (captum) or rise; None = gradcam for classifiers, hirescam for detectors (DEFAULT_METHOD).
-            Gradient methods need a PyTorch model or an ONNX model onnx2torch converts; occlusion, rise and
-            eigencam also run on any ONNX model.
-        target: None = the top class (classification) or every detection (up to ``max_targets``); a class name
-            or id; for detections also a box "x1,y1,x2,y2" in image pixels (the detection overlapping it most).
+            occlusion (captum) or rise; None = DEFAULT_METHOD's for the task (rise where gradients cannot cross).
+            Gradient methods need a PyTorch model or an ONNX model onnx2torch converts (QDQ int8 graphs such as
+            MoveNet as fake quantization); occlusion, rise and eigencam also run on any ONNX model.
+        target: None = the top class (classification), every detection or person (up to ``max_targets``) or every
+            non-background class of a mask; a class name or id; for detections and poses also a box
+            "x1,y1,x2,y2" in image pixels (the one overlapping it most).
         layers: CAM layers by module name (or ONNX tensor name for ONNX-Runtime EigenCAM); default: the last
             feature maps before the head.
         method_options: occlusion: window, stride; rise: samples, cells, keep, seed.
     """
-    method = method or DEFAULT_METHOD.get(predictor.task, "gradcam")
-    if method not in METHODS:
+    if method is not None and method not in METHODS:
         raise OptionError(f"unknown explanation method {method!r}: expected one of {', '.join(METHODS)}")
     bgr = load_image(image)
     prediction = predictor.predict([bgr])[0]
+    if method is None:  # instance segmentation (boxes with masks) is explained per box, as detection
+        method = DEFAULT_METHOD.get(prediction.kind, "gradcam") if has_differentiable(predictor) else \
+            GRADIENT_FREE_DEFAULT
     targets = select_targets(prediction, predictor.class_names, target, max_targets)
     used_layers = list(layers or [])
     if not targets:
@@ -61,8 +66,8 @@ def explain(predictor: Predictor, image: Any, method: str | None = None, target:
         maps = occlusion_maps(predictor, bgr, targets, **method_options)
     elif method == "rise":
         maps = rise_maps(predictor, bgr, targets, **method_options)
-    elif method == "eigencam" and predictor.backend.RUNTIME == "onnx":
-        maps = np.repeat(onnx_eigencam(predictor.backend, bgr, layers), len(targets), axis=0)
+    elif method == "eigencam" and runtime_of(model_backend(predictor)) != "torch":
+        maps = np.repeat(onnx_eigencam(model_backend(predictor), bgr, layers), len(targets), axis=0)
         used_layers = used_layers or list(_onnx_layers(predictor))
     else:
         d = differentiable(predictor, method)
@@ -81,4 +86,4 @@ def _onnx_layers(predictor: Predictor) -> tuple[str, ...]:
 
     from .cam import feature_tensors
 
-    return feature_tensors(Path(predictor.backend.weights))
+    return feature_tensors(Path(model_backend(predictor).weights))

@@ -89,15 +89,23 @@ def letterbox_geometry(backend: Any, image_hw: tuple[int, int]) -> Geometry:
     blank image of that size (so rect/stride/fixed-size rules stay the backend's), the rest from LetterBox's rule:
     scale to fit, round, centre with ``round(pad - 0.1)`` on the leading sides."""
     h, w = image_hw
-    h_in, w_in = (int(v) for v in backend.preprocess([np.zeros((h, w, 3), np.uint8)]).shape[2:4])
+    input_hw = backend.preprocess([np.zeros((h, w, 3), np.uint8)]).shape[2:4]
+    return fit_geometry(image_hw, (int(input_hw[0]), int(input_hw[1])))
+
+
+def fit_geometry(image_hw: tuple[int, int], input_hw: tuple[int, int]) -> Geometry:
+    """ultralytics' LetterBox (``auto=False``, centred) of an image onto ``input_hw``: scale to fit, round, centre
+    with ``round(pad - 0.1)`` on the leading sides."""
+    (h, w), (h_in, w_in) = image_hw, input_hw
     r = min(h_in / h, w_in / w)
     nw, nh = round(w * r), round(h * r)
     left, top = round((w_in - nw) / 2 - 0.1), round((h_in - nh) / 2 - 0.1)
     return Geometry(nw / w, nh / h, float(left), float(top), (h_in, w_in))
 
 
-for _name in ("ultralytics", "onnx-yolo"):
-    register_geometry("detect", _name)(letterbox_geometry)
+for _task, _name in (("detect", "ultralytics"), ("detect", "onnx-yolo"), ("pose", "ultralytics"),
+                     ("segment", "ultralytics")):
+    register_geometry(_task, _name)(letterbox_geometry)
 
 
 @register_geometry("classify", "onnx-classify")

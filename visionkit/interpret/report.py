@@ -10,7 +10,7 @@ import cv2
 import numpy as np
 
 from ..errors import SinkError
-from ..results import Classification, Detections, Result
+from ..results import Classification, Detections, Result, SemanticMask
 
 # Detections drawn on triptychs: attacks score detectors at evaluation settings (conf 0.001), whose hundreds of
 # faint boxes would hide the picture; the interactive default shows what a user would see.
@@ -37,7 +37,12 @@ def _label(result: Result) -> str:
     if isinstance(result, Classification):
         _, name, score = result.top1
         return f"{name} {score:.2f}"
-    return f"{len(result)} objects (score >= {DISPLAY_CONF})"  # type: ignore[arg-type]
+    if isinstance(result, SemanticMask):  # the three largest classes
+        return ", ".join(f"{n} {v:.0%}" for n, v in list(result.pixel_share().items())[:3])
+    n = len(result)  # type: ignore[arg-type]
+    pose = getattr(result, "keypoints", None) is not None
+    what = ("person" if n == 1 else "people") if pose else ("object" if n == 1 else "objects")
+    return f"{n} {what} (score >= {DISPLAY_CONF})"
 
 
 def _panel(image: np.ndarray, caption: str, height: int) -> np.ndarray:

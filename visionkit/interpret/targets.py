@@ -30,6 +30,7 @@ class Target:
     class_name: str
     score: float
     box: tuple[float, float, float, float] | None = None
+    keypoints: np.ndarray | None = None  # pose: the person's (K, 3) x, y, confidence in image pixels
 
     def describe(self) -> str:
         where = "" if self.box is None else " at [" + ", ".join(f"{v:.0f}" for v in self.box) + "]"
@@ -61,8 +62,9 @@ def select_targets(prediction: Result, class_names: list[str], target: str | int
             det = det[[int(np.argmax(iou(np.array(parse_box(target)), det.xyxy)))]] if len(det) else det
         elif target is not None:
             det = det[det.class_ids == class_index(target, class_names)]
-        return [Target(int(c), str(n), float(s), tuple(float(v) for v in b))
-                for b, s, c, n in zip(det.xyxy, det.scores, det.class_ids, det.class_names)][:max_targets]
+        kpts = det.keypoints if det.keypoints is not None else [None] * len(det)
+        return [Target(int(c), str(n), float(s), tuple(float(v) for v in b), k)
+                for b, s, c, n, k in zip(det.xyxy, det.scores, det.class_ids, det.class_names, kpts)][:max_targets]
     if isinstance(prediction, SemanticMask):
         shares = prediction.pixel_share()
         if target is not None:
@@ -112,10 +114,39 @@ def iou(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
     return inter / np.maximum(union, 1e-9)
 
 
+def oks(keypoints: np.ndarray, reference: np.ndarray, area: float) -> np.ndarray:
+    """COCO's object keypoint similarity of (n, K, 3) poses with one (K, 3) reference pose of a person of ``area``
+    pixels, over the reference's keypoints with confidence > 0 (pycocotools' sigmas and formula)."""
+    kappa = oks_kappa()
+    seen = reference[:, 2] > 0
+    if not seen.any():
+        return np.zeros(len(keypoints), np.float32)
+    d2 = ((keypoints[:, :, :2] - reference[None, :, :2]) ** 2).sum(-1)
+    return np.exp(-d2 / (2 * max(area, 1.0) * kappa ** 2))[:, seen].mean(1).astype(np.float32)
+
+
+def oks_kappa() -> np.ndarray:
+    """COCO's per-keypoint OKS constants (2 x pycocotools' sigmas), in the 17-keypoint order."""
+    from pycocotools.cocoeval import Params
+
+    return 2 * Params(iouType="keypoints").kpt_oks_sigmas
+
+
+def soft_oks(xy: Any, reference: Any, conf: Any, area: Any) -> Any:
+    """Differentiable keypoint similarity of (..., K, 2) keypoints to where they were: sum over K of
+    ``conf x exp(-d^2 / (2 area kappa^2))`` (OKS's kernel weighted by the model's confidence), per pose. An attack
+    lowering it both moves the keypoints and lowers their confidence."""
+    import torch
+
+    kappa = torch.as_tensor(oks_kappa(), dtype=xy.dtype, device=xy.device)
+    d2 = ((xy - reference) ** 2).sum(-1)
+    return (conf * torch.exp(-d2 / (2 * area.clamp_min(1e-6) * kappa ** 2))).sum(-1)
+
+
 def result_scores(result: Result, targets: list[Target]) -> np.ndarray:
     """How strongly a (perturbed) image's result still shows each target, from the predictor's own results: the
-    class probability (0 when a result without ``probs`` no longer lists the class in its top k), or for a box
-    the best IoU x score of a same-class detection."""
+    class probability (0 when a result without ``probs`` no longer lists the class in its top k), for a box the
+    best IoU x score of a same-class detection, for a pose the best OKS x score of a person."""
     if isinstance(result, Classification):
         scores = dict(zip(result.class_ids.tolist(), result.scores.tolist()))
         return np.array([float(result.probs[t.class_id]) if result.probs is not None else scores.get(t.class_id, 0.0)
@@ -126,40 +157,85 @@ def result_scores(result: Result, targets: list[Target]) -> np.ndarray:
     out = np.zeros(len(targets), np.float32)
     for j, t in enumerate(targets):
         same = result[result.class_ids == t.class_id]
-        if len(same):
+        if not len(same):
+            continue
+        if t.keypoints is not None and same.keypoints is not None:
+            x1, y1, x2, y2 = t.box
+            out[j] = float((oks(same.keypoints, t.keypoints, (x2 - x1) * (y2 - y1)) * same.scores).max())
+        else:
             out[j] = float((iou(np.array(t.box), same.xyxy) * same.scores).max())
     return out
 
 
-def yolo_candidates(raw: Any) -> tuple[Any, Any]:
+def _yolo_rows(raw: Any) -> tuple[Any, bool]:
+    """A YOLO head's raw output as (B, N, channels) rows, and whether it is the v5 layout (objectness column)."""
+    pred = raw[0] if isinstance(raw, (list, tuple)) else raw
+    if pred.shape[1] > pred.shape[2]:  # v5: [B, N, 5 + nc]
+        return pred, True
+    return pred.transpose(1, 2), False  # v8/11: [B, 4 + nc (+ extra), N]
+
+
+def yolo_candidates(raw: Any, nc: int | None = None) -> tuple[Any, Any]:
     """A YOLO head's raw output -> (boxes xyxy (B, N, 4), class scores (B, N, nc)) in input pixels, for the v5
-    layout [B, N, 5+nc] (scores = objectness x class probability) and the v8/11 layout [B, 4+nc, N]."""
+    layout [B, N, 5+nc] (scores = objectness x class probability) and the v8/11 layout [B, 4+nc(+extra), N]
+    (``nc`` needed when -pose keypoints or -seg mask coefficients follow the classes)."""
     import torch
 
-    pred = raw[0] if isinstance(raw, (list, tuple)) else raw
-    if pred.shape[1] > pred.shape[2]:  # v5
-        xywh, scores = pred[..., :4], pred[..., 5:] * pred[..., 4:5]
+    pred, v5 = _yolo_rows(raw)
+    if v5:
+        xywh, scores = pred[..., :4], pred[..., 5:5 + (nc or pred.shape[-1])] * pred[..., 4:5]
     else:
-        pred = pred.transpose(1, 2)
-        xywh, scores = pred[..., :4], pred[..., 4:]
+        xywh, scores = pred[..., :4], pred[..., 4:4 + (nc or pred.shape[-1])]
     half = xywh[..., 2:] / 2
     return torch.cat([xywh[..., :2] - half, xywh[..., :2] + half], -1), scores
+
+
+def yolo_keypoints(raw: Any, nc: int, kpt_shape: tuple[int, int]) -> Any:
+    """YOLO-pose's raw output -> (B, N, K, dims) keypoints of every candidate (x, y in input pixels, confidence
+    already a probability in eval mode)."""
+    pred, _ = _yolo_rows(raw)
+    return pred[..., 4 + nc:4 + nc + kpt_shape[0] * kpt_shape[1]].reshape(*pred.shape[:2], *kpt_shape)
 
 
 class BoxScore:
     """A pytorch-grad-cam target for one detection: the class score summed over the raw candidates overlapping its
     box (input pixels), each weighted by its IoU (weights held constant, so the gradient is the class evidence)."""
 
-    def __init__(self, box_input: np.ndarray, class_id: int):
+    def __init__(self, box_input: np.ndarray, class_id: int, nc: int | None = None):
         self.box = box_input
         self.class_id = class_id
+        self.nc = nc
 
-    def __call__(self, output: Any) -> Any:
+    def weights(self, boxes: Any) -> Any:
+        """IoU of each candidate with the box, 0 below CANDIDATE_IOU, held constant."""
         import torch
         from torchvision.ops import box_iou
 
-        boxes, scores = yolo_candidates(output[None])
         box = torch.as_tensor(self.box, dtype=boxes.dtype, device=boxes.device)[None]
-        overlap = box_iou(box, boxes[0])[0].detach()
-        weight = overlap * (overlap >= CANDIDATE_IOU)
-        return (weight * scores[0, :, self.class_id]).sum()
+        overlap = box_iou(box, boxes)[0].detach()
+        return overlap * (overlap >= CANDIDATE_IOU)
+
+    def __call__(self, output: Any) -> Any:
+        boxes, scores = yolo_candidates(output[None], self.nc)
+        return (self.weights(boxes[0]) * scores[0, :, self.class_id]).sum()
+
+
+class PoseBoxScore(BoxScore):
+    """YOLO-pose: a person's evidence is its overlapping candidates' person score times their mean keypoint
+    confidence, so the map shows what makes the model see this person's keypoints, not only the person."""
+
+    def __init__(self, box_input: np.ndarray, class_id: int, nc: int, kpt_shape: tuple[int, int]):
+        super().__init__(box_input, class_id, nc)
+        self.kpt_shape = kpt_shape
+
+    def __call__(self, output: Any) -> Any:
+        boxes, scores = yolo_candidates(output[None], self.nc)
+        kpts = yolo_keypoints(output[None], self.nc, self.kpt_shape)[0]
+        conf = kpts[..., 2].mean(-1) if self.kpt_shape[1] == 3 else 1
+        return (self.weights(boxes[0]) * scores[0, :, self.class_id] * conf).sum()
+
+
+def keypoint_confidence(output: Any) -> Any:
+    """A pytorch-grad-cam target for a single-person pose model's (K, 3) output: the sum of its keypoint
+    confidences."""
+    return output[:, 2].sum()

@@ -199,18 +199,19 @@ class OnnxDeepLab(Backend):
         self.logits_index = logits[0]
         self.nhwc = self.session.outputs[logits[0]].shape[3] == n
 
-    def _content_hw(self, image: np.ndarray) -> tuple[int, int]:
-        """Size of the image inside the model input: all of it, or the aspect-kept part at the top left."""
+    def content_hw(self, image_hw: tuple[int, int]) -> tuple[int, int]:
+        """Size of an image of ``image_hw`` inside the model input: all of it, or the aspect-kept part at the top
+        left."""
         h, w = self.input_hw
         if not self.options["keep_aspect"]:
             return h, w
-        scale = min(h / image.shape[0], w / image.shape[1])
-        return max(1, min(h, round(image.shape[0] * scale))), max(1, min(w, round(image.shape[1] * scale)))
+        scale = min(h / image_hw[0], w / image_hw[1])
+        return max(1, min(h, round(image_hw[0] * scale))), max(1, min(w, round(image_hw[1] * scale)))
 
     def preprocess(self, images: list[np.ndarray]) -> list[np.ndarray]:
         batch = []
         for im in images:
-            ch, cw = self._content_hw(im)
+            ch, cw = self.content_hw(im.shape[:2])
             x = np.full((*self.input_hw, 3), _DEEPLAB_PAD_VALUE, np.uint8)
             x[:ch, :cw] = cv2.cvtColor(cv2.resize(im, (cw, ch), interpolation=cv2.INTER_LINEAR), cv2.COLOR_BGR2RGB)
             batch.append(x[None] if self.uint8_input else ((x.astype(np.float32) - 127.5) / 127.5)[None])
@@ -228,7 +229,7 @@ class OnnxDeepLab(Backend):
             logits = torch.from_numpy(logits.transpose(2, 0, 1) if self.nhwc else logits)
             if tuple(logits.shape[1:]) != self.input_hw:  # low-res logits: the graph's own align_corners=True resize
                 logits = F.interpolate(logits[None], self.input_hw, mode="bilinear", align_corners=True)[0]
-            ch, cw = self._content_hw(im)
+            ch, cw = self.content_hw(im.shape[:2])
             out.append(_logits_to_mask(logits[:, :ch, :cw], im.shape[:2], self.class_names))
         return out
 

@@ -14,7 +14,7 @@ import cv2
 import numpy as np
 import torch
 
-from visionkit.interpret.differentiable import Differentiable, register_differentiable
+from visionkit.interpret.differentiable import Classifier, Differentiable, register_differentiable
 from visionkit.results import Classification
 from visionkit.tasks.base import Backend
 
@@ -65,7 +65,7 @@ class DigitsBackend(Backend):
                 for p in raw.softmax(1).numpy()]
 
 
-class DigitsDifferentiable(Differentiable):
+class DigitsDifferentiable(Classifier):
     def preprocess(self, x: torch.Tensor) -> torch.Tensor:
         return gray(x)
 

@@ -119,7 +119,7 @@ class DeepLabResized(Segmenter):
 
     def __init__(self, backend: Any, network: torch.nn.Module, layers: list[torch.nn.Module]):
         super().__init__(backend, network, layers)
-        self.output = [o.name for o in backend.session.get_outputs()].index(backend.logits_name)
+        self.output = backend.logits_index
         self.content: tuple[int, int] = backend.input_hw
 
     def preprocess(self, x: torch.Tensor) -> torch.Tensor:

@@ -129,7 +129,7 @@ class Letterboxed(Differentiable):
         box = geometry.boxes_to_input(np.array([target.box]))[0]
         nc = len(self.backend.class_names)
         if self.backend.task == "pose":
-            return PoseBoxScore(box, target.class_id, nc, tuple(self.backend.kpt_shape))
+            return PoseBoxScore(box, target.class_id, nc, tuple(self.backend.facts.kpt_shape or (17, 3)))
         return BoxScore(box, target.class_id, nc)
 
     def adversarial_loss(self, clean: Any) -> Callable[[Any], torch.Tensor]:
@@ -140,7 +140,7 @@ class Letterboxed(Differentiable):
         live = (scores.amax(-1) > VANISH_FLOOR).float()
         if self.backend.task != "pose":
             return lambda out: (yolo_candidates(out, nc)[1].amax(-1) * live).sum()
-        shape = tuple(self.backend.kpt_shape)
+        shape = tuple(self.backend.facts.kpt_shape or (17, 3))
         ref = yolo_keypoints(clean, nc, shape)
         area = ((boxes[..., 2] - boxes[..., 0]) * (boxes[..., 3] - boxes[..., 1]))[..., None]
 

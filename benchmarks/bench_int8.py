@@ -44,18 +44,18 @@ Forward = Callable[[np.ndarray], np.ndarray]
 
 # name -> (runtime, keyword arguments of visionkit.quantize's function for it)
 VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
-    "ov-naive": ("openvino", {"keep_float": "none", "preset": "performance"}),
-    "ov-naive-mixed": ("openvino", {"keep_float": "none"}),
-    "ov-decode-mixed": ("openvino", {"keep_float": "decode"}),
-    "ov-head-performance": ("openvino", {"preset": "performance"}),
-    "ov-head-mixed": ("openvino", {}),  # visionkit.quantize's defaults
-    "ov-head-mixed-fullbc": ("openvino", {"fast_bias_correction": False}),
+    "ov-naive": ("openvino", {"keep_float": "none"}),
+    "ov-naive-mixed": ("openvino", {"keep_float": "none", "preset": "mixed"}),
+    "ov-decode-mixed": ("openvino", {"keep_float": "decode", "preset": "mixed"}),
+    "ov-head": ("openvino", {}),  # visionkit.quantize's defaults: head in float, performance preset
+    "ov-head-mixed": ("openvino", {"preset": "mixed"}),
+    "ov-head-mixed-fullbc": ("openvino", {"preset": "mixed", "fast_bias_correction": False}),
     "ort-naive": ("onnxruntime", {"keep_float": "none", "per_channel": False}),
     "ort-naive-perchannel": ("onnxruntime", {"keep_float": "none"}),
     "ort-decode": ("onnxruntime", {"keep_float": "decode"}),
     "ort-head-pertensor": ("onnxruntime", {"per_channel": False}),
     "ort-head": ("onnxruntime", {}),  # visionkit.quantize's defaults
-    "ort-head-percentile": ("onnxruntime", {"method": "percentile"}),
+    "ort-head-entropy": ("onnxruntime", {"method": "entropy"}),
 }
 
 

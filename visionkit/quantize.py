@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import itertools
+import logging
 import os
 import tempfile
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -171,11 +172,16 @@ def quantize_openvino(onnx_path: Path, calibration: Iterable[np.ndarray], out_xm
         raise _failure(onnx_path, "not a model OpenVINO can read", e) from None
     names = _float_names(keep_float, ignored, openvino_head_tail, model)
     scope = nncf.IgnoredScope(names=names, validate=False) if names else None
+    nncf_log = logging.getLogger("nncf")
+    level = nncf_log.level
+    nncf_log.setLevel(logging.WARNING)  # not one INFO line per op it leaves unquantized
     try:
         quantized = nncf.quantize(model, nncf.Dataset(arrays), preset=presets[preset], subset_size=len(arrays),
                                   fast_bias_correction=fast_bias_correction, ignored_scope=scope)
     except Exception as e:
         raise _failure(onnx_path, "NNCF could not quantize it", e) from None
+    finally:
+        nncf_log.setLevel(level)
     out_xml.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=out_xml.parent, prefix=".quantize-") as tmp:
         staged = Path(tmp) / "model.xml"

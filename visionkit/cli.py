@@ -37,7 +37,8 @@ OPTIONAL_PACKAGES = {
     "captum": "pip install 'visionkit[explain]'", "onnx2torch": "pip install 'visionkit[explain]'",
     "sklearn": "pip install 'visionkit[train]'", "matplotlib": "pip install 'visionkit[train]'",
     "supervision": "pip install 'visionkit[supervision]'", "ai_edge_litert": "pip install 'visionkit[tflite]'",
-    "ray": "pip install 'visionkit[ray]'",
+    "ray": "pip install 'visionkit[ray]'", "openvino": "pip install 'visionkit[openvino]'",
+    "nncf": "pip install 'visionkit[openvino]'",
 }
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2  # interrupted: 128 + the signal (visionkit.interrupts)
 EXIT_CLOSED_PIPE = 141  # 128 + SIGPIPE, what a shell reports for `yes | head` (io/console.py silence_closed_pipe)

@@ -77,3 +77,8 @@ def raise_if_interrupted(error: BaseException) -> None:
 
 class DataError(VisionkitError):
     """A training or evaluation dataset whose layout, labels or files cannot be used."""
+
+
+class AccuracyError(VisionkitError):
+    """A converted model (int8, bf16) that scores further below the float model than the limit allows on the
+    validation data: refused, nothing handed over."""

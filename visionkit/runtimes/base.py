@@ -14,6 +14,7 @@ runs on the same cores and would otherwise wait for the spinning threads to yiel
 from __future__ import annotations
 
 import importlib
+import importlib.util
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass

@@ -578,5 +578,6 @@ def render_markdown(report: BenchReport | dict[str, Any]) -> str:
 
 def report_from_dict(data: dict[str, Any]) -> BenchReport:
     """A report read back from its JSON (``BenchReport.to_dict``)."""
-    fields = {k: v for k, v in data.items() if k != "results"}
+    known = set(BenchReport.__dataclass_fields__) - {"results"}
+    fields = {k: v for k, v in data.items() if k in known}  # extra keys (a script's "repeats") are left out
     return BenchReport(**fields, results=[SideResult(**r) for r in data["results"]])

@@ -369,6 +369,26 @@ def build_parser() -> argparse.ArgumentParser:
     _add_exist_ok(p)
     p.set_defaults(handler=_run_export)
 
+    p = sub.add_parser("bench", help="latency, throughput, memory and accuracy per runtime x precision, "
+                       "next to the reference library", description="Time MODEL end to end (preprocess, inference, "
+                       "postprocess; warm; the same images) on every runtime x precision that runs it here, and the "
+                       "reference library's own path on the same model (ultralytics predict, torchvision forward, "
+                       "onnxruntime direct) in alternating rounds; ratios visionkit/reference. Combinations that "
+                       "cannot run here are skipped with a one-line note.")
+    p.add_argument("model", metavar="MODEL", help="catalog name or model file (.pt, .onnx, .xml)")
+    p.add_argument("--task", default="detect", help="the model's task (default: detect)")
+    p.add_argument("--weights", help="weights file for a catalog architecture")
+    p.add_argument("--runtime", default="all", help=f"all (default) or a list of {','.join(RUNTIME_CHOICES[:-1])}")
+    p.add_argument("--precision", default="fp32", help="all or a list of fp32,fp16,bf16,int8 (default: fp32)")
+    p.add_argument("--imgsz", type=_positive_int, help="input side in pixels (default: the model's)")
+    p.add_argument("--batch", default="1", help="batch sizes for throughput, e.g. 1,8,32 (default: 1)")
+    p.add_argument("--data", metavar="DIR", help="eval set for accuracy (detect: images/ + annotations/*.json; "
+                   "classify: images/ + labels.csv); its first images are also the timed ones")
+    p.add_argument("--runs", type=_positive_int, default=10, help="timed rounds per side (default: 10)")
+    p.add_argument("--device", default="cpu", help="cpu (default), cuda or cuda:N")
+    p.add_argument("--json", metavar="FILE", help="write the report as JSON")
+    p.set_defaults(handler=_run_bench)
+
     p = sub.add_parser("eval", help="score a model on a labelled dataset",
                        description="Score a model with the field's reference metrics.")
     esub = p.add_subparsers(dest="eval_task", metavar="TASK")
@@ -1087,6 +1107,19 @@ def _run_export(args: argparse.Namespace) -> int:
         print(f"int8 {result.metric} {result.int8_score:.3f}, fp32 {result.fp32_score:.3f}: "
               f"{result.drop_points:.1f} points lower (limit {args.max_drop:g}); card: {result.card}", file=sys.stderr)
     print(result.path)
+    return EXIT_OK
+
+
+def _run_bench(args: argparse.Namespace) -> int:
+    from .bench import parse_batches, parse_list, render_table, run_bench
+
+    report = run_bench(args.model, task=args.task, weights=args.weights,
+                       runtimes=parse_list(args.runtime, RUNTIME_CHOICES[:-1], "--runtime"),
+                       precisions=parse_list(args.precision, PRECISION_CHOICES, "--precision"), imgsz=args.imgsz,
+                       batches=parse_batches(args.batch), data=args.data, runs=args.runs, device=args.device,
+                       progress=lambda line: print(line, file=sys.stderr, flush=True) if sys.stderr.isatty() else None)
+    print(render_table(report))  # the skipped combinations are listed under the table
+    _write_json(args.json, report.to_dict())
     return EXIT_OK
 
 

@@ -6,6 +6,7 @@ fails under CI (``CI=true``) and skips elsewhere, so CI can never pass by silent
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -53,3 +54,20 @@ def assets() -> Path:
     from ultralytics.utils import ASSETS
 
     return Path(ASSETS)
+
+
+@pytest.fixture
+def coco_subset(shared_data: Path, tmp_path: Path) -> Path:
+    """The first 8 shared COCO images and their annotations, in the COCO folder layout `train detect` converts."""
+    coco = shared_data / "coco_val2017"
+    instances = json.loads((coco / "annotations" / "instances_val2017.json").read_text())
+    images = sorted(instances["images"], key=lambda image: image["file_name"])[:8]
+    kept = {image["id"] for image in images}
+    subset = tmp_path / "coco8"
+    (subset / "images").mkdir(parents=True)
+    (subset / "annotations").mkdir()
+    for image in images:
+        (subset / "images" / image["file_name"]).symlink_to(coco / "images" / image["file_name"])
+    (subset / "annotations" / "instances_val2017.json").write_text(json.dumps(
+        {**instances, "images": images, "annotations": [a for a in instances["annotations"] if a["image_id"] in kept]}))
+    return subset

@@ -8,7 +8,6 @@ import csv
 import json
 from pathlib import Path
 
-import pytest
 from fault_harness import assert_one_line, interrupt_at_line, run_cli
 
 
@@ -36,23 +35,6 @@ def test_yolov8n_yaml_trains_on_coco_and_its_run_detects(shared_data: Path, tmp_
 
     again = run_cli("train", "detect", "--out", run, "--resume")
     assert_one_line(again, 2, "finished its 2 epoch(s); nothing to resume")
-
-
-@pytest.fixture
-def coco_subset(shared_data: Path, tmp_path: Path) -> Path:
-    """The first 8 shared COCO images and their annotations, in the COCO folder layout `train detect` converts."""
-    coco = shared_data / "coco_val2017"
-    instances = json.loads((coco / "annotations" / "instances_val2017.json").read_text())
-    images = sorted(instances["images"], key=lambda image: image["file_name"])[:8]
-    kept = {image["id"] for image in images}
-    subset = tmp_path / "coco8"
-    (subset / "images").mkdir(parents=True)
-    (subset / "annotations").mkdir()
-    for image in images:
-        (subset / "images" / image["file_name"]).symlink_to(coco / "images" / image["file_name"])
-    (subset / "annotations" / "instances_val2017.json").write_text(json.dumps(
-        {**instances, "images": images, "annotations": [a for a in instances["annotations"] if a["image_id"] in kept]}))
-    return subset
 
 
 def test_ctrl_c_keeps_the_saved_epoch_and_resume_continues_after_it(coco_subset: Path, tmp_path: Path) -> None:

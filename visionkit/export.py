@@ -14,11 +14,14 @@ preprocesses them (square letterbox for YOLO, so calibration covers the full inp
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import io
 import logging
 import os
 import tempfile
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -113,10 +116,11 @@ def _export_int8(model: str | Path, task: str, onnx: Path, metadata: dict[str, s
     target = _target(output, onnx, f"int8-{digest}{SUFFIX_OF[format]}")
     with tempfile.TemporaryDirectory(dir=_scratch_dir(target), prefix=".int8-") as tmp:
         staged = Path(tmp) / target.name
-        if format == "openvino":
-            quantize.quantize_openvino(onnx, calibration, staged)
-        else:
-            quantize.quantize_onnxruntime(onnx, calibration, staged)
+        with _quiet_quantizer():
+            if format == "openvino":
+                quantize.quantize_openvino(onnx, calibration, staged)
+            else:
+                quantize.quantize_onnxruntime(onnx, calibration, staged)
         _stamp_metadata(staged, metadata)
         fp32 = scorer.score(Predictor(task, onnx, device="cpu", runtime=runtime, precision="fp32", evaluate=True))
         int8 = scorer.score(Predictor(task, staged, device="cpu", runtime=runtime, evaluate=True))
@@ -132,6 +136,18 @@ def _export_int8(model: str | Path, task: str, onnx: Path, metadata: dict[str, s
     card = quantize.write_card(target, figures)
     return ExportResult(target, format, "int8", scorer.metric, fp32, int8, card,
                         [target.with_suffix(".bin")] if format == "openvino" else [])
+
+
+@contextmanager
+def _quiet_quantizer() -> Iterator[None]:
+    """NNCF draws its progress bars on stdout (which carries the exported path, for scripts) and ONNX Runtime's
+    quantizer logs advice through the root logger at warning level: neither is the user's concern here."""
+    with contextlib.redirect_stdout(io.StringIO()):
+        logging.disable(logging.WARNING)
+        try:
+            yield
+        finally:
+            logging.disable(logging.NOTSET)
 
 
 @dataclass(frozen=True)

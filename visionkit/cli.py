@@ -105,6 +105,13 @@ def _add_runtime_options(g: Any) -> None:
                         "with BF16, CUDA), int8 (a quantized model only; see `visionkit export --precision int8`)")
 
 
+def _add_model_file_arguments(p: argparse.ArgumentParser, files: str) -> None:
+    """MODEL, --task and --weights of the commands that take one model of any task (export, bench)."""
+    p.add_argument("model", metavar="MODEL", help=f"catalog name or model file {files}")
+    p.add_argument("--task", default="detect", help="the model's task (default: detect)")
+    p.add_argument("--weights", help="weights file for a catalog architecture")
+
+
 def _add_model_options(p: argparse.ArgumentParser, task: str, streams: bool = True) -> None:
     """Model choice and placement; ``streams``: the command runs frames through ``stream()`` (--workers)."""
     g = p.add_argument_group("model")
@@ -353,9 +360,7 @@ def build_parser() -> argparse.ArgumentParser:
                                    "OpenVINO, ONNX Runtime's static QDQ for ONNX) on --data images and hands it over "
                                    "only if its score on --val is within --max-drop points of fp32's (exit 1 "
                                    "otherwise, nothing written); the figures go into FILE.card.json.")
-    p.add_argument("model", metavar="MODEL", help="catalog name or model file (.pt)")
-    p.add_argument("--task", default="detect", help="the model's task (default: detect)")
-    p.add_argument("--weights", help="weights file for a catalog architecture")
+    _add_model_file_arguments(p, "(.pt)")
     p.add_argument("--format", choices=("onnx", "openvino"), default="onnx", help="onnx (default) or openvino (IR)")
     p.add_argument("--precision", choices=("fp32", "fp16", "int8"), help="fp32 (default), fp16 (OpenVINO IR "
                                                                          "weights) or int8 (needs --data and --val)")
@@ -375,9 +380,7 @@ def build_parser() -> argparse.ArgumentParser:
                        "reference library's own path on the same model (ultralytics predict, torchvision forward, "
                        "onnxruntime direct) in alternating rounds; ratios visionkit/reference. Combinations that "
                        "cannot run here are skipped with a one-line note.")
-    p.add_argument("model", metavar="MODEL", help="catalog name or model file (.pt, .onnx, .xml)")
-    p.add_argument("--task", default="detect", help="the model's task (default: detect)")
-    p.add_argument("--weights", help="weights file for a catalog architecture")
+    _add_model_file_arguments(p, "(.pt, .onnx, .xml)")
     p.add_argument("--runtime", default="all", help=f"all (default) or a list of {','.join(RUNTIME_CHOICES[:-1])}")
     p.add_argument("--precision", default="fp32", help="all or a list of fp32,fp16,bf16,int8 (default: fp32)")
     p.add_argument("--imgsz", type=_positive_int, help="input side in pixels (default: the model's)")

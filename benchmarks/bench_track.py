@@ -94,11 +94,19 @@ def count_frames(path: Path) -> int:
     return n
 
 
+def split_runtime(runtime: str) -> tuple[str, str | None]:
+    """``--runtime openvino:bf16`` -> ("openvino", "bf16"); a bare runtime keeps its default precision."""
+    engine, _, precision = runtime.partition(":")
+    return engine, precision or None
+
+
 def run_visionkit_api(model: Path, clip: Path, out: Path, conf: float, runtime: str, workers: int) -> dict:
     from visionkit.composites.track import TrackingPredictor
     from visionkit.io.sinks import AnnotatedSink
 
-    tracking = TrackingPredictor(str(model), device="cpu", conf=conf, runtime=runtime, workers=workers).warmup()
+    engine, precision = split_runtime(runtime)
+    tracking = TrackingPredictor(str(model), device="cpu", conf=conf, runtime=engine, precision=precision,
+                                 workers=workers).warmup()
     frames = boxes = 0
     ids: set[int] = set()
     start = time.perf_counter()
@@ -121,10 +129,12 @@ def run_visionkit_cli(model: Path, clip: Path, out: Path, conf: float, runtime: 
 
     from visionkit.cli import main
 
+    engine, precision = split_runtime(runtime)
+    chosen = ["--runtime", engine] + (["--precision", precision] if precision else [])
     start = time.perf_counter()
     with contextlib.redirect_stderr(io.StringIO()):
-        code = main(["track", str(clip), "--model", str(model), "--device", "cpu", "--conf", str(conf),
-                     "--runtime", runtime, "--workers", str(workers), "--save", str(out), "--quiet"])
+        code = main(["track", str(clip), "--model", str(model), "--device", "cpu", "--conf", str(conf), *chosen,
+                     "--workers", str(workers), "--save", str(out), "--quiet"])
     elapsed = time.perf_counter() - start  # includes loading and warming up the model (the export is cached)
     if code != 0:
         raise SystemExit(f"visionkit track failed with exit code {code}")
@@ -364,7 +374,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=0,
                         help="torch threads for the visionkit runs: 0 = what ultralytics sets for its own runs "
                              "(min(8, cores - 1)), -1 = torch's default (all cores) (default: 0)")
-    parser.add_argument("--runtime", choices=("onnx", "torch"), default="onnx",
+    parser.add_argument("--runtime", choices=("onnx", "torch", "openvino", "openvino:bf16"), default="onnx",
                         help="visionkit's --runtime for the .pt (default: onnx, the fast CPU path)")
     parser.add_argument("--workers", type=int, default=2,
                         help="visionkit's --workers: frames in inference at once (default: 2)")

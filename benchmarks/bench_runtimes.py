@@ -29,6 +29,8 @@ common.setup_env()
 from visionkit.bench import render_markdown, run_bench  # noqa: E402
 
 RESULTS = common.ROOT / "benchmarks" / "results" / "runtimes.json"
+# The rendered table, which benchmarks/readme_figures.py keeps README's figures:runtimes section in sync with.
+FIGURES = common.ROOT / "benchmarks" / "results" / "runtimes.figures.json"
 MARKERS = ("<!-- figures:runtimes -->", "<!-- /figures:runtimes -->")
 
 
@@ -89,7 +91,8 @@ def main() -> None:
             reports[name]["model"] = name
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(reports, indent=2) + "\n")
-    markdown = "\n\n".join(render_markdown(r) for r in reports.values())
+    markdown = "\n\n".join(render_markdown(r) for r in reports.values()).rstrip("\n")
+    FIGURES.write_text(json.dumps({"name": "runtimes", "markdown": markdown}, indent=2) + "\n")
     print(markdown)
     if args.readme:
         write_readme(markdown)

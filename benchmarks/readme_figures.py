@@ -3,7 +3,9 @@
 How a table gets into the README (a new benchmark, `visionkit bench`, anything that measures):
 
 1. The producer writes ``benchmarks/results/NAME.json`` (or ``NAME.PART.json``, several parts of one table: rows
-   are joined in file-name order, the columns must match) through ``write_figures`` or by hand::
+   are joined in file-name order, the columns must match) through ``write_figures`` or by hand (a JSON there
+   without ``columns``/``rows`` or ``markdown`` is a benchmark's raw data and is left alone; one with ``markdown``
+   is a table its producer rendered, used as it is)::
 
        {"name": "NAME", "command": "how to re-measure it", "measured": "2026-12-02",
         "columns": ["model", "FPS"], "rows": [["yolov5n", "41.2"]], "numeric": false}
@@ -58,7 +60,10 @@ def load_figures(results: Path = RESULTS) -> dict[str, list[dict]]:
     groups: dict[str, list[dict]] = {}
     for path in sorted(results.glob("*.json")):
         data = json.loads(path.read_text(encoding="utf-8"))
+        if not isinstance(data, dict) or not ({"columns", "rows"} <= set(data) or "markdown" in data):
+            continue  # a benchmark's raw measurements (e.g. int8.json), not a table for the README
         section = path.name.split(".")[0]
+        data.setdefault("name", section)  # a pre-rendered table (``markdown``) is named by its file
         if data.get("name") != section:
             raise SystemExit(f"{path}: its name {data.get('name')!r} is not the file's ({section!r})")
         groups.setdefault(section, []).append(data)
@@ -66,7 +71,10 @@ def load_figures(results: Path = RESULTS) -> dict[str, list[dict]]:
 
 
 def render(parts: list[dict]) -> str:
-    """A section's text: the markdown table of all its parts' rows, then how and when it was measured."""
+    """A section's text: the markdown table of all its parts' rows, then how and when it was measured; or the
+    parts' own ``markdown``, for producers that render their tables themselves (bench_runtimes, bench_multistream)."""
+    if "markdown" in parts[0]:
+        return "\n".join(part["markdown"].rstrip("\n") for part in parts) + "\n"
     columns = parts[0]["columns"]
     for part in parts[1:]:
         if part["columns"] != columns:

@@ -66,7 +66,7 @@ def openvino_detect(xml: Path, fp32: visionkit.Predictor, image: np.ndarray) -> 
 
     compiled = ov.Core().compile_model(str(xml), "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
     batch = fp32.backend.preprocess([image])
-    return fp32.backend.postprocess(compiled(batch)[0], batch, [image])[0]
+    return fp32.backend.postprocess([compiled(batch)[0]], batch, [image])[0]
 
 
 def matched(reference: Detections, other: Detections, iou: float = 0.7) -> float:

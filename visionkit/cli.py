@@ -1228,7 +1228,7 @@ def _run_eval_classify(args: argparse.Namespace) -> int:
 
 def _run_eval_pose(args: argparse.Namespace) -> int:
     from . import Predictor
-    from .composites.person_pose import PersonPose, default_person_detector
+    from .composites.person_pose import NO_DETECTOR, PersonPose, default_person_detector
     from .eval.keypoints import evaluate_keypoints, evaluate_pck
 
     _claim_output(args, args.json, args.images, args.annotations)
@@ -1236,7 +1236,8 @@ def _run_eval_pose(args: argparse.Namespace) -> int:
     _print_settings(pose, _predictor_options(args))
     scores: dict[str, Any] = {"model": pose.entry.name}
     scorer: Any = pose
-    if pose.runs_in_boxes:  # single-person model: top-down on detected people
+    # A single-person model: top-down on detected people, unless --detector none (the whole image, one pose).
+    if pose.runs_in_boxes and args.detector != NO_DETECTOR:
         # COCO scores at most 20 people per image, so more boxes change nothing but the run time.
         people_only = {"classes": [0], "max_det": 20}
         persons = Predictor("detect", args.detector or default_person_detector(), evaluate=True, device=args.device,

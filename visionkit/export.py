@@ -104,9 +104,11 @@ def _export_int8(model: str | Path, task: str, onnx: Path, metadata: dict[str, s
     if data is None or val is None:
         raise OptionError("--precision int8 needs --data CALIB_DIR (calibration images) and --val DATA (the guard "
                           "scores fp32 and int8 on it)")
+    scorer = _scorer(task, Path(val))
+    if not Path(data).is_dir():
+        raise DataError(f"--data {data}: not a folder of calibration images")
     if Path(data).resolve() == Path(val).resolve():
         log.warning("calibrating and validating on the same images (%s): the guard's figure will be optimistic", data)
-    scorer = _scorer(task, Path(val))
     runtime = RUNTIME_OF[format]
     # The codec of the fp32 export preprocesses the calibration images as inference would, at the full square size.
     options = {"rect": False} if task in ("detect", "pose", "segment") else {}
@@ -182,8 +184,6 @@ def _scorer(task: str, val: Path) -> _Scorer:
 
 
 def _images(folder: Path) -> Iterator[np.ndarray]:
-    if not folder.is_dir():
-        raise DataError(f"--data {folder}: not a folder of calibration images")
     files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)[:CALIBRATION_IMAGES]
     if not files:
         raise DataError(f"--data {folder}: no images to calibrate on")

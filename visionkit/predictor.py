@@ -40,8 +40,8 @@ from .io.threads import BackgroundIterator, ordered_map
 from .paths import user_path
 from .results import Result
 from .runtimes import PRECISIONS, RUNTIMES, get_runtime
-from .runtimes.auto import choose_runtime, get_runtime_label
-from .runtimes.base import apply_thread_policy, native_runtime
+from .runtimes.auto import choose_runtime
+from .runtimes.base import apply_thread_policy, get_runtime_label, native_runtime
 from .tasks.base import Backend, backend_class, backend_for_file, check_against_model, given_options, merge_options
 from .tasks.checkpoints import trusting
 from .timing import StageTimer

@@ -29,14 +29,6 @@ log = logging.getLogger("visionkit")
 TIMED_RUNS = 5
 
 
-def get_runtime_label(name: str) -> str:
-    """``ONNX Runtime`` for ``onnx``... (the registered runtime's label, whether or not it is installed)."""
-    try:
-        return get_runtime(name).label
-    except OptionError:
-        return name
-
-
 def choose_runtime(cls: type[Backend], path: Path, device: Device, options: dict[str, Any],
                    precision: str | None) -> str:
     from ..weights import cache_dir, sha256_of

@@ -159,6 +159,14 @@ def get_runtime(name: str) -> type[Runtime]:
     return runtime
 
 
+def get_runtime_label(name: str) -> str:
+    """``ONNX Runtime`` for ``onnx``... (the registered runtime's label, whether or not it is installed)."""
+    try:
+        return get_runtime(name).label
+    except OptionError:
+        return name
+
+
 def available_runtimes() -> list[str]:
     """Runtimes installed here, in registry order."""
     out = []

@@ -30,8 +30,10 @@ class OnnxSession(Session):
         # InferenceSession.run is thread-safe: several threads may run one session at once.
         return self.session.run(None, {n: np.asarray(x) for n, x in zip(self._names, inputs)})
 
-    def providers(self) -> list[str]:
-        return self.session.get_providers()
+    def describe(self) -> str:
+        """E.g. ``ONNX Runtime CUDA fp16 (TensorrtExecutionProvider, CUDAExecutionProvider, ...)``: the execution
+        providers ONNX Runtime actually took, best first (a GPU build without its libraries falls back to CPU)."""
+        return f"{super().describe()} ({', '.join(self.session.get_providers())})"
 
 
 class OnnxRuntime(Runtime):

@@ -98,7 +98,7 @@ class Backend(ABC):
         session = getattr(self, "session", None)
         if session is not None:
             return str(session.describe())
-        from ..runtimes.auto import get_runtime_label
+        from ..runtimes.base import get_runtime_label
 
         return f"{get_runtime_label(self.RUNTIME)} {self.device}"
 

@@ -25,9 +25,10 @@ if TYPE_CHECKING:
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
 
-Case = tuple[str, Callable[[], object], Callable[[], object]]  # name, direct call, visionkit call
-PAIR_COLUMNS = ("case", "reference median ms", "reference p90 ms", "visionkit median ms", "visionkit p90 ms",
-                "ratio")
+Case = tuple[str, str, Callable[[], object], Callable[[], object]]  # name, reference, direct call, visionkit call
+# The per-task speed scripts' table; each writes its rows as one part of README's figures:speed section.
+PAIR_COLUMNS = ("benchmark", "case", "reference", "reference median ms", "reference p90 ms", "visionkit median ms",
+                "visionkit p90 ms", "ratio (median, lower is better)")
 
 
 # -- environment -------------------------------------------------------------------------------------------
@@ -90,25 +91,29 @@ def markdown_table(columns: Sequence[str], rows: Iterable[Sequence[object]], *, 
                       *("| " + " | ".join(str(cell) for cell in row) + " |" for row in rows)])
 
 
-def add_figures_option(parser: argparse.ArgumentParser, section: str) -> None:
-    """--figures: the script's table also goes to README.md's ``figures:SECTION`` (see readme_figures.py)."""
+def add_figures_option(parser: argparse.ArgumentParser, section: str, part: str | None = None) -> None:
+    """--figures: the script's table also goes to README.md's ``figures:SECTION`` (see readme_figures.py); with
+    ``part``, as that part of a section several scripts fill (their rows joined in part-name order)."""
+    target = f"{section}.{part}" if part else section
     parser.add_argument("--figures", action="store_true",
-                        help=f"also write the table to benchmarks/results/{section}.json, from which "
+                        help=f"also write the table to benchmarks/results/{target}.json, from which "
                              f"benchmarks/readme_figures.py rewrites README.md's figures:{section} section")
-    parser.set_defaults(figures_section=section)
+    parser.set_defaults(figures_section=section, figures_part=part)
 
 
 def print_table(args: argparse.Namespace, columns: Sequence[str], rows: Sequence[Sequence[object]], *,
-                numeric: bool = False) -> None:
+                numeric: bool = False, section: str | None = None, part: str | None = None) -> None:
     """Print the markdown table, and with --figures (``add_figures_option``) write it for the README, with the
-    command line that re-measures it."""
+    command line that re-measures it. ``section``/``part`` name another table than the option's (a script that
+    writes several)."""
     print("\n" + markdown_table(columns, rows, numeric=numeric))
     if args.figures:
         from readme_figures import write_figures
 
         command = " ".join(["python", f"benchmarks/{Path(sys.argv[0]).name}",
                             *(a for a in sys.argv[1:] if a != "--figures")])
-        print(write_figures(args.figures_section, columns, rows, command, numeric=numeric))
+        print(write_figures(section or args.figures_section, columns, rows, command,
+                            part=part if section else args.figures_part, numeric=numeric))
 
 
 def report(name: str, ref_name: str, t_ref: list[float], t_ours: list[float]) -> list[str]:
@@ -118,7 +123,8 @@ def report(name: str, ref_name: str, t_ref: list[float], t_ours: list[float]) ->
           f"\n  {'visionkit':<28} median {m_ours:8.1f} ms   p90 {p90(t_ours):8.1f} ms"
           f"\n  ratio visionkit/{ref_name.split()[0]}: {m_ours / m_ref:.3f} (median), "
           f"{p90(t_ours) / p90(t_ref):.3f} (p90)", flush=True)
-    return [name, f"{m_ref:.1f}", f"{p90(t_ref):.1f}", f"{m_ours:.1f}", f"{p90(t_ours):.1f}", f"{m_ours / m_ref:.2f}"]
+    return [Path(sys.argv[0]).stem, name, ref_name, f"{m_ref:.1f}", f"{p90(t_ref):.1f}", f"{m_ours:.1f}",
+            f"{p90(t_ours):.1f}", f"{m_ours / m_ref:.2f}"]
 
 
 # -- inputs ------------------------------------------------------------------------------------------------
@@ -137,14 +143,16 @@ def read_image(path: str | None) -> np.ndarray:
     return image
 
 
-def add_pair_options(parser: argparse.ArgumentParser, runs: int, warmup: int, device_help: str) -> None:
-    """--image, --runs, --warmup and --device of the scripts that time reference/visionkit pairs."""
+def add_pair_options(parser: argparse.ArgumentParser, runs: int, warmup: int, device_help: str, part: str) -> None:
+    """--image, --runs, --warmup, --device and --figures (part ``part`` of README's speed table) of the scripts
+    that time reference/visionkit pairs."""
     from ultralytics.utils import ASSETS
 
     parser.add_argument("--image", default=str(ASSETS / "bus.jpg"), help="image (default: ultralytics' bus.jpg)")
     parser.add_argument("--runs", type=int, default=runs, help=f"timed runs per side (default {runs})")
     parser.add_argument("--warmup", type=int, default=warmup, help=f"untimed runs per side first (default {warmup})")
     parser.add_argument("--device", default="cpu", help=f"{device_help}cpu, cuda or cuda:N (default cpu)")
+    add_figures_option(parser, "speed", part)
 
 
 def describe_pair_run(args: argparse.Namespace, image: np.ndarray) -> None:
@@ -155,34 +163,35 @@ def describe_pair_run(args: argparse.Namespace, image: np.ndarray) -> None:
           f"warm-up, torch {torch.__version__} with {torch.get_num_threads()} threads")
 
 
-def direct_cases_parser(doc: str | None, image_help: str) -> argparse.ArgumentParser:
-    """--image (default None: bus.jpg) and --runs of the scripts that time direct calls against visionkit."""
+def direct_cases_parser(doc: str | None, image_help: str, part: str) -> argparse.ArgumentParser:
+    """--image (default None: bus.jpg), --runs and --figures (part ``part`` of README's speed table) of the
+    scripts that time direct calls against visionkit."""
     parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--image", help=image_help)
     parser.add_argument("--runs", type=int, default=30, help="timed runs per side (default: 30)")
+    add_figures_option(parser, "speed", part)
     return parser
 
 
-def run_direct_cases(makers: Iterable[Callable[[np.ndarray, Path], Case]], image_path: str | None, runs: int, *,
-                     label: str, width: int) -> None:
-    """Build each case (in a temporary folder) for the image at ``image_path`` (see read_image), time direct
-    against visionkit and print one line per case: median milliseconds of both and their ratio. Two untimed calls
-    of each side first (direct twice, then visionkit twice); the timed rounds keep the order direct, visionkit.
-    ``label`` heads the first column, ``width`` characters wide."""
+def run_direct_cases(makers: Iterable[Callable[[np.ndarray, Path], Case]], args: argparse.Namespace) -> None:
+    """Build each case (in a temporary folder) for the image at ``args.image`` (see read_image), time direct
+    against visionkit (``args.runs`` rounds), report each case and print the table (written for the README with
+    --figures). Two untimed calls of each side first (direct twice, then visionkit twice); the timed rounds keep
+    the order direct, visionkit."""
     import torch
 
-    image = read_image(image_path)
-    print(f"image {image.shape[1]}x{image.shape[0]}, {runs} runs, torch threads {torch.get_num_threads()}")
-    print(f"{label:<{width}}{'direct ms':>10}{'visionkit ms':>14}{'ratio':>8}")
+    image = read_image(args.image)
+    print(f"image {image.shape[1]}x{image.shape[0]}, {args.runs} runs, torch threads {torch.get_num_threads()}")
+    rows: list[list[str]] = []
     with tempfile.TemporaryDirectory() as tmp:
         for make in makers:
-            name, direct, ours = make(image, Path(tmp))
+            name, reference, direct, ours = make(image, Path(tmp))
             for fn in (direct, ours):  # warm-up: lazy model build, first-call allocations
                 fn()
                 fn()
-            t_direct, t_ours = time_pair(direct, ours, runs, warmup=0, mirror=False)
-            ref_ms, our_ms = statistics.median(t_direct), statistics.median(t_ours)
-            print(f"{name:<{width}}{ref_ms:>10.1f}{our_ms:>14.1f}{our_ms / ref_ms:>8.2f}", flush=True)
+            t_direct, t_ours = time_pair(direct, ours, args.runs, warmup=0, mirror=False)
+            rows.append(report(name, reference, t_direct, t_ours))
+    print_table(args, PAIR_COLUMNS, rows)
 
 
 # -- models ------------------------------------------------------------------------------------------------

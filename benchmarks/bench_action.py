@@ -19,11 +19,19 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import tempfile
 from pathlib import Path
 
-from _common import SHARED, markdown_table, random_torchvision, setup_env, time_alternating
+from _common import (
+    PAIR_COLUMNS,
+    SHARED,
+    add_figures_option,
+    print_table,
+    random_torchvision,
+    report,
+    setup_env,
+    time_alternating,
+)
 
 setup_env()
 os.environ["VISIONKIT_OFFLINE"] = "1"
@@ -51,7 +59,8 @@ def reference_window(model: torch.nn.Module, transforms: torch.nn.Module, frames
     return probs.topk(5).indices.numpy()
 
 
-def bench(arch: str, runs: int, windows: int, weights_dir: Path) -> dict[str, float]:
+def bench(arch: str, runs: int, windows: int, weights_dir: Path) -> tuple[int, int, dict[str, list[float]]]:
+    """(window, stride, per-round milliseconds of each side: ref, vk, ref_stream, vk_stream per window)."""
     weights = weights_dir / f"{arch}.pth"
     model, transforms = random_torchvision(arch, weights)
 
@@ -75,7 +84,7 @@ def bench(arch: str, runs: int, windows: int, weights_dir: Path) -> dict[str, fl
                               "ref_stream": reference_stream, "vk_stream": visionkit_stream}, runs, mirror=False)
     for key in ("ref_stream", "vk_stream"):  # per window
         times[key] = [t / windows for t in times[key]]
-    return {"window": window, "stride": stride, **{k: statistics.median(v) for k, v in times.items()}}
+    return window, stride, times
 
 
 def main() -> None:
@@ -84,25 +93,20 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=5, help="timing rounds, each side alternately (default: 5)")
     parser.add_argument("--windows", type=int, default=4, help="windows per streamed clip (default: 4)")
     parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
+    add_figures_option(parser, "speed", "4-action")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
     print(f"CPU, torch {torch.__version__}, {torch.get_num_threads()} threads, clip {CLIP.name}", flush=True)
-    rows = []
+    rows: list[list[str]] = []
     with tempfile.TemporaryDirectory() as tmp:
         for arch in args.models:
-            r = bench(arch, args.runs, args.windows, Path(tmp))
-            rows.append((arch, r))
-            print(f"{arch}: window {r['window']}: torchvision {r['ref']:.0f} ms, visionkit {r['vk']:.0f} ms "
-                  f"(x{r['vk'] / r['ref']:.2f}); streaming stride {r['stride']}: torchvision {r['ref_stream']:.0f}, "
-                  f"visionkit {r['vk_stream']:.0f} ms per window (x{r['vk_stream'] / r['ref_stream']:.2f})", flush=True)
-    columns = ("model", "window / stride", "one window: torchvision (ms)", "visionkit (ms)", "ratio",
-               "streaming, per window: torchvision (ms)", "visionkit (ms)", "ratio")
-    print("\n" + markdown_table(columns, [
-        (arch, f"{r['window']} / {r['stride']}", f"{r['ref']:.0f}", f"{r['vk']:.0f}", f"{r['vk'] / r['ref']:.2f}",
-         f"{r['ref_stream']:.0f}", f"{r['vk_stream']:.0f}", f"{r['vk_stream'] / r['ref_stream']:.2f}")
-        for arch, r in rows], numeric=True))
-
+            window, stride, times = bench(arch, args.runs, args.windows, Path(tmp))
+            rows.append(report(f"{arch}, one {window}-frame window", "torchvision + its transforms", times["ref"],
+                               times["vk"]))
+            rows.append(report(f"{arch}, streaming (stride {stride}), per window", "torchvision, window by window",
+                               times["ref_stream"], times["vk_stream"]))
+    print_table(args, PAIR_COLUMNS, rows)
 
 if __name__ == "__main__":
     main()

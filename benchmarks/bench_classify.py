@@ -43,7 +43,8 @@ def ultralytics_case(image: np.ndarray, folder: Path) -> Case:
     torch.save(ckpt, path)
     direct = YOLO(str(path))
     ours = Predictor("classify", path, device="cpu")
-    return "ultralytics yolov8n-cls", lambda: direct.predict(image, verbose=False), lambda: ours(image)
+    return ("ultralytics yolov8n-cls", "ultralytics predict", lambda: direct.predict(image, verbose=False),
+            lambda: ours(image))
 
 
 def torchvision_case(image: np.ndarray, folder: Path) -> Case:
@@ -56,7 +57,7 @@ def torchvision_case(image: np.ndarray, folder: Path) -> Case:
             rgb = torch.from_numpy(np.ascontiguousarray(image[..., ::-1].transpose(2, 0, 1)))  # as io.read_image
             return net(transforms(rgb)[None]).softmax(1).topk(5)
 
-    return "torchvision mobilenet_v3_large", direct, lambda: ours(image)
+    return "torchvision mobilenet_v3_large", "torchvision + its transforms", direct, lambda: ours(image)
 
 
 def onnx_case(image: np.ndarray, folder: Path) -> Case:
@@ -74,13 +75,13 @@ def onnx_case(image: np.ndarray, folder: Path) -> Case:
         probs = session.run(None, {name: x[None]})[0][0, 1:].astype(np.float32) / 256
         return np.argsort(-probs)[:5]
 
-    return "onnxruntime mobilenet_v2_quant", direct, lambda: ours(image)
+    return "onnxruntime mobilenet_v2_quant", "onnxruntime by hand", direct, lambda: ours(image)
 
 
 def main() -> None:
-    args = direct_cases_parser(__doc__, "image to classify (default: ultralytics' bus.jpg, 810x1080)").parse_args()
-    run_direct_cases((ultralytics_case, torchvision_case, onnx_case), args.image, args.runs,
-                     label="backend", width=34)
+    args = direct_cases_parser(__doc__, "image to classify (default: ultralytics' bus.jpg, 810x1080)",
+                               "1-classify").parse_args()
+    run_direct_cases((ultralytics_case, torchvision_case, onnx_case), args)
 
 
 if __name__ == "__main__":

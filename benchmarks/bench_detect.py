@@ -104,7 +104,7 @@ def onnx_case(args: argparse.Namespace, image: np.ndarray, rows: list[list[str]]
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model-yaml", default="yolov8n.yaml", help="ultralytics architecture (default yolov8n.yaml)")
-    common.add_pair_options(parser, runs=50, warmup=5, device_help="")
+    common.add_pair_options(parser, runs=50, warmup=5, device_help="", part="0-detect")
     parser.add_argument("--onnx", action="store_true", help="also time onnx-yolo on ../shared/weights/yolov5n.onnx")
     parser.add_argument("--profile", action="store_true", help="cProfile 10 calls of each side afterwards")
     args = parser.parse_args()
@@ -116,7 +116,7 @@ def main() -> None:
         ultralytics_case(args, image, Path(tmp), rows)
         if args.onnx:
             onnx_case(args, image, rows)
-    print("\n" + common.markdown_table(common.PAIR_COLUMNS, rows))
+    common.print_table(args, common.PAIR_COLUMNS, rows)
 
 
 if __name__ == "__main__":

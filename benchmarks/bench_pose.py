@@ -36,7 +36,8 @@ def ultralytics_case(image: np.ndarray, folder: Path) -> Case:
     seeded_yolo("yolov8n-pose.yaml").save(path)
     direct = YOLO(str(path))
     ours = Predictor("pose", path, device="cpu")
-    return "ultralytics yolov8n-pose", lambda: direct.predict(image, verbose=False), lambda: ours(image)
+    return ("ultralytics yolov8n-pose", "ultralytics predict", lambda: direct.predict(image, verbose=False),
+            lambda: ours(image))
 
 
 class MoveNetByHand:
@@ -64,7 +65,7 @@ class MoveNetByHand:
 def movenet_case(image: np.ndarray, folder: Path) -> Case:
     by_hand = MoveNetByHand()
     ours = Predictor("pose", "movenet_lightning", device="cpu")
-    return "onnxruntime movenet (whole image)", lambda: by_hand(image), lambda: ours(image)
+    return "onnxruntime movenet (whole image)", "onnxruntime by hand", lambda: by_hand(image), lambda: ours(image)
 
 
 def movenet_boxes_case(image: np.ndarray, folder: Path) -> Case:
@@ -80,14 +81,14 @@ def movenet_boxes_case(image: np.ndarray, folder: Path) -> Case:
                                min(int(cy + hh), h)))
         return out
 
-    return "onnxruntime movenet x3 boxes", direct, lambda: ours.backend.predict_in_boxes(image, BUS_PEOPLE)
+    return (f"onnxruntime movenet x{len(BUS_PEOPLE)} boxes", "onnxruntime by hand, per box", direct,
+            lambda: ours.backend.predict_in_boxes(image, BUS_PEOPLE))
 
 
 def main() -> None:
     args = direct_cases_parser(__doc__, "image to run on (default: ultralytics' bus.jpg, 810x1080; the per-box case "
-                                        "uses bus.jpg's person boxes)").parse_args()
-    run_direct_cases((ultralytics_case, movenet_case, movenet_boxes_case), args.image, args.runs,
-                     label="case", width=36)
+                                        "uses bus.jpg's person boxes)", "2-pose").parse_args()
+    run_direct_cases((ultralytics_case, movenet_case, movenet_boxes_case), args)
 
 
 if __name__ == "__main__":

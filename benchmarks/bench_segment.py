@@ -105,7 +105,7 @@ def ultralytics_cases(image: np.ndarray, folder: Path, device: str) -> list[Case
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    common.add_pair_options(parser, runs=20, warmup=3, device_help="torchvision/ultralytics: ")
+    common.add_pair_options(parser, runs=20, warmup=3, device_help="torchvision/ultralytics: ", part="3-segment")
     args = parser.parse_args()
 
     image = common.read_image(args.image)
@@ -117,7 +117,7 @@ def main() -> None:
         for name, ref_name, ref, ours in cases:
             t_ref, t_ours = common.time_pair(ref, lambda p=ours: p(image), args.runs, args.warmup)
             rows.append(common.report(name, ref_name, t_ref, t_ours))
-    print("\n" + common.markdown_table(common.PAIR_COLUMNS, rows))
+    common.print_table(args, common.PAIR_COLUMNS, rows)
 
 
 if __name__ == "__main__":

@@ -58,7 +58,7 @@ from pathlib import Path
 
 OMP_NUM_THREADS = os.environ.get("OMP_NUM_THREADS")  # importing ultralytics sets it to 1 when unset
 
-from _common import SHARED, setup_env  # noqa: E402
+from _common import SHARED, add_figures_option, print_table, setup_env  # noqa: E402
 
 setup_env()
 
@@ -67,6 +67,13 @@ import numpy as np  # noqa: E402
 
 VIDEO = SHARED / "data" / "tracking" / "demo" / "vtest.avi"
 TRACKING = SHARED / "data" / "tracking"
+# README's tracking table: one part per --runtime/--workers run (benchmarks/results/tracking.RUNTIME-wN.json)
+TRACK_COLUMNS = ("pipeline", "runtime", "workers", "median FPS", "best FPS", "tracked boxes/frame", "ids",
+                 "ultralytics `YOLO(pt).track(save=True)` FPS, same run", "ratio")
+PIPELINES = {"ultralytics": "ultralytics `YOLO(pt).track(save=True)` (the reference)",
+             "visionkit cli": "`visionkit track clip --model pt --save out/`",
+             "visionkit api": "Python API: `stream()` + `AnnotatedSink` in the caller's loop",
+             "ultralytics onnx": "ultralytics `YOLO(export.onnx).track(save=True)` on visionkit's export"}
 SEQUENCES = ("PETS09-S2L1", "MOT17-02-FRCNN", "MOT17-05-FRCNN", "MOT17-10-FRCNN", "MOT17-13-FRCNN")
 
 
@@ -211,14 +218,14 @@ def timed_run(name: str, model: Path, clip: Path, out: Path, conf: float, thread
 
 
 def throughput(args: argparse.Namespace) -> None:
-    from visionkit.tasks._runtime import export_ultralytics_onnx
+    import visionkit
 
     threads = args.threads if args.threads != 0 else ultralytics_threads()
     with tempfile.TemporaryDirectory(prefix="bench-track-") as tmp:
         tmp_path = Path(tmp)
         os.environ["VISIONKIT_CACHE"] = str(tmp_path / "cache")  # the export is built here once, before timing
         clip, pt = clip_and_model(args.frames, tmp_path, args.seed, args.boost)
-        onnx = export_ultralytics_onnx(pt)
+        onnx = visionkit.export_onnx(pt, trust_weights=True)
         what = "torch's default" if threads < 0 else str(threads)
         print(f"clip: {count_frames(clip)} frames of {VIDEO.name} (480x360); model: seeded random YOLOv8n "
               f"(seed {args.seed}, boost {args.boost}); conf {args.conf}; CPU; {os.cpu_count()} cores; visionkit "
@@ -245,18 +252,16 @@ def throughput(args: argparse.Namespace) -> None:
                 runs[name].append(r)
         median = {name: statistics.median(r["fps"] for r in rs) for name, rs in runs.items()}
         best = {name: max(r["fps"] for r in rs) for name, rs in runs.items()}
-        print(f"\n| pipeline ({args.repeats} runs) | median FPS | best FPS | tracked boxes/frame | ids |")
-        print("|---|---:|---:|---:|---:|")
+        rows = []
         for name, rs in runs.items():
             r = rs[0]
             per = f"{r['boxes'] / max(r['frames'], 1):.1f}" if "boxes" in r else "-"
-            label = f"{name} --runtime {args.runtime} --workers {args.workers}" if name.startswith("visionkit") \
-                else name
-            print(f"| {label} | {median[name]:.2f} | {best[name]:.2f} | {per} | {r.get('ids', '-')} |")
-        for name in [n for n in runs if n != "ultralytics"]:
-            print(f"\n{name} / ultralytics: {median[name] / median['ultralytics']:.2f}x median, "
-                  f"{best[name] / best['ultralytics']:.2f}x best (target >= 1.5x)", end="")
-        print()
+            runtime = args.runtime if name.startswith("visionkit") else "onnx" if name.endswith("onnx") else "torch"
+            rows.append([PIPELINES[name], runtime, str(args.workers) if name.startswith("visionkit") else "-",
+                         f"{median[name]:.2f}", f"{best[name]:.2f}", per, str(r.get("ids", "-")),
+                         f"{median['ultralytics']:.2f}", f"**{median[name] / median['ultralytics']:.2f}**"])
+        print_table(args, TRACK_COLUMNS, rows, section="tracking", part=f"{args.runtime.replace(':', '-')}"
+                    f"-w{args.workers}")
 
 
 # -- accuracy table (not a benchmark: numbers for the README) ----------------------------------------------
@@ -309,12 +314,14 @@ def accuracy(args: argparse.Namespace) -> None:
                 results = Path(tmp) / f"{seq.name}-{kind}-gt.txt"
                 gt_as_detections(seq, kind, results)
                 rows.append((seq.name, kind, "ground truth", evaluate_mot_files(seq, results).to_dict()))
-    print("\n| sequence | frames | tracker | detections | HOTA | MOTA | IDF1 | ID sw. |")
-    print("|---|---:|---|---|---:|---:|---:|---:|")
     order = {name: i for i, name in enumerate(SEQUENCES)}
+    table = []
     for seq, kind, dets, s in sorted(rows, key=lambda r: (order[r[0]], r[2] != "yolov5n", r[1] != "bytetrack")):
-        print(f"| {seq} | {s['frames']} | {'ByteTrack' if kind == 'bytetrack' else 'BoT-SORT'} | {dets} | "
-              f"{s['hota']:.3f} | {s['mota']:.3f} | {s['idf1']:.3f} | {s['id_switches']} |")
+        table.append([seq, str(s["frames"]), "ByteTrack" if kind == "bytetrack" else "BoT-SORT",
+                      "yolov5n, persons" if dets == "yolov5n" else "ground truth (isolates the tracker)",
+                      f"{s['hota']:.3f}", f"{s['mota']:.3f}", f"{s['idf1']:.3f}", str(s["id_switches"])])
+    print_table(args, ("sequence", "frames", "tracker", "detections", "HOTA", "MOTA", "IDF1", "ID switches"), table,
+                section="tracking-accuracy")
 
 
 # -- video writers -----------------------------------------------------------------------------------------
@@ -354,11 +361,9 @@ def encoders(args: argparse.Namespace) -> None:
                 path.unlink()
     print(f"\nvideo writers: {len(frames)} frames of {VIDEO.name} ({w}x{h}, {fps:g} fps), {args.repeats} runs, "
           f"{os.cpu_count()} cores")
-    print("| writer | median ms/frame (wall) | median CPU ms/frame | file size |")
-    print("|---|---:|---:|---:|")
-    for name, rows in timings.items():
-        print(f"| {name} | {statistics.median(r[0] for r in rows):.2f} | {statistics.median(r[1] for r in rows):.2f} "
-              f"| {sizes[name] / 1e6:.2f} MB |")
+    print_table(args, ("writer", "median ms/frame (wall)", "median CPU ms/frame", "file size"),
+                [[name, f"{statistics.median(r[0] for r in rows):.2f}", f"{statistics.median(r[1] for r in rows):.2f}",
+                  f"{sizes[name] / 1e6:.2f} MB"] for name, rows in timings.items()], numeric=True, section="encoders")
 
 
 def main() -> None:
@@ -386,6 +391,7 @@ def main() -> None:
     parser.add_argument("--encoders", action="store_true",
                         help="also time the annotated-video writers (OpenCV mp4v vs PyAV H.264) per frame")
     parser.add_argument("--encoders-only", action="store_true", help="only the video writers' timing")
+    add_figures_option(parser, "tracking")
     if len(sys.argv) > 1 and sys.argv[1] == "--worker":
         worker(sys.argv[2:])
         return

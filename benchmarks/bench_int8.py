@@ -48,7 +48,7 @@ from visionkit.eval.coco import coco_category_id, load_coco, run_cocoeval  # noq
 from visionkit.tasks.yolo import YOLO_EVAL_OPTIONS  # noqa: E402
 
 COCO = common.SHARED / "data" / "coco_val2017"
-Forward = Callable[[np.ndarray], np.ndarray]
+Forward = Callable[[np.ndarray], list[np.ndarray]]  # a batch -> the model's outputs
 
 # name -> (runtime, keyword arguments of visionkit.quantize's function for it)
 VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
@@ -121,7 +121,7 @@ def ort_forward(path: Path, threads: int) -> Forward:
     options.intra_op_num_threads = threads
     session = ort.InferenceSession(str(path), sess_options=options, providers=["CPUExecutionProvider"])
     name = session.get_inputs()[0].name
-    return lambda x: session.run(None, {name: x})[0]
+    return lambda x: session.run(None, {name: x})
 
 
 def ov_forward(path: Path, precision: str, threads: int) -> Forward:
@@ -132,7 +132,7 @@ def ov_forward(path: Path, precision: str, threads: int) -> Forward:
              "INFERENCE_NUM_THREADS": threads}
     compiled = ov.Core().compile_model(str(path), "CPU", hints)
     request = compiled.create_infer_request()
-    return lambda x: request.infer({0: x})[0].copy()
+    return lambda x: [request.infer({0: x})[0].copy()]
 
 
 def quantized(onnx: Path, name: str, calibration: list[np.ndarray], folder: Path,
@@ -169,7 +169,7 @@ def end_to_end(onnx: Path, gt: Any, folds: list[list[dict[str, Any]]], folder: P
     from visionkit.export import export
 
     calib = folder / "calibration"
-    calib.mkdir()
+    calib.mkdir(parents=True)
     for item in folds[0]:
         (calib / item["file"]).symlink_to(COCO / "images" / item["file"])
     val = coco_folder(gt, folds[1], folder / "val")

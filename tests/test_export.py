@@ -70,3 +70,18 @@ def test_the_guard_refuses_a_bad_calibration_and_writes_nothing(shared_weights: 
 ])
 def test_export_options_that_do_not_fit_are_one_line(argv: list[str], says: str, shared_weights: Path) -> None:
     assert_one_line(run_cli("export", "yolov5n", *argv), 2, says)
+
+
+@pytest.mark.needs_shared
+def test_output_a_folder_gets_the_default_name_and_a_wrong_suffix_is_refused(shared_weights: Path,
+                                                                              tmp_path: Path) -> None:
+    folder = tmp_path / "deploy"  # does not exist yet, has no suffix: a folder
+    out = run_cli("export", "yolov5n", "--format", "openvino", "-o", folder)
+    assert out.code == 0, out.stderr
+    written = Path(out.stdout.strip())
+    assert written.parent == folder and written.suffix == ".xml" and written.with_suffix(".bin").is_file()
+    assert visionkit.load("detect", str(written), device="cpu").class_names[0] == "person"
+    wrong = tmp_path / "model.onnx"
+    assert_one_line(run_cli("export", "yolov5n", "--format", "openvino", "-o", wrong), 2,
+                    "this export is a .xml file")
+    assert not wrong.exists()

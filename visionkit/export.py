@@ -240,12 +240,20 @@ def _write_ir_model(model: Any, path: Path, metadata: dict[str, str], compress: 
 
 
 def _target(output: str | Path | None, onnx: Path, tail: str) -> Path:
-    """``output`` as given, else the cache next to the ONNX export: ``<stem>.<tail>``."""
-    if output is not None:
-        target = Path(output)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        return target
-    return onnx.with_name(f"{onnx.stem}.{tail}")
+    """Where the export goes: ``output`` as given; a folder (one that exists, or a name without a suffix) gets the
+    default file name ``<stem>.<tail>`` in it; nothing: the cache next to the ONNX export. A file name whose suffix
+    is not the format's (``model.onnx`` for an OpenVINO IR) is refused, since the runtimes go by the suffix."""
+    if output is None:
+        return onnx.with_name(f"{onnx.stem}.{tail}")
+    target = Path(output)
+    if target.is_dir() or not target.suffix:
+        target = target / f"{onnx.stem}.{tail}"
+    wanted = Path(tail).suffix or f".{tail}"
+    if target.suffix.lower() != wanted:
+        raise OptionError(f"--output {output}: this export is a {wanted} file (give a name ending in {wanted}, "
+                          f"or a folder)")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    return target
 
 
 def _scratch_dir(target: Path) -> Path:
@@ -258,4 +266,4 @@ def _place(path: Path, output: str | Path | None) -> Path:
         return path
     from .io.sinks import copy_file
 
-    return copy_file(path, output)
+    return copy_file(path, _target(output, path, path.suffix.lstrip(".")))

@@ -27,7 +27,7 @@ from contextlib import AbstractContextManager, nullcontext
 from dataclasses import replace
 from itertools import islice
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal, overload
 
 import numpy as np
 
@@ -46,6 +46,11 @@ from .tasks.base import Backend, backend_class, backend_for_file, check_against_
 from .tasks.checkpoints import trusting
 from .timing import StageTimer
 from .weights import resolve_verified, sha256_of
+
+if TYPE_CHECKING:  # the composites import this module: their types only, for load()'s overloads
+    from .composites.action import ActionPredictor
+    from .composites.person_pose import PersonPose
+    from .composites.track import TrackingPredictor
 
 log = logging.getLogger("visionkit")
 
@@ -411,7 +416,19 @@ def _in_catalog(name: str) -> bool:
     return name in {e.name for e in catalog.list_models()}
 
 
-def load(task: str, model: str | Path | None = None, device: str = "auto", **options: Any) -> Any:
+@overload
+def load(task: Literal["track"], model: str | Path | None = None, device: str = "auto",
+         **options: Any) -> TrackingPredictor: ...
+@overload
+def load(task: Literal["action"], model: str | Path | None = None, device: str = "auto",
+         **options: Any) -> ActionPredictor: ...
+@overload
+def load(task: Literal["pose"], model: str | Path | None = None, device: str = "auto",
+         **options: Any) -> Predictor | PersonPose: ...
+@overload
+def load(task: str, model: str | Path | None = None, device: str = "auto", **options: Any) -> Predictor: ...
+def load(task: str, model: str | Path | None = None, device: str = "auto",
+         **options: Any) -> Predictor | TrackingPredictor | ActionPredictor | PersonPose:
     """Get a Predictor for ``task`` with a catalog model name or a model file (see ``Predictor``).
 
     ``task="track"`` gives a ``TrackingPredictor``: a detector (``model``) plus ``tracker="bytetrack"`` or

@@ -504,7 +504,10 @@ def _add_explain_parsers(sub: Any) -> None:
                    help="L-inf sizes on the 0..1 image, comma-separated; 0 is always added (default: "
                         "1/255,2/255,4/255,8/255)")
     a.add_argument("--steps", type=_positive_int, default=10, help="PGD iterations (default: 10)")
-    a.add_argument("--targeted", metavar="CLASS", help="classify: aim at this class (name or id)")
+    a.add_argument("--targeted", metavar="CLASS",
+                   help="aim at this class (name or id of the model's classes): classify, detect (the clean "
+                        "detections relabelled as it) or segment (every pixel pushed to it); the table adds how "
+                        "often it was reached")
     a.add_argument("--transforms", default="",
                    help="robustness view (a diagnostic, not a defence): input transforms in front of the model, "
                         "comma-separated, e.g. jpeg:75,blur:3,resize:0.5")

@@ -25,6 +25,7 @@ import torch.nn.functional as F
 
 from ..errors import OptionError, WeightsError
 from .geometry import Geometry, input_geometry
+from .report import DISPLAY_CONF
 from .targets import (
     BoxScore,
     PoseBoxScore,
@@ -143,14 +144,16 @@ class Letterboxed(Differentiable):
 
     def adversarial_loss(self, clean: Any, target: int | None = None) -> Callable[[Any], torch.Tensor]:
         """Detectors (and -seg): the vanishing attack, every raw candidate's best class score above VANISH_FLOOR
-        pushed down; targeted (a misclassification attack), on those same candidates the target's score pushed up
-        and the best other class's down, so what the clean image detects stays found but changes class. -pose
+        pushed down; targeted (a misclassification attack), the candidates the clean image detects (best score >=
+        DISPLAY_CONF: what a user sees; pushing the faint ones too would add dozens of target boxes) pushed towards
+        the target (``misclassification``), so what was found stays found but changes class. -pose
         (untargeted only): also each such candidate's keypoints pushed off where they were (soft OKS)."""
         nc = len(self.backend.class_names)
         boxes, scores = yolo_candidates(clean, nc)
-        live = (scores.amax(-1) > VANISH_FLOOR).float()
         if target is not None:
-            return lambda out: (misclassification(yolo_candidates(out, nc)[1], target) * live).sum()
+            shown = (scores.amax(-1) >= DISPLAY_CONF).float()
+            return lambda out: (misclassification(yolo_candidates(out, nc)[1], target) * shown).sum()
+        live = (scores.amax(-1) > VANISH_FLOOR).float()
         if self.backend.task != "pose":
             return lambda out: (yolo_candidates(out, nc)[1].amax(-1) * live).sum()
         shape = tuple(self.backend.facts.kpt_shape or (17, 3))

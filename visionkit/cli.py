@@ -494,8 +494,9 @@ def _add_explain_parsers(sub: Any) -> None:
                                    "mAP50-95 (detect: DATA has images/ and annotations/instances*.json; a PGD "
                                    "vanishing attack on the detection scores), OKS mAP (pose: annotations/"
                                    "person_keypoints*.json; a PGD moving the keypoints) or mIoU (segment: CamVid "
-                                   "images/ and labels/; a PGD on the per-pixel logits). Prints a table, writes "
-                                   "report.json, "
+                                   "images/ and labels/; a PGD on the per-pixel logits). --targeted CLASS aims "
+                                   "classify, detect (objects relabelled) and segment (pixels) attacks at a class "
+                                   "and adds how often they reached it. Prints a table, writes report.json, "
                                    "curve.png and triptychs (original | amplified perturbation | adversarial).")
     a.add_argument("task", choices=EXPLAIN_TASKS, metavar="TASK", help="classify, detect, pose or segment")
     a.add_argument("data", metavar="DATA", help="labelled folder (see above)")

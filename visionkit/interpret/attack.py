@@ -6,8 +6,8 @@ predictor's own stages, exactly as a clean image is (eps = 0 therefore reproduce
 
   classifiers  torchattacks' FGSM / PGD (untargeted, or targeted at one class) on the image -> logits function
   detectors    PGD on the detection scores (a vanishing attack: every raw candidate's best class score is pushed
-               down; targeted, a misclassification attack: the target's score pushed up and the others' down on
-               those candidates), scored by COCO mAP50-95 with pycocotools
+               down; targeted, a misclassification attack: the candidates the clean image shows pushed towards
+               the target class), scored by COCO mAP50-95 with pycocotools
   pose         PGD on a soft OKS (each keypoint's confidence x OKS kernel to where it was: keypoints move, their
                confidence drops), scored by COCO keypoint OKS mAP; MoveNet top-down on its person crops
   segment      PGD on the per-pixel logits (minus the cross-entropy against the clean labels; targeted, the

@@ -22,7 +22,7 @@ from ..results import Result
 from .report import DISPLAY_CONF
 from .targets import iou
 
-# A clean object is the adversarial box overlapping it by at least this IoU (COCO's loosest match).
+# A clean object is matched by the adversarial boxes overlapping it by at least this IoU (COCO's loosest match).
 MATCH_IOU = 0.5
 
 

@@ -205,8 +205,8 @@ def misclassification(scores: Any, target: int) -> Any:
     import torch
 
     others = torch.cat([scores[..., :target], scores[..., target + 1:]], -1).amax(-1)
-    eps = 1e-6
-    return -torch.log(scores[..., target].clamp(eps, 1)) - torch.log((1 - others).clamp(eps, 1))
+    tiny = 1e-6  # log(0) guard
+    return -torch.log(scores[..., target].clamp(tiny, 1)) - torch.log((1 - others).clamp(tiny, 1))
 
 
 class BoxScore:

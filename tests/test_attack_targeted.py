@@ -85,11 +85,12 @@ def test_targeted_attack_cli_writes_table_report_and_curve(task: str, data: str,
                                                            capsys: pytest.CaptureFixture[str]) -> None:
     code = main(["attack", task, str(shared_data / data), "--model", model, "--device", "cpu", "--method", "pgd",
                  "--eps", "8/255", "--steps", "10", "--limit", "1", "--triptychs", "1", "--targeted", target,
-                 "--save", str(tmp_path)])
+                 "--save", str(tmp_path / "out"), "--json", str(tmp_path / "report.json")])
     out = capsys.readouterr().out
     assert code == 0
     assert "target hit" in out and "8.00" in out
     saved = json.loads((tmp_path / "report.json").read_text())
+    assert saved == json.loads((tmp_path / "out" / "report.json").read_text())
     assert saved["targeted"] == target and saved["eps_255"] == [0.0, 8.0]
     assert len(saved["target_rates"]) == 2 and saved["target_rates"][1] > saved["target_rates"][0]
-    assert (tmp_path / "curve.png").stat().st_size > 10_000 and len(saved["triptychs"]) == 1
+    assert (tmp_path / "out" / "curve.png").stat().st_size > 10_000 and len(saved["triptychs"]) == 1

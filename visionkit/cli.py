@@ -518,6 +518,7 @@ def _add_explain_parsers(sub: Any) -> None:
     _add_detector_option(a)
     a.add_argument("--save", metavar="DIR", default="attack", help="folder for report.json, curve.png, triptychs "
                                                                    "(default: attack)")
+    a.add_argument("--json", metavar="FILE", help="also write the report (report.json's content) to FILE")
     a.set_defaults(handler=_run_attack)
 
 
@@ -1384,6 +1385,10 @@ def _run_attack(args: argparse.Namespace) -> int:
     print(f"{report.model}: {report.method} on {report.images} images, {report.metric} clean {report.clean:.3f}")
     print(report.table())
     print(f"report: {Path(args.save) / 'report.json'}, curve: {Path(args.save) / 'curve.png'}")
+    if args.json:
+        from .io.sinks import write_json
+
+        write_json(args.json, report.to_dict())
     return EXIT_OK
 
 

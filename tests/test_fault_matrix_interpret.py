@@ -22,15 +22,18 @@ CASES: list[tuple[str, Case]] = [
     ("attack-unlabelled-folder", lambda t, d, bus: Fault(
         "nolabels", ["attack", "classify", d / "coco_val2017" / "images", "--model", "mobilenet_v2_quant"], 1,
         "labels.csv: no such labels file")),
-    ("attack-targeted-detector", lambda t, d, bus: Fault(
-        "targeted", ["attack", "detect", d / "coco_val2017", "--model", "yolov5n", "--targeted", "person"], 2,
-        "--targeted is for classifiers")),
+    ("attack-targeted-unknown-class", lambda t, d, bus: Fault(
+        "targeted", ["attack", "detect", d / "coco_val2017", "--model", "yolov5n", "--targeted", "birdie"], 2,
+        "unknown class 'birdie'")),
+    ("attack-targeted-pose", lambda t, d, bus: Fault(
+        "posetargeted", ["attack", "pose", d / "coco_val2017", "--model", "movenet_lightning", "--targeted",
+                         "person"], 2, "a pose attack is untargeted")),
     ("attack-unknown-transform", lambda t, d, bus: Fault(
         "transform", ["attack", "detect", d / "coco_val2017", "--model", "yolov5n", "--transforms", "sharpen"], 2,
         "unknown input transform 'sharpen'")),
-    ("attack-targeted-segmenter", lambda t, d, bus: Fault(
-        "segtargeted", ["attack", "segment", d / "camvid", "--model", "deeplabv3_mnv2_257", "--targeted", "car"], 2,
-        "--targeted is for classifiers; a segment attack is untargeted")),
+    ("attack-targeted-segmenter-class-id", lambda t, d, bus: Fault(
+        "segtargeted", ["attack", "segment", d / "camvid", "--model", "deeplabv3_mnv2_257", "--targeted", "21"], 2,
+        "class id 21 is out of range: the model has 21 classes")),
     ("attack-segment-without-labels", lambda t, d, bus: Fault(
         "seglabels", ["attack", "segment", d / "coco_val2017", "--model", "deeplabv3_mnv2_257"], 1,
         "no labels/ folder")),

@@ -494,8 +494,9 @@ def _add_explain_parsers(sub: Any) -> None:
                                    "mAP50-95 (detect: DATA has images/ and annotations/instances*.json; a PGD "
                                    "vanishing attack on the detection scores), OKS mAP (pose: annotations/"
                                    "person_keypoints*.json; a PGD moving the keypoints) or mIoU (segment: CamVid "
-                                   "images/ and labels/; a PGD on the per-pixel logits). Prints a table, writes "
-                                   "report.json, "
+                                   "images/ and labels/; a PGD on the per-pixel logits). --targeted CLASS aims "
+                                   "classify, detect (objects relabelled) and segment (pixels) attacks at a class "
+                                   "and adds how often they reached it. Prints a table, writes report.json, "
                                    "curve.png and triptychs (original | amplified perturbation | adversarial).")
     a.add_argument("task", choices=EXPLAIN_TASKS, metavar="TASK", help="classify, detect, pose or segment")
     a.add_argument("data", metavar="DATA", help="labelled folder (see above)")
@@ -504,7 +505,10 @@ def _add_explain_parsers(sub: Any) -> None:
                    help="L-inf sizes on the 0..1 image, comma-separated; 0 is always added (default: "
                         "1/255,2/255,4/255,8/255)")
     a.add_argument("--steps", type=_positive_int, default=10, help="PGD iterations (default: 10)")
-    a.add_argument("--targeted", metavar="CLASS", help="classify: aim at this class (name or id)")
+    a.add_argument("--targeted", metavar="CLASS",
+                   help="aim at this class (name or id of the model's classes): classify, detect (the clean "
+                        "detections relabelled as it) or segment (every pixel pushed to it); the table adds how "
+                        "often it was reached")
     a.add_argument("--transforms", default="",
                    help="robustness view (a diagnostic, not a defence): input transforms in front of the model, "
                         "comma-separated, e.g. jpeg:75,blur:3,resize:0.5")
@@ -514,6 +518,7 @@ def _add_explain_parsers(sub: Any) -> None:
     _add_detector_option(a)
     a.add_argument("--save", metavar="DIR", default="attack", help="folder for report.json, curve.png, triptychs "
                                                                    "(default: attack)")
+    a.add_argument("--json", metavar="FILE", help="also write the report (report.json's content) to FILE")
     a.set_defaults(handler=_run_attack)
 
 
@@ -1380,6 +1385,10 @@ def _run_attack(args: argparse.Namespace) -> int:
     print(f"{report.model}: {report.method} on {report.images} images, {report.metric} clean {report.clean:.3f}")
     print(report.table())
     print(f"report: {Path(args.save) / 'report.json'}, curve: {Path(args.save) / 'curve.png'}")
+    if args.json:
+        from .io.sinks import write_json
+
+        write_json(args.json, report.to_dict())
     return EXIT_OK
 
 

@@ -6,11 +6,13 @@ predictor's own stages, exactly as a clean image is (eps = 0 therefore reproduce
 
   classifiers  torchattacks' FGSM / PGD (untargeted, or targeted at one class) on the image -> logits function
   detectors    PGD on the detection scores (a vanishing attack: every raw candidate's best class score is pushed
-               down), scored by COCO mAP50-95 with pycocotools
+               down; targeted, a misclassification attack: the candidates the clean image shows pushed towards
+               the target class), scored by COCO mAP50-95 with pycocotools
   pose         PGD on a soft OKS (each keypoint's confidence x OKS kernel to where it was: keypoints move, their
                confidence drops), scored by COCO keypoint OKS mAP; MoveNet top-down on its person crops
-  segment      PGD on the per-pixel logits (minus the cross-entropy against the clean labels), scored by mIoU
-               (CamVid with a VOC model: car and person, as ``visionkit eval segment --camvid``)
+  segment      PGD on the per-pixel logits (minus the cross-entropy against the clean labels; targeted, the
+               cross-entropy against the target on every pixel), scored by mIoU (CamVid with a VOC model: car and
+               person, as ``visionkit eval segment --camvid``)
 
 ``transforms`` add the robustness view: the same score with a simple input transform (JPEG re-encoding, blur,
 resize) in front of the model. It is a diagnostic of how fragile the perturbation is, not a defence: an attacker
@@ -32,7 +34,7 @@ from ..errors import OptionError, SinkError, SourceError
 from ..io.images import read_image
 from ..results import Detections
 from .differentiable import Differentiable, differentiable
-from .scoring import scorer
+from .scoring import scorer, target_rate
 from .targets import class_index
 
 METRICS = {"classify": "top1", "detect": "map50-95", "pose": "oks-map50-95", "segment": "miou"}
@@ -85,8 +87,9 @@ class Sample:
 @dataclass
 class AttackReport:
     """Clean vs adversarial score per eps; ``scores[transform][i]`` is the score at ``eps[i]`` with that input
-    transform in front of the model ("none" = as deployed); ``target_rates`` the share of images a targeted attack
-    sent to its target, per eps."""
+    transform in front of the model ("none" = as deployed); ``target_rates`` how often a targeted attack reached
+    its target, per eps: the share of images (classify), of the clean image's objects (detect) or of the pixels
+    the clean map gave another class (segment) now given the target (``scoring.TargetRate``)."""
 
     model: str
     method: str
@@ -178,9 +181,11 @@ def classifier_attack(d: Differentiable, image: np.ndarray, label: int, method: 
     return to_uint8(attack(x, y))[0]
 
 
-def dense_attack(d: Differentiable, predictor: Any, image: np.ndarray, eps: float, steps: int) -> np.ndarray:
+def dense_attack(d: Differentiable, predictor: Any, image: np.ndarray, eps: float, steps: int,
+                 target: int | None = None) -> np.ndarray:
     """PGD (L-inf, step 2.5 eps / steps; one step of size eps = FGSM) descending the Differentiable's
-    ``adversarial_loss`` from the clean image: detectors vanish, poses drift, segment labels flip."""
+    ``adversarial_loss`` from the clean image: detectors vanish, poses drift, segment labels flip; with a
+    ``target``, detections and pixels turn into that class."""
     import torch
 
     x0 = d.image_tensor([image])
@@ -188,7 +193,7 @@ def dense_attack(d: Differentiable, predictor: Any, image: np.ndarray, eps: floa
     if hasattr(clean, "xyxy"):
         d.focus_all(image.shape[:2], clean.xyxy[clean.scores >= ATTACKED_PERSON_SCORE])
     with torch.no_grad():
-        loss = d.adversarial_loss(d(x0))
+        loss = d.adversarial_loss(d(x0), target)
     x = x0.clone()
     alpha = eps if steps == 1 else 2.5 * eps / steps
     for _ in range(steps):
@@ -222,7 +227,7 @@ def _adversarials(predictor: Any, samples: list[Sample], method: str, eps: list[
             elif predictor.task == "classify":
                 advs.append(classifier_attack(d, image, s.label, method, e, steps, target))
             else:
-                advs.append(dense_attack(d, predictor, image, e, 1 if method == "fgsm" else steps))
+                advs.append(dense_attack(d, predictor, image, e, 1 if method == "fgsm" else steps, target))
         yield s, image, advs
 
 
@@ -234,7 +239,8 @@ def attack_report(predictor: Any, data: str | Path, method: str = "fgsm", eps: l
     Args:
         method: fgsm or pgd (``steps`` iterations).
         eps: L-inf sizes on the 0..1 image (0 is always included: the clean score); default 0..8/255.
-        targeted: a class (name or id) a classifier attack aims at; the report adds the share that reached it.
+        targeted: a class (name or id) the attack aims at (classify, detect, segment: not pose, whose keypoints
+            have no class); the report adds how often it reached it (``target_rates``).
         transforms: robustness view, e.g. ["jpeg:75", "blur:3", "resize:0.5"].
         save: folder for report.json, curve.png and the first ``triptychs`` images' triptychs.
         limit: attack only the first N images.
@@ -246,11 +252,11 @@ def attack_report(predictor: Any, data: str | Path, method: str = "fgsm", eps: l
     if steps < 1:
         raise OptionError(f"steps must be a positive integer, got {steps}")
     eps = sorted(set(eps or parse_eps("1/255,2/255,4/255,8/255")) | {0.0})
-    if targeted is not None and predictor.task != "classify":
-        raise OptionError(f"--targeted is for classifiers; a {predictor.task} attack is untargeted")
+    kind = attack_kind(predictor)
+    if targeted is not None and kind == "pose":
+        raise OptionError("--targeted is for classify, detect and segment attacks; a pose attack is untargeted")
     target = None if targeted is None else class_index(targeted, predictor.class_names)
     views = {"none": lambda im: im, **{t: input_transform(t) for t in transforms or []}}
-    kind = attack_kind(predictor)
     samples, gt = load_samples(kind, data, limit)
     if not samples:
         raise SourceError(f"{data}: no labelled images to attack")
@@ -261,21 +267,22 @@ def attack_report(predictor: Any, data: str | Path, method: str = "fgsm", eps: l
         except OSError as e:
             raise SinkError(f"cannot create the report folder {out}: {e.strerror or e}") from None
     scorers = {v: scorer(kind, len(eps), gt, predictor) for v in views}
-    target_hits = np.zeros(len(eps))
+    hits = None if target is None else target_rate(kind, len(eps), target)
     saved: list[str] = []
     for n, (s, image, advs) in enumerate(_adversarials(predictor, samples, method, eps, steps, target)):
         for v, fn in views.items():
             results = predictor.predict([fn(a) for a in advs])
             for i, r in enumerate(results):
                 scorers[v].add(i, s, r)
-                target_hits[i] += int(v == "none" and target is not None and r.class_ids[0] == target)
+                if v == "none" and hits is not None:
+                    hits.add(i, results[0], r)  # results[0]: eps 0, the clean image
             if v == "none" and out is not None and n < triptychs:
                 saved.append(str(save_triptych(out / f"triptych_{n}_{s.path.stem}.png", image, advs[-1],
                                                results[0], results[-1], eps[-1])))
     report = AttackReport(predictor.entry.name, method, METRICS[kind], eps,
                           {v: sc.scores() for v, sc in scorers.items()}, len(samples),
                           1 if method == "fgsm" else steps, None if target is None else predictor.class_names[target],
-                          None if target is None else (target_hits / len(samples)).tolist(), saved)
+                          None if hits is None else hits.rates(), saved)
     if out is not None:
         from ..io.sinks import write_json
 

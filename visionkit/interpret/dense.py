@@ -47,9 +47,10 @@ class MoveNetCrops(Differentiable):
     def focus(self, image_hw: tuple[int, int], target: Target) -> None:
         self.focus_all(image_hw, np.array([target.box], np.float32))
 
-    def adversarial_loss(self, clean: torch.Tensor) -> Callable[[Any], torch.Tensor]:
-        """Soft OKS of each crop's keypoints to the clean ones (normalised crop coordinates; the person fills
-        about 1 / MOVENET_CROP_SCALE of the crop each way, hence the area)."""
+    def adversarial_loss(self, clean: torch.Tensor, target: int | None = None) -> Callable[[Any], torch.Tensor]:
+        """Untargeted only (keypoints have no class to aim at): soft OKS of each crop's keypoints to the clean ones
+        (normalised crop coordinates; the person fills about 1 / MOVENET_CROP_SCALE of the crop each way, hence the
+        area)."""
         area = torch.full(clean.shape[:1] + (1,), 1 / MOVENET_CROP_SCALE ** 2, device=clean.device)
         return lambda out: soft_oks(out[..., :2], clean[..., :2], out[..., 2], area).sum()
 
@@ -83,11 +84,15 @@ class Segmenter(Differentiable):
     summed over the pixels the model gives it (pytorch-grad-cam's ``SemanticSegmentationTarget``, the mask taken
     from the output itself, so no extra pass)."""
 
-    def adversarial_loss(self, clean: torch.Tensor) -> Callable[[Any], torch.Tensor]:
+    def adversarial_loss(self, clean: torch.Tensor, target: int | None = None) -> Callable[[Any], torch.Tensor]:
         """Per-pixel logits: minus the cross-entropy against the clean labels, so every pixel is pushed off the
-        class it had (the untargeted attack of Xie et al. 2017's dense adversary, on all pixels)."""
-        labels = clean.argmax(1)
-        return lambda out: -F.cross_entropy(out.float(), labels, reduction="sum")
+        class it had (the untargeted attack of Xie et al. 2017's dense adversary, on all pixels); targeted, the
+        cross-entropy against ``target`` on every pixel, so every pixel is pulled to it (their targeted one)."""
+        if target is None:
+            labels, sign = clean.argmax(1), -1.0
+        else:
+            labels, sign = torch.full_like(clean[:, 0], target, dtype=torch.long), 1.0
+        return lambda out: sign * F.cross_entropy(out.float(), labels, reduction="sum")
 
     def score(self, target: Target, geometry: Geometry) -> Callable[[Any], torch.Tensor]:
         def class_pixels(logits: torch.Tensor) -> torch.Tensor:

@@ -25,7 +25,16 @@ import torch.nn.functional as F
 
 from ..errors import OptionError, WeightsError
 from .geometry import Geometry, input_geometry
-from .targets import BoxScore, PoseBoxScore, Target, soft_oks, yolo_candidates, yolo_keypoints
+from .report import DISPLAY_CONF
+from .targets import (
+    BoxScore,
+    PoseBoxScore,
+    Target,
+    misclassification,
+    soft_oks,
+    yolo_candidates,
+    yolo_keypoints,
+)
 
 # Raw candidates scoring below this are left alone by the vanishing attack (they are no detection anyway).
 VANISH_FLOOR = 0.01
@@ -78,8 +87,9 @@ class Differentiable(torch.nn.Module):
     def focus_all(self, image_hw: tuple[int, int], xyxy: np.ndarray) -> None:
         """Point ``preprocess`` at every box of a prediction (crop-based models; nothing to do for the others)."""
 
-    def adversarial_loss(self, clean: Any) -> Callable[[Any], torch.Tensor]:
-        """What an untargeted attack minimises, given the clean image's ``forward`` output."""
+    def adversarial_loss(self, clean: Any, target: int | None = None) -> Callable[[Any], torch.Tensor]:
+        """What an attack minimises, given the clean image's ``forward`` output: untargeted (``target`` None), or
+        pushing what the clean image shows towards class ``target`` (detectors, segmenters)."""
         raise OptionError(f"no attack is defined for {self.backend.task} models of the {self.backend.name} backend")
 
     def image_tensor(self, images: list[np.ndarray]) -> torch.Tensor:
@@ -132,11 +142,17 @@ class Letterboxed(Differentiable):
             return PoseBoxScore(box, target.class_id, nc, tuple(self.backend.facts.kpt_shape or (17, 3)))
         return BoxScore(box, target.class_id, nc)
 
-    def adversarial_loss(self, clean: Any) -> Callable[[Any], torch.Tensor]:
+    def adversarial_loss(self, clean: Any, target: int | None = None) -> Callable[[Any], torch.Tensor]:
         """Detectors (and -seg): the vanishing attack, every raw candidate's best class score above VANISH_FLOOR
-        pushed down. -pose: also each such candidate's keypoints pushed off where they were (soft OKS)."""
+        pushed down; targeted (a misclassification attack), the candidates the clean image detects (best score >=
+        DISPLAY_CONF: what a user sees; pushing the faint ones too would add dozens of target boxes) pushed towards
+        the target (``misclassification``), so what was found stays found but changes class. -pose
+        (untargeted only): also each such candidate's keypoints pushed off where they were (soft OKS)."""
         nc = len(self.backend.class_names)
         boxes, scores = yolo_candidates(clean, nc)
+        if target is not None:
+            shown = (scores.amax(-1) >= DISPLAY_CONF).float()
+            return lambda out: (misclassification(yolo_candidates(out, nc)[1], target) * shown).sum()
         live = (scores.amax(-1) > VANISH_FLOOR).float()
         if self.backend.task != "pose":
             return lambda out: (yolo_candidates(out, nc)[1].amax(-1) * live).sum()

@@ -91,7 +91,7 @@ def save_curve(path: Path, report: Any) -> Path:
     if report.target_rates is not None:
         ax.plot(x, report.target_rates, "k--", marker="x", label=f"reached target {report.targeted}")
     ax.set_xlabel("eps (L-inf, x/255 of the image range)")
-    ax.set_ylabel(report.metric)
+    ax.set_ylabel(report.metric if report.target_rates is None else f"{report.metric}; share reaching the target")
     ax.set_ylim(0, 1)
     ax.set_title(f"{report.model}: {report.method.upper()} ({report.images} images)")
     ax.grid(alpha=0.3)

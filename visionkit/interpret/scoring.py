@@ -5,6 +5,10 @@ once at the end, so every eps and every input transform is scored the same way a
   detect    COCO mAP50-95 (pycocotools bbox)
   pose      COCO keypoint OKS mAP50-95 (pycocotools keypoints), every person row submitted with its score
   segment   CamVid mIoU of a VOC model over car and person (``visionkit.eval.segmentation.camvid_maps``)
+
+A targeted attack also counts how often it reached its target (``TargetRate``), against the clean image's result:
+the share of images whose top-1 is the target (classify), of the objects the clean image shows that are now
+labelled the target (detect), of the pixels not already the target that now are (segment).
 """
 
 from __future__ import annotations
@@ -15,6 +19,11 @@ from typing import Any
 import numpy as np
 
 from ..results import Result
+from .report import DISPLAY_CONF
+from .targets import iou
+
+# A clean object is matched by the adversarial boxes overlapping it by at least this IoU (COCO's loosest match).
+MATCH_IOU = 0.5
 
 
 class Scorer:
@@ -92,6 +101,63 @@ class CamvidIoU(Scorer):
 
     def scores(self) -> list[float]:
         return [float(np.nanmean(m.iou()[self.scored])) for m in self.matrices]
+
+
+class TargetRate:
+    """Accumulates ``add(i, clean, result)`` for slot i (one per eps): what of the clean result a targeted attack
+    could send to ``target``, and how much of it the (perturbed) result gives the target; pooled over images."""
+
+    def __init__(self, slots: int, target: int):
+        self.target = target
+        self.hits, self.count = np.zeros(slots), np.zeros(slots)
+
+    def add(self, i: int, clean: Result, result: Result) -> None:
+        hits, count = self.reached(clean, result)
+        self.hits[i] += hits
+        self.count[i] += count
+
+    def reached(self, clean: Result, result: Result) -> tuple[int, int]:
+        """(how many reached the target, out of how many)."""
+        raise NotImplementedError
+
+    def rates(self) -> list[float]:
+        return (self.hits / np.maximum(self.count, 1)).tolist()
+
+
+class TargetTopOne(TargetRate):
+    """Images whose top-1 is the target (at eps 0: those the model already called it)."""
+
+    def reached(self, clean: Result, result: Result) -> tuple[int, int]:
+        return int(result.class_ids[0] == self.target), 1  # type: ignore[attr-defined]
+
+
+class TargetBoxes(TargetRate):
+    """The objects the clean image shows (score >= DISPLAY_CONF: what a user sees, not the evaluation's faint
+    boxes) whose best shown adversarial box at IoU >= MATCH_IOU is labelled the target; an object with no such box
+    vanished, which is no hit. At eps 0 it is the share already of the target's class."""
+
+    def reached(self, clean: Result, result: Result) -> tuple[int, int]:
+        objects = clean[clean.scores >= DISPLAY_CONF]  # type: ignore[index]
+        shown = result[result.scores >= DISPLAY_CONF]  # type: ignore[index]
+        hits = 0
+        for box in objects.xyxy if len(shown) else []:
+            overlap = iou(box, shown.xyxy)
+            scores = np.where(overlap >= MATCH_IOU, shown.scores, -1.0)
+            hits += int(scores.max() >= 0 and shown.class_ids[int(scores.argmax())] == self.target)
+        return hits, len(objects)
+
+
+class TargetPixels(TargetRate):
+    """The pixels the clean map gives another class that the (perturbed) map gives the target (0 at eps 0)."""
+
+    def reached(self, clean: Result, result: Result) -> tuple[int, int]:
+        other = clean.class_map != self.target  # type: ignore[attr-defined]
+        return int((result.class_map[other] == self.target).sum()), int(other.sum())  # type: ignore[attr-defined]
+
+
+def target_rate(task: str, slots: int, target: int) -> TargetRate:
+    """How a targeted attack of ``task`` (classify, detect or segment) counts its hits."""
+    return {"classify": TargetTopOne, "detect": TargetBoxes, "segment": TargetPixels}[task](slots, target)
 
 
 def scorer(task: str, slots: int, gt: Any, predictor: Any) -> Scorer:

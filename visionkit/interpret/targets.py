@@ -197,6 +197,18 @@ def yolo_keypoints(raw: Any, nc: int, kpt_shape: tuple[int, int]) -> Any:
     return pred[..., 4 + nc:4 + nc + kpt_shape[0] * kpt_shape[1]].reshape(*pred.shape[:2], *kpt_shape)
 
 
+def misclassification(scores: Any, target: int) -> Any:
+    """Per row of (..., nc) class scores (probabilities), the binary cross-entropy against ``target`` one-hot with
+    the best other class standing for the others: what a targeted attack lowers. Unlike a score difference it
+    cannot be lowered by dropping a YOLOv5 objectness that multiplies every class (the row vanishing instead of
+    changing class)."""
+    import torch
+
+    others = torch.cat([scores[..., :target], scores[..., target + 1:]], -1).amax(-1)
+    tiny = 1e-6  # log(0) guard
+    return -torch.log(scores[..., target].clamp(tiny, 1)) - torch.log((1 - others).clamp(tiny, 1))
+
+
 class BoxScore:
     """A pytorch-grad-cam target for one detection: the class score summed over the raw candidates overlapping its
     box (input pixels), each weighted by its IoU (weights held constant, so the gradient is the class evidence)."""

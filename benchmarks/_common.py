@@ -58,7 +58,11 @@ def time_alternating(sides: Mapping[str, Callable[[], object]], runs: int, warmu
 
     Every round calls each side once, so load from other processes and CPU clock changes hit all sides alike.
     With ``mirror`` every other round goes in reverse order (A B, B A, A B ...), so no side is always first;
-    without it every round keeps the given order (A B, A B ...)."""
+    without it every round keeps the given order (A B, A B ...). Each timed call comes after a pause of
+    ``visionkit.bench.SETTLE_S``, so threads a side leaves spinning (ONNX Runtime's default) do not land in the next
+    side's time."""
+    from visionkit.bench import SETTLE_S
+
     for _ in range(warmup):
         for fn in sides.values():
             fn()
@@ -66,6 +70,7 @@ def time_alternating(sides: Mapping[str, Callable[[], object]], runs: int, warmu
     times: dict[str, list[float]] = {key: [] for key in sides}
     for i in range(runs):
         for key, fn in (order if i % 2 == 0 or not mirror else order[::-1]):
+            time.sleep(SETTLE_S)
             times[key].append(timed(fn))
     return times
 

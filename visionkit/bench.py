@@ -346,9 +346,14 @@ def _as_numpy(batch: Any) -> Any:
 
 
 # -- timing ------------------------------------------------------------------------------------------------
+# Pause before each side's turn: a runtime's threads keep spinning for a while after a call returns (ONNX Runtime's
+# default), and without the pause that spin lands in the next side's time (measured: a spinning onnxruntime
+# reference made the side after it 1.5-2x slower on 2 cores).
+SETTLE_S = 0.02
+
 def _rounds(sides: list[_Side], work: Callable[[_Side], float], runs: int) -> list[list[float]]:
     """``runs`` rounds; each calls ``work(side)`` once for every side (reversed every other round), in the side's
-    own PyTorch thread count; returns each side's values in side order."""
+    own PyTorch thread count, after a pause of ``SETTLE_S``; returns each side's values in side order."""
     import torch
 
     values: list[list[float]] = [[] for _ in sides]
@@ -356,6 +361,7 @@ def _rounds(sides: list[_Side], work: Callable[[_Side], float], runs: int) -> li
     for i in range(runs):
         for index, side in (order if i % 2 == 0 else order[::-1]):
             torch.set_num_threads(side.torch_threads)
+            time.sleep(SETTLE_S)
             values[index].append(work(side))
     return values
 

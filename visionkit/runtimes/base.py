@@ -7,9 +7,8 @@ on-the-fly quantization. A runtime that cannot honour a precision on a device re
 
 Threading is one policy for every runtime (``apply_thread_policy``): ``Device.threads`` (set by the Predictor from
 its ``workers``) is the intra-op thread count of each session; None leaves the runtime's own default (all cores).
-Busy-waiting worker threads stop when a run returns where the runtime has them (ONNX Runtime), because the stage
-after the model (NMS, mask decoding) runs on the same cores and would otherwise wait for the spinning threads to
-yield.
+Busy-waiting worker threads are off where the runtime has them (ONNX Runtime), because the stage after the model
+(NMS, mask decoding) runs on the same cores and would otherwise wait for the spinning threads to yield.
 """
 
 from __future__ import annotations
@@ -140,9 +139,8 @@ def apply_thread_policy(device: Device) -> None:
     ``device.threads`` (PyTorch's count is process-wide; the other runtimes take theirs per session), else left as
     the process has it. visionkit does not lower it behind the user's back for a model on another runtime, although
     that runtime's codec glue (NMS) runs faster on one torch thread next to a busy engine: the user's own torch code
-    in the same process would pay for it. ONNX Runtime's threads stop spinning when a run returns instead, which
-    removes most of that contention (NMS after ONNX Runtime: 21-32 ms with spinning threads, 3-8 ms without, on 2
-    cores).
+    in the same process would pay for it. Spin-waiting is off in ONNX Runtime instead, which removes most of that
+    contention (NMS after ONNX Runtime: 21-32 ms with spinning threads, 3-8 ms without, on 2 cores).
     """
     if device.type == "cpu" and device.threads:
         import torch

@@ -64,10 +64,11 @@ class OnnxRuntime(Runtime):
         options.log_severity_level = 3  # errors only: QDQ models log one warning per node otherwise
         if device.threads:
             options.intra_op_num_threads = device.threads
-        # Spin-waiting stops when run() returns: the codec's postprocess (NMS) runs on the same cores right after, and
-        # threads still spinning made torch's NMS take 21-32 ms instead of 2-8 ms on 2 cores. Spinning within the run
-        # is kept: turning it off altogether (allow_spinning 0) made yolov5n's forward 26-29 ms instead of 23-25.
-        options.add_session_config_entry("session.force_spinning_stop", "1")
+        # No spin-waiting: the codec's postprocess (NMS) runs on the same cores right after, and spinning intra-op
+        # threads made torch's NMS take 21-32 ms instead of 2-8 ms on 2 cores. Spinning only within a run
+        # (session.force_spinning_stop) was measured too: 3-4 ms faster on yolov5n on an idle CPU, but 1.5-3x slower
+        # than no spinning once other work shares the cores (load ~4: yolov5n 165 vs 58 ms, MoveNet 21 vs 13 ms).
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         # No fallback: on a file it cannot load, ONNX Runtime would print a four-line "EP Error ... Falling back"
         # banner on stdout (print(), whatever the log level) and retry the same file; the caller reports it instead.
         session = ort.InferenceSession(str(path), sess_options=options, providers=providers, enable_fallback=0)

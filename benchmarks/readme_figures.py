@@ -17,7 +17,9 @@ How a table gets into the README (a new benchmark, `visionkit bench`, anything t
    ``--check`` changes nothing and exits 1 naming every stale section (its text differs from its JSON), every
    marker without JSON and every JSON without markers; CI can run it. ``--readme`` / ``--results`` point elsewhere.
 
-Producers: ``benchmarks/accuracy.py`` (README's accuracy table, re-running ``visionkit eval``; marked and in sync).
+Producers: ``benchmarks/accuracy.py`` (README's accuracy table, re-running ``visionkit eval``; marked and in sync),
+``accuracy_photos.py --figures`` (the single-photo checks against MediaPipe and ``cv2.FaceDetectorYN``: section
+``accuracy-photos``) and ``train_digits.py --figures`` (``visionkit train classify`` on the UCI digits: ``training``).
 ``bench_live_latency.py --figures`` and ``bench_multistream.py --figures`` write their tables too (``_common``'s
 ``add_figures_option`` / ``print_table`` do it for any script); their README tables get markers once re-measured
 on a machine quiet enough for timings to mean something.

@@ -17,7 +17,7 @@ Speed, two ways, every model once per round, rounds alternating in order (A B C,
                 forward, NMS at the interactive settings) on the 8 first images of half B, ``--runs`` rounds;
                 ratios to visionkit fp32 on ONNX Runtime (the issue's target: int8 >= 1.6x faster)
 
-With ``--figures`` the tables go to README's figures:int8 (accuracy) and figures:int8-speed sections.
+With ``--figures`` the tables go to README's figures:int8-accuracy and figures:int8-speed sections.
 
     python benchmarks/bench_int8.py                       # yolov5n, every variant, JSON in benchmarks/results/
     python benchmarks/bench_int8.py --variants ov-head ort-head --runs 50
@@ -210,7 +210,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2, help="intra-op threads of every runtime (default 2)")
     parser.add_argument("--json", default=str(common.ROOT / "benchmarks" / "results" / "int8.json"))
     parser.add_argument("--no-end-to-end", action="store_true", help="skip the export + whole-pipeline timing")
-    common.add_figures_option(parser, "int8")
+    common.add_figures_option(parser, "int8-accuracy")
     args = parser.parse_args()
 
     onnx = Path(args.model)

@@ -75,3 +75,16 @@ def build_yolo_pose(yaml: str, path: Path, calib: list[np.ndarray], bias_shift: 
         seq[-1].bias.data += bias_shift
     yolo.save(path)
     return path
+
+
+def build_torchvision(arch: str, path: Path, calib: torch.Tensor, seed: int = 0, **kwargs: Any) -> Path:
+    """torchvision's ``arch`` with seeded random weights (``kwargs`` go to ``get_model``), its BatchNorm statistics
+    calibrated on ``calib`` (a preprocessed batch of real images or clips) so the outputs depend on the input, and
+    its state dict saved to ``path``: what visionkit loads as that model's ``weights``."""
+    import torchvision
+
+    torch.manual_seed(seed)
+    model = torchvision.models.get_model(arch, weights=None, **kwargs)
+    calibrate_bn(model, lambda: model(calib))
+    torch.save(model.state_dict(), path)
+    return path

@@ -22,8 +22,9 @@ from ..catalog import ModelEntry
 from ..device import Device
 from ..io.sources import Frame
 from ..results import ActionPrediction
-from ._runtime import load_state_dict, torchvision_weights
+from ._runtime import load_state_dict, torch_net, torchvision_weights
 from .base import Backend
+from .yolo import PT_RUNTIMES
 
 # (frame index, preprocessed frame (C, 1, h, w)): what a window holds per frame.
 _Item = tuple[int, Any]
@@ -39,20 +40,28 @@ class TorchvisionAction(Backend):
 
     def __init__(self, entry: ModelEntry, weights: Path, device: Device, options: dict[str, Any]):
         super().__init__(entry, weights, device, options)
-        import torch
         import torchvision
 
         arch = entry.arch or entry.name
         enum_member = torchvision_weights(entry)
         model = torchvision.models.get_model(arch, weights=None, num_classes=len(self.class_names))
         load_state_dict(model, weights, arch)
-        model = model.eval().to(device.torch)
-        self.model = model.half() if device.half else model
-        self.dtype = torch.float16 if device.half else torch.float32
         self.transforms = enum_member.transforms()
         self.min_frames = int(enum_member.meta.get("min_temporal_size", 1))
         # The MViT builder sizes the positional encoding for exactly min_temporal_size frames; the others take any T.
         self.fixed_frames = self.min_frames if isinstance(model, torchvision.models.video.MViT) else None
+        # Off PyTorch: the export at the clip shape (1, 3, T, h, w) with a free batch axis, and a free T too unless
+        # the model fixes it: a window's length is an option, and a one-image call is a clip of min_frames.
+        length = self.fixed_frames or max(int(options["window"]), self.min_frames)
+        free = {0: "batch"} if self.fixed_frames else {0: "batch", 2: "frames"}
+        net = torch_net(model, weights, device, (1, 3, length, *self.transforms.crop_size), f"{arch}-clip",
+                        input_axes=free)
+        self.session, self.model, self.dtype = net.session, net.module, net.dtype
+
+    @classmethod
+    def runtimes(cls, suffix: str) -> tuple[str, ...]:
+        """MViT's attention does not export (torch.onnx fails on it): PyTorch only, refused in one line elsewhere."""
+        return PT_RUNTIMES
 
     def warmup_input(self) -> list[np.ndarray]:
         return [np.zeros((*self.transforms.crop_size, 3), np.uint8)]
@@ -80,8 +89,11 @@ class TorchvisionAction(Backend):
     def forward(self, batch: Any) -> Any:
         """A clip (1, C, T, h, w), or preprocessed frames (C, T, h, w) taken as one clip of them (what a plain
         Predictor's priming pass and one-image calls give; streams go through the sliding window instead)."""
-        return self.model(batch if batch.ndim == 5 else self.clip(list(batch.split(1, dim=1)), batch.shape[1]))
+        clip = batch if batch.ndim == 5 else self.clip(list(batch.split(1, dim=1)), batch.shape[1])
+        return self.session.run([clip])[0]
 
     def postprocess(self, raw: Any, batch: Any, images: list[np.ndarray]) -> list[ActionPrediction]:
-        probs = raw.float().softmax(1).cpu().numpy()
+        import torch
+
+        probs = torch.as_tensor(raw).float().softmax(1).cpu().numpy()
         return [ActionPrediction.from_probs(p, self.class_names, int(self.options["top_k"])) for p in probs]

@@ -5,7 +5,9 @@ Backend:
                 Frames are preprocessed by the ``VideoClassification`` transforms of the catalog's ``weights_enum``
                 (resize, centre crop, mean/std: torchvision's own object, not a copy), one frame at a time as it
                 arrives: those transforms work frame by frame, so the result equals transforming the whole clip,
-                and a frame shared by overlapping windows is prepared once and kept small.
+                and a frame shared by overlapping windows is prepared once and kept small. PyTorch, or the
+                torch.onnx export (free batch and clip length) on ONNX Runtime or OpenVINO; MViT's export holds
+                ONNX sequence ops OpenVINO does not convert, so MViT runs on PyTorch or ONNX Runtime only.
 
 The sliding window over a stream (what ``visionkit.load("action")`` returns) is
 ``visionkit.composites.action.ActionPredictor``, built on a Predictor of this backend.
@@ -20,6 +22,7 @@ import numpy as np
 
 from ..catalog import ModelEntry
 from ..device import Device
+from ..errors import OptionError
 from ..io.sources import Frame
 from ..results import ActionPrediction
 from ._runtime import load_state_dict, torch_net, torchvision_weights
@@ -52,6 +55,9 @@ class TorchvisionAction(Backend):
         self.fixed_frames = self.min_frames if isinstance(model, torchvision.models.video.MViT) else None
         # Off PyTorch: the export at the clip shape (1, 3, T, h, w) with a free batch axis, and a free T too unless
         # the model fixes it: a window's length is an option, and a one-image call is a clip of min_frames.
+        if self.fixed_frames and device.runtime == "openvino":
+            raise OptionError(f"runtime openvino: {entry.name}'s ONNX export holds ONNX sequence operations "
+                              "(SequenceInsert) that OpenVINO does not convert; use runtime torch or onnx")
         length = self.fixed_frames or max(int(options["window"]), self.min_frames)
         free = {0: "batch"} if self.fixed_frames else {0: "batch", 2: "frames"}
         net = torch_net(model, weights, device, (1, 3, length, *self.transforms.crop_size), f"{arch}-clip",
@@ -60,8 +66,7 @@ class TorchvisionAction(Backend):
 
     @classmethod
     def runtimes(cls, suffix: str) -> tuple[str, ...]:
-        """MViT's attention does not export (torch.onnx fails on it): PyTorch only, refused in one line elsewhere."""
-        return PT_RUNTIMES
+        return PT_RUNTIMES  # the network exports to ONNX (torch.onnx), which ONNX Runtime and OpenVINO run (not MViT)
 
     def warmup_input(self) -> list[np.ndarray]:
         return [np.zeros((*self.transforms.crop_size, 3), np.uint8)]

@@ -75,3 +75,36 @@ def build_yolo_pose(yaml: str, path: Path, calib: list[np.ndarray], bias_shift: 
         seq[-1].bias.data += bias_shift
     yolo.save(path)
     return path
+
+
+def build_torchvision(arch: str, path: Path, calib: torch.Tensor, seed: int = 0, **kwargs: Any) -> Path:
+    """torchvision's ``arch`` with seeded random weights (``kwargs`` go to ``get_model``), its BatchNorm statistics
+    calibrated on ``calib`` (a preprocessed batch of real images or clips) so the outputs depend on the input, and
+    its state dict saved to ``path``: what visionkit loads as that model's ``weights``."""
+    import torchvision
+
+    torch.manual_seed(seed)
+    model = torchvision.models.get_model(arch, weights=None, **kwargs)
+    calibrate_bn(model, lambda: model(calib))
+    torch.save(model.state_dict(), path)
+    return path
+
+
+def random_video_classifier(arch: str, path: Path) -> Path:
+    """Seeded random weights for ``arch`` as a torchvision state dict file.
+
+    Convolutions are re-drawn variance-preserving (He, fan-in) and the classifier wider than torchvision's init: with
+    the builders' own init, S3D's activations fade to nothing over its depth and all 400 scores come out equal to 1e-7,
+    which would make a top-k comparison meaningless.
+    """
+    import torchvision
+
+    torch.manual_seed(0)
+    model = torchvision.models.get_model(arch, weights=None)
+    layers = [m for m in model.modules() if isinstance(m, (torch.nn.Linear, torch.nn.Conv3d))]
+    for conv in layers[:-1]:
+        if isinstance(conv, torch.nn.Conv3d):
+            torch.nn.init.kaiming_normal_(conv.weight, mode="fan_in", nonlinearity="relu")
+    torch.nn.init.normal_(layers[-1].weight, std=0.05)
+    torch.save(model.state_dict(), path)
+    return path

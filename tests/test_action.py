@@ -19,6 +19,7 @@ import numpy as np
 import pytest
 import torch
 import torchvision
+from random_models import random_video_classifier as random_weights
 
 import visionkit
 from visionkit import catalog
@@ -30,24 +31,6 @@ ENTRIES = catalog.list_models("action")
 CLIP = "action/v_Basketball_g01_c01.avi"
 CLIP_FRAMES = 141
 KINETICS = catalog.load_class_names("kinetics400")
-
-
-def random_weights(arch: str, path: Path) -> Path:
-    """Seeded random weights for ``arch`` as a torchvision state dict file.
-
-    Convolutions are re-drawn variance-preserving (He, fan-in) and the classifier wider than torchvision's init: with
-    the builders' own init, S3D's activations fade to nothing over its depth and all 400 scores come out equal to 1e-7,
-    which would make a top-k comparison meaningless.
-    """
-    torch.manual_seed(0)
-    model = torchvision.models.get_model(arch, weights=None)
-    layers = [m for m in model.modules() if isinstance(m, (torch.nn.Linear, torch.nn.Conv3d))]
-    for conv in layers[:-1]:
-        if isinstance(conv, torch.nn.Conv3d):
-            torch.nn.init.kaiming_normal_(conv.weight, mode="fan_in", nonlinearity="relu")
-    torch.nn.init.normal_(layers[-1].weight, std=0.05)
-    torch.save(model.state_dict(), path)
-    return path
 
 
 def reference(arch: str, weights: Path, frames: list[np.ndarray], top_k: int = 5) -> tuple[np.ndarray, np.ndarray]:

@@ -1,6 +1,7 @@
 """What the codecs share about the model families' own libraries: loading ultralytics checkpoints, torchvision state
-dicts and weights enums, exporting ultralytics checkpoints to ONNX, ultralytics' offline switches and its input-size
-rounding. Nothing here executes a model: that is ``visionkit.runtimes``."""
+dicts and weights enums, exporting ultralytics checkpoints and torchvision networks to ONNX (and opening a torchvision
+network on the runtime asked for), ultralytics' offline switches and its input-size rounding. Nothing here executes
+a model: that is ``visionkit.runtimes``."""
 
 from __future__ import annotations
 
@@ -9,11 +10,16 @@ import math
 import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 from typing import Any
 
 from ..device import Device
 from ..errors import WeightsError, raise_if_interrupted
+from ..runtimes import open_session
+from ..runtimes.base import Session, native_runtime
+from ..runtimes.torch import TorchRuntime
 from .base import as_hw
 from .checkpoints import check_checkpoint, is_trusted, load_ultralytics_checkpoint
 
@@ -187,21 +193,76 @@ def load_state_dict(model: Any, weights: Path, arch: str) -> None:
         raise WeightsError(f"{weights} does not fit {arch}: {str(e).splitlines()[0]}") from None
 
 
-def export_torch_onnx(model: Any, weights: Path, input_shape: tuple[int, ...], label: str) -> Path:
-    """A torchvision-style network exported by ``torch.onnx.export`` at ``input_shape`` with a free batch axis,
-    built once and cached (``cached_onnx``; keyed by ``label`` and the torch version too). For runtimes other than
-    PyTorch: ONNX Runtime runs the file, OpenVINO reads it directly."""
+def export_torch_onnx(model: Any, weights: Path, input_shape: tuple[int, ...], label: str,
+                      input_axes: dict[int, str] | None = None, output_axes: dict[int, str] | None = None) -> Path:
+    """A torchvision-style network exported by ``torch.onnx.export`` at ``input_shape``, built once and cached
+    (``cached_onnx``; keyed by ``label`` and the torch version too). For runtimes other than PyTorch: ONNX Runtime
+    runs the file, OpenVINO reads it directly. ``input_axes`` / ``output_axes`` name the free axes of the input and
+    the output (default: the batch axis only); a model whose input size varies per image frees its height and width
+    so every runtime sees the very input PyTorch would."""
     import torch
+
+    batch = {0: "batch"}
 
     def build(tmp: Path) -> Path:
         scratch = tmp / "model.onnx"
         with _no_warnings():
             torch.onnx.export(model.float().cpu().eval(), torch.zeros(input_shape), str(scratch), dynamo=False,
                               input_names=["images"], output_names=["output0"], opset_version=17,
-                              dynamic_axes={"images": {0: "batch"}, "output0": {0: "batch"}})
+                              dynamic_axes={"images": input_axes or batch, "output0": output_axes or batch})
         return scratch
 
     return cached_onnx(weights, f"{label}-torch{torch.__version__.split('+')[0]}", build)
+
+
+@dataclass(frozen=True)
+class TorchNet:
+    """A torchvision-style network as the codec runs it: the session, the PyTorch module when the runtime is PyTorch
+    (the explanation tools differentiate it; None elsewhere) and the float type the preprocessed input takes."""
+
+    session: Session
+    module: Any | None
+    dtype: Any
+
+
+def torch_net(model: Any, weights: Path, device: Device, input_shape: tuple[int, ...], label: str,
+              outputs: Callable[[Any], list[Any]] | None = None, input_axes: dict[int, str] | None = None,
+              output_axes: dict[int, str] | None = None) -> TorchNet:
+    """``model`` (a torchvision-style eval module built by the family) on ``device.runtime``: PyTorch runs it as it
+    is; any other runtime runs its ``export_torch_onnx`` export (``input_shape``, ``label``, the axes as there).
+
+    ``outputs`` is the family's view of what the module returns (e.g. a segmenter's ``{"out": logits, ...}`` ->
+    ``[logits]``): the PyTorch session lists the outputs with it, and the export is of the module followed by it,
+    so every runtime hands the codec the same list and one codec serves them all. The torchvision classifiers,
+    segmenters and video classifiers share this one path, so a runtime added here reaches all of them.
+    """
+    if (device.runtime or native_runtime(weights)) == "torch":
+        session = TorchRuntime.session(model.eval(), device, outputs)
+        return TorchNet(session, session.module, session.dtype)
+    import torch
+
+    exported = _listed_module()(model.eval(), outputs) if outputs else model.eval()
+    onnx_file = export_torch_onnx(exported, weights, input_shape, label, input_axes, output_axes)
+    return TorchNet(open_session(onnx_file, device), None, torch.float32)
+
+
+@cache
+def _listed_module() -> type:
+    """The export wrapper class, made on first use (torch is imported only when a model is exported)."""
+    import torch
+
+    class Listed(torch.nn.Module):
+        """The family's module followed by its ``outputs`` view: the network as the codec reads it, exported."""
+
+        def __init__(self, module: Any, outputs: Callable[[Any], list[Any]]):
+            super().__init__()
+            self.module = module
+            self.outputs = outputs
+
+        def forward(self, x: Any) -> tuple[Any, ...]:
+            return tuple(self.outputs(self.module(x)))
+
+    return Listed
 
 
 @contextmanager

@@ -15,7 +15,6 @@ Backends (each reports the ``top_k`` best classes, best first; ImageNet models r
 
 from __future__ import annotations
 
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -27,9 +26,7 @@ from ..device import Device
 from ..errors import WeightsError
 from ..results import Classification
 from ..runtimes import open_session
-from ..runtimes.base import native_runtime
-from ..runtimes.torch import TorchRuntime
-from ._runtime import export_torch_onnx, load_state_dict, torchvision_weights
+from ._runtime import load_state_dict, torch_net, torchvision_weights
 from .base import SIDE, Backend, TrainedRunBackend
 from .yolo import FILE_RUNTIMES, PT_RUNTIMES, YoloClassify, signature
 
@@ -76,18 +73,9 @@ class TorchvisionClassify(_Classifier):
         self.transforms = _torchvision_transforms(entry, options["imgsz"])
         crop = self.transforms.crop_size[0]
         self.crop_hw = (crop, crop)
-        runtime = device.runtime or native_runtime(weights)
-        if runtime == "torch":
-            self.session = TorchRuntime.session(model.eval(), device)
-            self.model = self.session.module
-            self.dtype = self.session.dtype
-        else:  # the same network, exported at the crop size with a free batch axis, run by another runtime
-            onnx_file = export_torch_onnx(model.eval(), weights, (1, 3, *self.crop_hw), f"{arch}-{crop}")
-            self.session = open_session(onnx_file, replace(device, runtime=runtime))
-            self.model = None
-            import torch
-
-            self.dtype = torch.float32
+        # Off PyTorch: the same network, exported at the crop size with a free batch axis.
+        net = torch_net(model, weights, device, (1, 3, *self.crop_hw), f"{arch}-{crop}")
+        self.session, self.model, self.dtype = net.session, net.module, net.dtype
 
     def warmup_input(self) -> list[np.ndarray]:
         return [np.zeros((*self.crop_hw, 3), np.uint8)]

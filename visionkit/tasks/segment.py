@@ -2,7 +2,8 @@
 
 Backends:
   torchvision    DeepLabV3 / LR-ASPP / FCN builders with a state dict; preprocessing is the transforms object of the
-                 catalog's ``weights_enum`` (shorter side to 520, ImageNet mean/std), so it is torchvision's own
+                 catalog's ``weights_enum`` (shorter side to 520, ImageNet mean/std), so it is torchvision's own;
+                 PyTorch, or its torch.onnx export (free height and width) on ONNX Runtime or OpenVINO
   onnx-deeplab   TensorFlow Lite DeepLab v3 (MobileNetV2, PASCAL VOC) converted to ONNX: the 257x257 float model
                  (logits NHWC at input size) and the 513x513 uint8 model (33x33 logits NCHW next to its ArgMax)
   ultralytics    YOLOv8/YOLO11-seg ``.pt`` checkpoints: ultralytics' letterbox, NMS and prototype-mask decoding
@@ -26,10 +27,9 @@ from ..device import Device
 from ..errors import WeightsError
 from ..results import SemanticMask
 from ..runtimes import open_session
-from ..runtimes.torch import TorchRuntime
-from ._runtime import load_state_dict, torchvision_weights
+from ._runtime import load_state_dict, torch_net, torchvision_weights
 from .base import SIDE, Backend, TrainedRunBackend
-from .yolo import FILE_RUNTIMES, YoloSegment, signature
+from .yolo import FILE_RUNTIMES, PT_RUNTIMES, YoloSegment, signature
 
 __all__ = ["OnnxDeepLab", "TorchvisionSegment", "TrainedSegment", "YoloSegment"]
 
@@ -85,6 +85,11 @@ def _logits_to_mask(logits: Any, image_hw: tuple[int, int], names: list[str]) ->
     return SemanticMask(class_map=class_map, class_names=names, confidence=confidence)
 
 
+def _out_logits(out: dict[str, Any]) -> list[Any]:
+    """A torchvision segmenter's outputs as visionkit reads them: only the main head's logits (``"out"``)."""
+    return [out["out"]]
+
+
 class TorchvisionSegment(Backend):
     """torchvision semantic segmentation (``COCO_WITH_VOC_LABELS_V1`` weights: 21 PASCAL VOC classes).
 
@@ -101,6 +106,10 @@ class TorchvisionSegment(Backend):
     OPTIONS = {"imgsz": 520}
     OPTION_TYPE_OVERRIDES = {"imgsz": SIDE}  # the shorter side
 
+    @classmethod
+    def runtimes(cls, suffix: str) -> tuple[str, ...]:
+        return PT_RUNTIMES  # the network exports to ONNX (torch.onnx), which ONNX Runtime and OpenVINO run
+
     def __init__(self, entry: ModelEntry, weights: Path, device: Device, options: dict[str, Any]):
         super().__init__(entry, weights, device, options)
         import torchvision
@@ -114,10 +123,14 @@ class TorchvisionSegment(Backend):
         load_state_dict(model, weights, arch)
         if aux:
             model.aux_classifier = None
-        self.session = TorchRuntime.session(model.eval(), device)
-        self.model = self.session.module
-        self.dtype = self.session.dtype
         self.transforms = torchvision_weights(entry).transforms(resize_size=options["imgsz"])
+        # The input's size follows each image's aspect (shorter side to imgsz), so the export frees height and width
+        # as well as the batch: every runtime then sees the very input PyTorch would, and returns logits at it.
+        side = options["imgsz"]
+        free = {0: "batch", 2: "height", 3: "width"}
+        net = torch_net(model, weights, device, (1, 3, side, side), f"{arch}-dynamic", outputs=_out_logits,
+                        input_axes=free, output_axes=free)
+        self.session, self.model, self.dtype = net.session, net.module, net.dtype
 
     def preprocess(self, images: list[np.ndarray]) -> list[Any]:
         import torch
@@ -131,8 +144,8 @@ class TorchvisionSegment(Backend):
         import torch
 
         if len({tuple(x.shape) for x in batch}) == 1:
-            return list(self.session.run([torch.stack(batch)])[0]["out"])
-        return [self.session.run([x[None]])[0]["out"][0] for x in batch]
+            return list(torch.as_tensor(self.session.run([torch.stack(batch)])[0]))
+        return [torch.as_tensor(self.session.run([x[None]])[0][0]) for x in batch]
 
     def postprocess(self, raw: list[Any], batch: Any, images: list[np.ndarray]) -> list[SemanticMask]:
         return [_logits_to_mask(logits, im.shape[:2], self.class_names) for logits, im in zip(raw, images, strict=True)]

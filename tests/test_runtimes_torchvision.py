@@ -121,3 +121,17 @@ def test_mvit_refuses_openvino_in_one_line(tmp_path: Path) -> None:
     torch.save(torchvision.models.get_model("mvit_v2_s", weights=None).state_dict(), weights)
     with pytest.raises(OptionError, match=r"^runtime openvino: mvit_v2_s's ONNX export .* use runtime torch or onnx$"):
         visionkit.load("action", "mvit_v2_s", weights=weights, device="cpu", runtime="openvino").warmup()
+
+
+def test_runtime_auto_times_a_torchvision_classifier_with_its_catalog_entry(photos: list[np.ndarray],
+                                                                            tmp_path: Path) -> None:
+    """auto builds every candidate with the model's own catalog entry (its architecture and transforms), not one
+    made up from the weights file's name (a file named m.pth once read as an architecture called "m")."""
+    torch.manual_seed(0)
+    weights = tmp_path / "m.pth"
+    torch.save(torchvision.models.get_model("mobilenet_v3_small", weights=None).state_dict(), weights)
+    auto = visionkit.load("classify", "mobilenet_v3_small", weights=weights, device="cpu", runtime="auto")
+    chosen = auto(photos[0])
+    assert auto.runtime in ("torch", "onnx", "openvino")
+    same = visionkit.load("classify", "mobilenet_v3_small", weights=weights, device="cpu", runtime=auto.runtime)
+    assert chosen.class_ids.tolist() == same(photos[0]).class_ids.tolist()

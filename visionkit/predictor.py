@@ -158,7 +158,8 @@ class Predictor:
         path, verified = resolve_verified(self.entry, self.weights_arg)
         with trusting(path if self.trust_weights or verified else None):
             if self.runtime == "auto":
-                self.runtime = choose_runtime(self._backend_cls, path, device, self.options, self.precision)
+                self.runtime = choose_runtime(self._backend_cls, self.entry, path, device, self.options,
+                                              self.precision)
             device = replace(device, runtime=self.runtime or native_runtime(path), precision=self.precision)
             apply_thread_policy(device)
             try:

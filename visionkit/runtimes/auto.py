@@ -23,13 +23,14 @@ from ..errors import OptionError
 from .base import get_runtime
 
 if TYPE_CHECKING:
+    from ..catalog import ModelEntry
     from ..tasks.base import Backend
 
 log = logging.getLogger("visionkit")
 TIMED_RUNS = 5
 
 
-def choose_runtime(cls: type[Backend], path: Path, device: Device, options: dict[str, Any],
+def choose_runtime(cls: type[Backend], entry: ModelEntry, path: Path, device: Device, options: dict[str, Any],
                    precision: str | None) -> str:
     from ..weights import cache_dir, sha256_of
 
@@ -43,7 +44,7 @@ def choose_runtime(cls: type[Backend], path: Path, device: Device, options: dict
     for name in cls.runtimes(path.suffix.lower()):
         try:
             get_runtime(name)
-            backend = cls(_entry_of(cls, path), path, replace(device, runtime=name, precision=precision), options)
+            backend = cls(entry, path, replace(device, runtime=name, precision=precision), options)
         except OptionError as e:  # not installed, or not at this precision on this device
             log.info("runtime auto: %s skipped (%s)", name, e)
             continue
@@ -71,12 +72,6 @@ def _time(backend: Backend) -> float:
         if i >= 2:
             runs.append((time.perf_counter() - start) * 1e3)
     return statistics.median(runs)
-
-
-def _entry_of(cls: type[Backend], path: Path) -> Any:
-    from ..catalog import ModelEntry
-
-    return ModelEntry(name=path.stem, task=cls.task, backend=cls.name, file=path.name)
 
 
 def _read(store: Path) -> dict[str, Any]:

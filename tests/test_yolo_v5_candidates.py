@@ -37,3 +37,18 @@ def test_filtered_candidates_give_the_same_boxes(shared_weights: Path, assets: P
     assert all(len(p) for p in ours)
     for got, want in zip(ours, reference):
         torch.testing.assert_close(got, want, rtol=0, atol=0)
+
+
+def test_six_candidates_are_not_read_as_an_end_to_end_output(shared_weights: Path, assets: Path) -> None:
+    """ultralytics' NMS takes any prediction whose last axis is 6 for an end-to-end [B, N, 6] output: the filter
+    must never leave exactly six candidates (it did on COCO image 22192 at conf 0.5: boxes with class 346)."""
+    predictor = visionkit.load("detect", str(shared_weights / "yolov5n.onnx"))
+    codec = predictor.backend
+    raw = codec.session.run([codec.preprocess([cv2.imread(str(assets / "bus.jpg"))])])
+    objectness = np.sort(raw[0][0, :, 4])
+    codec.options = {**codec.options, "conf": float(objectness[-7])}  # exactly six candidates above it
+    filtered = codec.predictions(raw)
+    assert filtered.shape[2] != 6
+    ours, reference = yolo_nms(filtered, codec.options)[0], yolo_nms(all_candidates(raw[0]), codec.options)[0]
+    torch.testing.assert_close(ours, reference, rtol=0, atol=0)
+    assert len(ours) and int(ours[:, 5].max()) < 80

@@ -48,7 +48,10 @@ def cam_maps(d: Differentiable, image: np.ndarray, targets: list[Target], method
     target_layers = layers_named(d.network, layers) if layers else d.layers
     cam_class = getattr(pytorch_grad_cam, CAM_METHODS[method])
     maps = []
-    with cam_class(model=OnInput(d), target_layers=target_layers) as cam:
+    # Not ``with cam_class(...)``: its __exit__ prints an exception raised inside and swallows it, which turned a
+    # scoring bug into an unrelated "maps must have shape" error later on. The hooks are released here instead.
+    cam = cam_class(model=OnInput(d), target_layers=target_layers)
+    try:
         for t in targets:
             d.focus(hw, t)
             with torch.no_grad():
@@ -56,6 +59,8 @@ def cam_maps(d: Differentiable, image: np.ndarray, targets: list[Target], method
             inp.requires_grad_(True)  # so gradients reach the activations even when the weights are frozen
             geometry = d.geometry(hw, tuple(inp.shape[2:]))
             maps.append(geometry.maps_to_image(cam(input_tensor=inp, targets=[d.score(t, geometry)]), hw)[0])
+    finally:
+        cam.activations_and_grads.release()
     return np.stack(maps) if maps else np.zeros((0, *hw), np.float32)
 
 

@@ -226,7 +226,10 @@ class YoloDetect(YoloCodec):
 
         pred = torch.as_tensor(raw[0])
         if not self.end2end and pred.shape[1] > pred.shape[2]:  # v5 layout [B, N, 5+nc]
-            pred = pred[:, (pred[..., 4] > self.options["conf"]).any(0)]
+            keep = (pred[..., 4] > self.options["conf"]).any(0)
+            if int(keep.sum()) == 6:  # ultralytics' NMS takes a last axis of 6 for an end-to-end [B, N, 6] output
+                keep[int((~keep).nonzero()[0])] = True  # so one more, below conf: NMS drops it again
+            pred = pred[:, keep]
             pred = torch.cat([pred[..., :4], pred[..., 5:] * pred[..., 4:5]], -1).transpose(1, 2)
         return pred
 

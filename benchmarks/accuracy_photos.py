@@ -16,11 +16,12 @@ from pathlib import Path
 
 from _common import add_figures_option, print_table, setup_env
 
+setup_env()  # puts tests/ on sys.path: the pinned MediaPipe figures live there, shared with tests/test_mediapipe.py
+
+from mediapipe_reference import LEFT_PERSON, PERSON_SHARE  # noqa: E402
+
 COLUMNS = ("model", "task", "data", "visionkit", "reference run", "published")
 PHOTOS = ("zidane.jpg", "bus.jpg")
-# mp.solutions' results in shared/weights/MANIFEST.md (the figures tests/test_mediapipe.py compares against)
-MEDIAPIPE_PERSON_SHARE = {"zidane.jpg": 0.546, "bus.jpg": 0.10}
-MEDIAPIPE_LEFT_PERSON = {"nose": (0, (143, 446)), "left ankle": (27, (185, 854))}  # BlazePose landmark, (x, y) px
 
 
 def selfie_row(assets: Path) -> list[str]:
@@ -29,7 +30,7 @@ def selfie_row(assets: Path) -> list[str]:
 
     selfie = visionkit.load("segment", "selfie_segmentation")
     ours = " / ".join(f"{100 * selfie(assets / photo).pixel_share()['person']:.1f} %" for photo in PHOTOS)
-    ref = " / ".join(f"{100 * MEDIAPIPE_PERSON_SHARE[photo]:g} %" for photo in PHOTOS)
+    ref = " / ".join(f"{100 * PERSON_SHARE[photo]:g} %" for photo in PHOTOS)
     return ["`selfie_segmentation` (TFLite)", "segment", " / ".join(PHOTOS) + " person share", f"**{ours}**",
             f"{ref} (MediaPipe 0.10.14, pinned)", "-"]
 
@@ -45,8 +46,8 @@ def blazepose_row(assets: Path) -> list[str]:
     people = PersonPose(visionkit.load("detect", "yolov5n", classes=[0]), blazepose)(assets / "bus.jpg")
     left = people[np.argmin(people.xyxy[:, 0])]
     ours = ", ".join(f"{name} {np.linalg.norm(left.keypoints[0, index, :2] - ref):.0f} px"
-                     for name, (index, ref) in MEDIAPIPE_LEFT_PERSON.items())
-    ref = ", ".join(f"{name} {ref}" for name, (_, ref) in MEDIAPIPE_LEFT_PERSON.items())
+                     for name, (index, ref) in LEFT_PERSON.items())
+    ref = ", ".join(f"{name} {ref}" for name, (_, ref) in LEFT_PERSON.items())
     return ["`yolov5n` → `blazepose_full` (TFLite)", "pose", "bus.jpg, left person",
             f"**{ours} from MediaPipe's**", f"{ref} (MediaPipe 0.10.14 Pose, pinned)", "-"]
 
@@ -81,7 +82,6 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_figures_option(parser, "accuracy-photos")
     args = parser.parse_args()
-    setup_env()
     from ultralytics.utils import ASSETS
 
     rows = [selfie_row(Path(ASSETS)), blazepose_row(Path(ASSETS)), yunet_row(Path(ASSETS))]

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import tempfile
-from collections.abc import Callable
 from pathlib import Path
 
 import _common as common
@@ -32,8 +31,6 @@ import torch.nn.functional as F  # noqa: E402
 
 import visionkit  # noqa: E402
 
-Case = tuple[str, str, Callable[[], object], Callable[[], object]]
-
 
 def _to_source(logits: torch.Tensor, hw: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
     """(1, C, h, w) logits -> class map and confidence at the source size, in one whole-image pass."""
@@ -41,7 +38,7 @@ def _to_source(logits: torch.Tensor, hw: tuple[int, int]) -> tuple[np.ndarray, n
     return up.argmax(0).numpy(), up.softmax(0).amax(0).numpy()
 
 
-def torchvision_cases(image: np.ndarray, folder: Path, device: str) -> list[Case]:
+def torchvision_cases(image: np.ndarray, folder: Path, device: str) -> list[common.Case]:
     arch = "lraspp_mobilenet_v3_large"
     path = folder / f"{arch}-random.pth"
     model, transforms = common.random_torchvision(arch, path, weights_backbone=None, num_classes=21)
@@ -57,11 +54,14 @@ def torchvision_cases(image: np.ndarray, folder: Path, device: str) -> list[Case
         with torch.inference_mode():
             return _to_source(logits(), image.shape[:2])
 
-    return [(f"torchvision {arch} ({device})", "torchvision argmax@520", lambda: logits().argmax(1), ours),
-            (f"torchvision {arch} ({device}), reference at source", "torchvision +upsample", at_source, ours)]
+    def run() -> object:
+        return ours(image)
+
+    return [(f"torchvision {arch} ({device})", "torchvision argmax@520", lambda: logits().argmax(1), run),
+            (f"torchvision {arch} ({device}), reference at source", "torchvision +upsample", at_source, run)]
 
 
-def onnx_case(image: np.ndarray) -> list[Case]:
+def onnx_case(image: np.ndarray) -> list[common.Case]:
     path = common.SHARED / "weights" / "deeplabv3_mnv2_257.onnx"
     if not path.is_file():
         print(f"skipping onnx-deeplab: {path} not found")
@@ -78,10 +78,10 @@ def onnx_case(image: np.ndarray) -> list[Case]:
 
     agree = (direct()[0] == ours(image).class_map).mean()
     print(f"deeplabv3_mnv2_257.onnx: class maps agree on {agree:.4%} of pixels")
-    return [("onnx-deeplab deeplabv3_mnv2_257 (cpu)", "onnxruntime by hand", direct, ours)]
+    return [("onnx-deeplab deeplabv3_mnv2_257 (cpu)", "onnxruntime by hand", direct, lambda: ours(image))]
 
 
-def ultralytics_cases(image: np.ndarray, folder: Path, device: str) -> list[Case]:
+def ultralytics_cases(image: np.ndarray, folder: Path, device: str) -> list[common.Case]:
     from ultralytics import YOLO
     from ultralytics.utils.ops import scale_masks
 
@@ -98,9 +98,9 @@ def ultralytics_cases(image: np.ndarray, folder: Path, device: str) -> list[Case
 
     r, d = predict()[0], ours(image)
     print(f"yolov8n-seg (random): {len(r.boxes)} boxes from ultralytics, {len(d)} from visionkit")
-    return [(f"ultralytics yolov8n-seg ({device})", "ultralytics predict", predict, ours),
+    return [(f"ultralytics yolov8n-seg ({device})", "ultralytics predict", predict, lambda: ours(image)),
             (f"ultralytics yolov8n-seg ({device}), masks at source", "ultralytics +scale_masks",
-             with_masks_at_source, ours)]
+             with_masks_at_source, lambda: ours(image))]
 
 
 def main() -> None:
@@ -115,7 +115,7 @@ def main() -> None:
         cases = [*torchvision_cases(image, Path(tmp), args.device), *onnx_case(image),
                  *ultralytics_cases(image, Path(tmp), args.device)]
         for name, ref_name, ref, ours in cases:
-            t_ref, t_ours = common.time_pair(ref, lambda p=ours: p(image), args.runs, args.warmup)
+            t_ref, t_ours = common.time_pair(ref, ours, args.runs, args.warmup)
             rows.append(common.report(name, ref_name, t_ref, t_ours))
     common.print_table(args, common.PAIR_COLUMNS, rows)
 

@@ -71,8 +71,7 @@ TRACKING = SHARED / "data" / "tracking"
 # README's tracking table: one part per --runtime/--workers run (benchmarks/results/tracking.RUNTIME-wN.json)
 TRACK_COLUMNS = ("pipeline", "runtime", "workers", "median FPS", "best FPS", "tracked boxes/frame", "ids",
                  "ultralytics `YOLO(pt).track(save=True)` FPS, same run", "ratio")
-PIPELINES = {"ultralytics": "ultralytics `YOLO(pt).track(save=True)` (the reference)",
-             "visionkit cli": "`visionkit track clip --model pt --save out/`",
+PIPELINES = {"visionkit cli": "`visionkit track clip --model pt --save out/`",
              "visionkit api": "Python API: `stream()` + `AnnotatedSink` in the caller's loop",
              "ultralytics onnx": "ultralytics `YOLO(export.onnx).track(save=True)` on visionkit's export"}
 SEQUENCES = ("PETS09-S2L1", "MOT17-02-FRCNN", "MOT17-05-FRCNN", "MOT17-10-FRCNN", "MOT17-13-FRCNN")

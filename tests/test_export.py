@@ -85,3 +85,11 @@ def test_output_a_folder_gets_the_default_name_and_a_wrong_suffix_is_refused(sha
     assert_one_line(run_cli("export", "yolov5n", "--format", "openvino", "-o", wrong), 2,
                     "this export is a .xml file")
     assert not wrong.exists()
+
+
+def test_output_a_folder_that_holds_the_input_is_refused(shared_weights: Path, tmp_path: Path) -> None:
+    model = tmp_path / "yolov5n.onnx"
+    model.write_bytes((shared_weights / "yolov5n.onnx").read_bytes())
+    before = model.read_bytes()
+    assert_one_line(run_cli("export", model, "-o", tmp_path), 2, "is the input: refusing to write the export over it")
+    assert model.read_bytes() == before

@@ -1,8 +1,8 @@
 """MediaPipe's TFLite models (the official files of the mediapipe 0.10.14 wheel) through the TFLite interpreter.
 
-The reference figures are mp.solutions' own results (shared/weights/MANIFEST.md): Selfie Segmentation labels
-54.6 % of zidane.jpg and 10 % of bus.jpg as person; MediaPipe Pose puts the left bus.jpg person's nose at
-(143, 446) and left ankle at (185, 854).
+The reference figures are mp.solutions' own results (shared/weights/MANIFEST.md, pinned in mediapipe_reference.py):
+Selfie Segmentation labels 54.6 % of zidane.jpg and 10 % of bus.jpg as person; MediaPipe Pose puts the left bus.jpg
+person's nose at (143, 446) and left ankle at (185, 854).
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from mediapipe_reference import LEFT_PERSON, NOSE, PERSON_SHARE
 from test_cli import run
 
 import visionkit
@@ -21,7 +22,6 @@ from visionkit.results import Detections, SemanticMask
 
 SHARE_TOLERANCE = 0.03
 POSE_TOLERANCE_PX = 25
-NOSE, LEFT_ANKLE = 0, 27  # BlazePose landmark order
 
 
 @pytest.fixture(scope="module")
@@ -34,7 +34,7 @@ def blazepose(shared_weights: Path) -> visionkit.Predictor:
     return visionkit.load("pose", "blazepose_full", detector="none")  # the bare single-person model
 
 
-@pytest.mark.parametrize(("photo", "share"), [("zidane.jpg", 0.546), ("bus.jpg", 0.10)])
+@pytest.mark.parametrize(("photo", "share"), list(PERSON_SHARE.items()))
 def test_selfie_person_share_matches_mediapipe(selfie: visionkit.Predictor, assets: Path, photo: str,
                                                share: float) -> None:
     result = selfie(assets / photo)
@@ -63,7 +63,7 @@ def test_blazepose_person_pose_matches_mediapipe(blazepose: visionkit.Predictor,
     presence = blazepose.backend.predict_in_boxes(cv2.imread(str(assets / "bus.jpg")), people.xyxy).scores
     assert (presence > 0.5).sum() >= 2  # the two people in full view; the third is cut off by the frame edge
     left = people[np.argmin(people.xyxy[:, 0])]
-    for index, reference in ((NOSE, (143, 446)), (LEFT_ANKLE, (185, 854))):
+    for index, reference in LEFT_PERSON.values():
         assert np.linalg.norm(left.keypoints[0, index, :2] - reference) < POSE_TOLERANCE_PX
     inside = people.keypoints[..., 2] > 0.5
     x, y = people.keypoints[..., 0], people.keypoints[..., 1]
@@ -78,7 +78,7 @@ def test_blazepose_whole_image_and_empty(blazepose: visionkit.Predictor, assets:
     result = blazepose(crop)
     assert isinstance(result, Detections) and len(result) == 1 and result.keypoints.shape == (1, 33, 3)
     assert result.scores[0] >= 0.5
-    assert np.linalg.norm(result.keypoints[0, NOSE, :2] + (0, 350) - (143, 446)) < POSE_TOLERANCE_PX
+    assert np.linalg.norm(result.keypoints[0, NOSE, :2] + (0, 350) - LEFT_PERSON["nose"][1]) < POSE_TOLERANCE_PX
     none = blazepose.backend.predict_in_boxes(np.zeros((64, 64, 3), np.uint8), np.zeros((0, 4)))
     assert len(none) == 0 and none.keypoints.shape == (0, 33, 3)
     assert len(blazepose(np.zeros((8, 8), np.uint8))) == 0  # a blank tiny image holds no person

@@ -252,6 +252,8 @@ def _target(output: str | Path | None, onnx: Path, tail: str) -> Path:
     if target.suffix.lower() != wanted:
         raise OptionError(f"--output {output}: this export is a {wanted} file (give a name ending in {wanted}, "
                           f"or a folder)")
+    if target.exists() and target.samefile(onnx):  # e.g. -o the folder the input ONNX file sits in
+        raise OptionError(f"--output {output}: {target} is the input: refusing to write the export over it")
     target.parent.mkdir(parents=True, exist_ok=True)
     return target
 

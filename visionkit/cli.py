@@ -369,7 +369,8 @@ def build_parser() -> argparse.ArgumentParser:
                                                  "(detect: images/ + annotations/*.json; classify: labels.csv)")
     p.add_argument("--max-drop", type=float, default=1.0, metavar="POINTS",
                    help="int8: the most the score may fall below fp32's, in points (mAP50-95 or top-1; default 1.0)")
-    p.add_argument("--output", "-o", metavar="FILE", help="write the export to FILE (default: visionkit's cache)")
+    p.add_argument("--output", "-o", metavar="FILE", help="write the export to FILE (its suffix the format's: .onnx or "
+                   ".xml), or into a folder under its default name (default: visionkit's cache)")
     _add_trust_option(p)
     _add_exist_ok(p)
     p.set_defaults(handler=_run_export)

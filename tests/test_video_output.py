@@ -13,6 +13,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import textwrap
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,7 +26,8 @@ from clip_helpers import make_clip
 from fault_harness import Outcome, Stop, assert_jsonl_valid, assert_video_valid, run_cli
 
 from visionkit.errors import SinkError
-from visionkit.interrupts import Interrupted, hold_stop_signals, stop_gracefully, stop_requested, stop_signals
+from visionkit.interrupts import (Interrupted, deferred_stop, hold_stop_signals, stop_gracefully, stop_requested,
+                                  stop_signals)
 from visionkit.io.video import VideoWriter
 
 MODEL = "ssd_mobilenet_v1_coco"  # the fastest real model (~10 ms/image on a CPU)
@@ -272,6 +274,38 @@ def test_signals_while_finishing_outputs_are_held() -> None:
         held = stop_requested()
     assert held is not None and held.exit_code == 143
     assert stop_requested() is None  # nothing is left over outside the command
+
+
+def test_a_stop_during_native_start_up_is_raised_after_it() -> None:
+    """``deferred_stop``: torch's C++ start-up aborts the process on an exception from a Python callback, so a
+    stop that lands in it waits for the block to end, then interrupts as usual."""
+    steps: list[str] = []
+    with stop_signals(), pytest.raises(Interrupted) as stopped:
+        with deferred_stop():
+            signal.raise_signal(signal.SIGTERM)
+            steps.append("import finished")
+        steps.append("never reached")
+    assert steps == ["import finished"] and stopped.value.exit_code == 143
+    with stop_signals(), deferred_stop():  # no signal: nothing is raised
+        steps.append("quiet")
+    assert steps[-1] == "quiet"
+
+
+def test_the_command_entry_point_catches_a_stop_while_its_modules_load() -> None:
+    """``python -m visionkit``: a Ctrl-C while the command's modules import (before ``cli`` exists) is one line."""
+    code = textwrap.dedent("""
+        import builtins, signal, sys
+        real_import = builtins.__import__
+        def import_with_ctrl_c(name, *args, **kwargs):
+            if name == "cli":  # the entry point's `from .cli import main`: Ctrl-C lands as it starts
+                signal.raise_signal(signal.SIGINT)
+            return real_import(name, *args, **kwargs)
+        builtins.__import__ = import_with_ctrl_c
+        from visionkit.__main__ import main
+        sys.exit(main())
+    """)
+    done = subprocess.run([sys.executable, "-c", code, "--version"], capture_output=True, text=True, timeout=120)
+    assert (done.returncode, done.stderr.strip()) == (130, "visionkit: interrupted by SIGINT"), done.stderr
 
 
 def test_a_graceful_stop_is_called_then_raised() -> None:

@@ -4,7 +4,8 @@ Exit codes: 0 all inputs processed; 1 a runtime failure (an input, the weights o
 used; in a multi-input run the other inputs were still processed); 2 a bad command line (unknown option,
 model or value); 130 interrupted by Ctrl-C (SIGINT), 143 stopped by SIGTERM, 129 by SIGHUP (a closed terminal):
 the videos written so far are finalised, the other outputs flushed and the summary printed, after one
-``visionkit: interrupted by SIGNAL`` line. Only this module installs signal handlers (``main``).
+``visionkit: interrupted by SIGNAL`` line. Only the command installs signal handlers (``main`` here, and the entry
+point in ``__main__`` before this module loads); the library leaves the process's own.
 """
 
 from __future__ import annotations
@@ -22,7 +23,8 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ModelNotFoundError, OptionError, SinkError, VisionkitError, one_line
-from .interrupts import Interrupted, hold_stop_signals, stop_requested, stop_signals
+from .interrupts import (Interrupted, deferred_stop, hold_stop_signals, report_interrupted, stop_requested,
+                         stop_signals)
 from .io.progress import progress_bar
 from .tasks.base import COUNT, FRACTION, OPTION_TYPES, OptionType
 
@@ -703,7 +705,7 @@ def _run_task(args: argparse.Namespace) -> int:
                 counting.close()
     stop = stop or stop_requested()
     elapsed = time.perf_counter() - start
-    code = _interrupted(stop) if stop is not None else EXIT_FAILED if errors or frames == 0 else EXIT_OK
+    code = report_interrupted(stop) if stop is not None else EXIT_FAILED if errors or frames == 0 else EXIT_OK
     _summary(args, frames, objects, speed_sum, elapsed, errors, sinks)
     if counting is not None and not args.quiet:
         print(counting.summary(), file=sys.stderr)
@@ -935,7 +937,7 @@ def _run_multistream(args: argparse.Namespace, sources: list[str]) -> int:
                                                                          if outputs else ""), file=sys.stderr)
     if counting is not None and not args.quiet:
         print(counting.summary(), file=sys.stderr)
-    return _interrupted(stop) if stop is not None else EXIT_FAILED if errors or frames == 0 else EXIT_OK
+    return report_interrupted(stop) if stop is not None else EXIT_FAILED if errors or frames == 0 else EXIT_OK
 
 
 def _tracker_state(args: argparse.Namespace, predictor: Any) -> dict[str, Any]:
@@ -1330,14 +1332,6 @@ def _run_eval_track(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _interrupted(stop: KeyboardInterrupt) -> int:
-    """Print the one ``visionkit: interrupted`` line, naming the signal; return 128 + its number."""
-    if not isinstance(stop, Interrupted):  # Ctrl-C where no handler could be installed (not the main thread)
-        stop = Interrupted()
-    print(f"visionkit: interrupted by {stop.signal_name}", file=sys.stderr)
-    return stop.exit_code
-
-
 def _interpret_predictor(args: argparse.Namespace, evaluate: bool = False, **options: Any) -> Any:
     """The predictor explained or attacked; a single-person pose model runs top-down on --detector's people (at
     evaluation settings for an attack, as `visionkit eval pose` scores it)."""
@@ -1416,17 +1410,26 @@ def main(argv: list[str] | None = None) -> int:
         return _main(argv)
 
 
+def _import_torch() -> None:
+    """Import torch with stop signals held back: a Ctrl-C landing inside its C++ start-up aborts the process
+    (see ``deferred_stop``); held, it interrupts the run once the import is done, with the usual exit 130."""
+    with deferred_stop():
+        import torch  # noqa: F401  (imported for its side effect: loaded before anything else needs it)
+
+
 def _main(argv: list[str] | None) -> int:
     try:
         args = build_parser().parse_args(argv)
     except KeyboardInterrupt as e:  # Ctrl-C while the command's modules (OpenCV, the demo) are still loading
-        return _interrupted(e)
-    if argv is None and not args.debug:  # a console run (not main([...]) from Python): native libraries' lines off
-        from .io.console import divert_native_stderr
-
-        divert_native_stderr()
-    logging.basicConfig(handlers=[console_log_handler()], level=logging.WARNING)
+        return report_interrupted(e)
     try:
+        if argv is None and not args.debug:  # a console run (not main([...]) from Python): native lines off
+            from .io.console import divert_native_stderr
+
+            divert_native_stderr()
+        logging.basicConfig(handlers=[console_log_handler()], level=logging.WARNING)
+        if args.handler is not _run_models or args.info:  # every other command runs a network
+            _import_torch()
         code = args.handler(args)
         sys.stdout.flush()  # a reader gone early (`| head`) is found here, not in the flush at exit
         return code
@@ -1446,7 +1449,7 @@ def _main(argv: list[str] | None) -> int:
         print(f"visionkit: error: {e}", file=sys.stderr)
         return EXIT_FAILED
     except KeyboardInterrupt as e:
-        return _interrupted(e)
+        return report_interrupted(e)
     except ModuleNotFoundError as e:
         if args.debug or e.name not in OPTIONAL_PACKAGES:
             raise

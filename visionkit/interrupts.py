@@ -11,7 +11,8 @@ own handlers.
 Once one stop signal has been raised, the next ones are ignored while the outputs are finalised (a second
 Ctrl-C must not cut a video short); SIGKILL still ends a run that hangs, and the video survives that too.
 ``hold_stop_signals()`` marks the point where outputs are being finished (a stop then is only noted, see
-``stop_requested()``), and ``stop_gracefully(stop)`` hands a stop to code that shuts down by itself (the demo's
+``stop_requested()``), ``deferred_stop()`` holds a stop back until a block of native start-up code has run (it is
+raised when the block ends), and ``stop_gracefully(stop)`` hands a stop to code that shuts down by itself (the demo's
 web server) and raises it once that is done.
 """
 
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import signal
+import sys
 import threading
 from collections.abc import Callable, Iterator
 from types import FrameType
@@ -50,6 +52,7 @@ class _StopHandler:
     def __init__(self) -> None:
         self.received: int | None = None
         self.held = False
+        self.deferred = False
         self.graceful: Callable[[], None] | None = None
 
     def __call__(self, signum: int, frame: FrameType | None) -> None:
@@ -60,7 +63,7 @@ class _StopHandler:
         if self.received is not None:
             return  # already stopping
         self.received = signum
-        if not self.held:
+        if not self.held and not self.deferred:
             raise Interrupted(signum)
 
 
@@ -96,6 +99,26 @@ def hold_stop_signals() -> None:
 
 
 @contextlib.contextmanager
+def deferred_stop() -> Iterator[None]:
+    """Within, a stop signal is only noted; ``Interrupted`` is raised for it once the block has ended. For native
+    start-up code that calls back into Python: torch's C++ initialisation turns an exception raised in such a
+    callback into ``std::terminate``, so a Ctrl-C while ``import torch`` runs would abort the process (SIGABRT, no
+    cleanup, no exit status 130) instead of interrupting it. Without ``stop_signals()`` it changes nothing."""
+    handler = _active
+    if handler is None or handler.deferred:
+        yield
+        return
+    before = handler.received
+    handler.deferred = True
+    try:
+        yield
+    finally:
+        handler.deferred = False
+    if before is None and handler.received is not None and not handler.held:
+        raise Interrupted(handler.received)
+
+
+@contextlib.contextmanager
 def stop_gracefully(stop: Callable[[], None]) -> Iterator[None]:
     """Within, a stop signal calls ``stop()`` (e.g. tell a server to shut down) instead of raising wherever the
     main thread is (inside an event loop that would leave a task's exception unretrieved); once the block has
@@ -116,3 +139,11 @@ def stop_gracefully(stop: Callable[[], None]) -> Iterator[None]:
 def stop_requested() -> Interrupted | None:
     """The stop signal received since ``stop_signals()`` began (raised or held), if any."""
     return Interrupted(_active.received) if _active is not None and _active.received is not None else None
+
+
+def report_interrupted(stop: KeyboardInterrupt) -> int:
+    """Print the command's one ``visionkit: interrupted by SIGNAL`` line; return the exit status, 128 + its number."""
+    if not isinstance(stop, Interrupted):  # Ctrl-C where no handler could be installed (not the main thread)
+        stop = Interrupted()
+    print(f"visionkit: interrupted by {stop.signal_name}", file=sys.stderr)
+    return stop.exit_code

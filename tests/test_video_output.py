@@ -26,8 +26,14 @@ from clip_helpers import make_clip
 from fault_harness import Outcome, Stop, assert_jsonl_valid, assert_video_valid, run_cli
 
 from visionkit.errors import SinkError
-from visionkit.interrupts import (Interrupted, deferred_stop, hold_stop_signals, stop_gracefully, stop_requested,
-                                  stop_signals)
+from visionkit.interrupts import (
+    Interrupted,
+    deferred_stop,
+    hold_stop_signals,
+    stop_gracefully,
+    stop_requested,
+    stop_signals,
+)
 from visionkit.io.video import VideoWriter
 
 MODEL = "ssd_mobilenet_v1_coco"  # the fastest real model (~10 ms/image on a CPU)

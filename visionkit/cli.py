@@ -23,8 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ModelNotFoundError, OptionError, SinkError, VisionkitError, one_line
-from .interrupts import (Interrupted, deferred_stop, hold_stop_signals, report_interrupted, stop_requested,
-                         stop_signals)
+from .interrupts import Interrupted, deferred_stop, hold_stop_signals, report_interrupted, stop_requested, stop_signals
 from .io.progress import progress_bar
 from .tasks.base import COUNT, FRACTION, OPTION_TYPES, OptionType
 

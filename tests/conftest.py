@@ -8,9 +8,15 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 from pathlib import Path
 
 import pytest
+
+# A shell starts a background job (`pytest ... &` in a script) with SIGINT ignored, and the commands the tests start
+# would inherit that, so every Ctrl-C test would fail for a reason that is not visionkit's: restore the default.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("VISIONKIT_SHARED", ROOT.parent / "shared")).resolve()
